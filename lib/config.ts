@@ -1,0 +1,196 @@
+// temporal.yaml: ferry's one configuration file, validated with zod.
+// Secrets never live in the file: it names the environment variables that hold them.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const envVarName = z
+  .string()
+  .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name (A-Z, 0-9, _)');
+
+const hostPort = z
+  .string()
+  .regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port, for example 127.0.0.1:7233');
+
+const hostName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be lowercase letters, digits and dashes (it names a task queue)');
+
+const port = z.number().int().min(1).max(65535);
+
+export const HostConfigSchema = z
+  .object({
+    name: hostName,
+    pool: z.string().min(1),
+    /** XenAPI XML-RPC endpoint of this host (or of its pool master). */
+    xenapiUrl: z.url(),
+    user: z.string().min(1).default('root'),
+    passwordEnv: envVarName,
+    /** Only for simulated hosts: where the simulator's data plane and admin endpoint listen. */
+    simulator: z
+      .object({
+        dataPort: port,
+        adminPort: port,
+        memoryMiB: z.number().int().positive().default(16384),
+        cpuModel: z.string().default('Intel Xeon (simulated)'),
+        productVersion: z.string().default('8.2.1'),
+        platformVersion: z.string().default('3.4.0'),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export const ConfigSchema = z
+  .object({
+    temporal: z
+      .object({
+        address: hostPort.default('127.0.0.1:7233'),
+        namespace: z.string().min(1).default('default'),
+        uiPort: port.default(8233),
+        /** Folder of the dev server's SQLite file, relative to the config file. */
+        dataDir: z.string().default('.data'),
+        apiKeyEnv: envVarName.optional(),
+        tls: z
+          .object({ certPathEnv: envVarName, keyPathEnv: envVarName, caPathEnv: envVarName.optional() })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
+    taskQueues: z
+      .object({
+        conductor: z.string().min(1).default('ferry-conductor'),
+        hostPrefix: z.string().min(1).default('ferry-host-'),
+      })
+      .strict()
+      .prefault({}),
+    simulator: z
+      .object({
+        /** Link bandwidth between simulated hosts, MiB/s. */
+        bandwidthMiBps: z.number().positive().default(256),
+      })
+      .strict()
+      .prefault({}),
+    hosts: z.array(HostConfigSchema).min(1, 'list at least one host'),
+    migration: z
+      .object({
+        limits: z
+          .object({
+            outboundPerHost: z.number().int().positive().default(1),
+            inboundPerHost: z.number().int().positive().default(2),
+            cluster: z.number().int().positive().default(5),
+          })
+          .strict()
+          .prefault({}),
+        /** Nova's migrate_max_retries: -1 is unlimited. */
+        maxRetries: z.number().int().min(-1).default(-1),
+        /** Nova's live_migration_completion_timeout, seconds per GiB of RAM plus disk; 0 disables. */
+        completionTimeoutPerGiB: z.number().min(0).default(800),
+        /** Nova's live_migration_timeout_action. */
+        timeoutAction: z.enum(['abort', 'force_complete']).default('abort'),
+        /** Seconds without bytes moved before the migration is aborted; 0 disables. */
+        progressTimeout: z.number().min(0).default(150),
+        downtimeTargetMs: z.number().int().positive().default(500),
+        autoConverge: z
+          .object({
+            enabled: z.boolean().default(true),
+            /** vCPU caps (percent of one vCPU) applied in turn while pre-copy does not converge. */
+            capSteps: z.array(z.number().int().min(1).max(100)).default([60, 30, 10]),
+            /** Seconds between steps. */
+            stepSeconds: z.number().positive().default(5),
+            /** Force-complete after the last step instead of waiting for the timeout. */
+            forceCompleteAfterLastStep: z.boolean().default(true),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+    api: z
+      .object({
+        listen: hostPort.default('127.0.0.1:8774'),
+        auth: z
+          .discriminatedUnion('mode', [
+            z.object({ mode: z.literal('token'), readTokenEnv: envVarName, operatorTokenEnv: envVarName }).strict(),
+            // Only for the local demo: every caller is an operator.
+            z.object({ mode: z.literal('none') }).strict(),
+          ])
+          .default({ mode: 'none' }),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const seen = new Set<string>();
+    config.hosts.forEach((host, i) => {
+      if (seen.has(host.name)) {
+        ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name "${host.name}"` });
+      }
+      seen.add(host.name);
+    });
+  });
+
+export type FerryConfig = z.infer<typeof ConfigSchema>;
+export type HostConfig = z.infer<typeof HostConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+function formatPath(path: PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('') || '(root)';
+}
+
+/** Validates an already-parsed document; `source` names the file in error messages. */
+export function parseConfig(doc: unknown, source = 'temporal.yaml'): FerryConfig {
+  const result = ConfigSchema.safeParse(doc);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => `  ${formatPath(issue.path)}: ${issue.message}`);
+    throw new ConfigError(`${source} is invalid:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+export function defaultConfigPath(): string {
+  return resolve(process.env.FERRY_CONFIG ?? resolve(__dirname, '..', 'temporal.yaml'));
+}
+
+export function loadConfig(path = defaultConfigPath()): FerryConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  return parseConfig(doc, path);
+}
+
+/** Reads a secret named in the config; a missing variable is an error that names it. */
+export function readSecret(envName: string, what: string): string {
+  const value = process.env[envName];
+  if (value === undefined || value === '') {
+    throw new ConfigError(`${what}: environment variable ${envName} is not set`);
+  }
+  return value;
+}
+
+export function hostQueue(config: FerryConfig, host: string): string {
+  return `${config.taskQueues.hostPrefix}${host}`;
+}
+
+export function findHost(config: FerryConfig, name: string): HostConfig {
+  const host = config.hosts.find((h) => h.name === name);
+  if (!host) {
+    throw new ConfigError(`unknown host "${name}"; temporal.yaml lists: ${config.hosts.map((h) => h.name).join(', ')}`);
+  }
+  return host;
+}

