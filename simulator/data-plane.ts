@@ -1,0 +1,202 @@
+// The data plane's wire format between two host processes, and the shared outbound link.
+// Frames: [u8 type][u32 length][payload]. A migration is HELLO (JSON) -> OK | ERR, then DISK and
+// PAGES frames, then COMMIT (JSON) -> OK | ERR. A connection that closes before COMMIT was
+// answered means "discard": the destination keeps nothing.
+import { Socket, connect } from 'node:net';
+import { PAGE } from './guest';
+
+export const Frame = {
+  HELLO: 1,
+  CHECK: 2,
+  PAGES: 3,
+  DISK: 4,
+  COMMIT: 5,
+  OK: 100,
+  ERR: 101,
+} as const;
+
+export const HEADER = 5;
+export const PAGES_PER_FRAME = 16;
+export const DISK_CHUNK = 64 * 1024;
+
+export function frameHeader(type: number, length: number): Buffer {
+  const h = Buffer.allocUnsafe(HEADER);
+  h.writeUInt8(type, 0);
+  h.writeUInt32LE(length, 1);
+  return h;
+}
+
+export function jsonFrame(type: number, value: unknown): Buffer {
+  const body = Buffer.from(JSON.stringify(value));
+  return Buffer.concat([frameHeader(type, body.length), body]);
+}
+
+/** Incremental frame parser over a byte stream. */
+export class FrameReader {
+  private chunks: Buffer[] = [];
+  private total = 0;
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.total += chunk.length;
+  }
+
+  private take(n: number): Buffer {
+    const out = Buffer.allocUnsafe(n);
+    let off = 0;
+    while (off < n) {
+      const c = this.chunks[0] as Buffer;
+      const k = Math.min(c.length, n - off);
+      c.copy(out, off, 0, k);
+      off += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.total -= n;
+    return out;
+  }
+
+  private peekHeader(): { type: number; length: number } | undefined {
+    if (this.total < HEADER) return undefined;
+    const first = this.chunks[0] as Buffer;
+    const h = first.length >= HEADER ? first : Buffer.concat(this.chunks).subarray(0, HEADER);
+    return { type: h.readUInt8(0), length: h.readUInt32LE(1) };
+  }
+
+  next(): { type: number; payload: Buffer } | undefined {
+    const h = this.peekHeader();
+    if (!h || this.total < HEADER + h.length) return undefined;
+    this.take(HEADER);
+    return { type: h.type, payload: this.take(h.length) };
+  }
+}
+
+/**
+ * One outbound link per host shared by all its migrations: a virtual clock of when the link is
+ * next free, so that n concurrent streams share B rather than each getting B.
+ */
+export class Link {
+  private nextFree = 0;
+  constructor(public bandwidthBytesPerS: number) {}
+
+  /** Waits until `bytes` would have left the link at its bandwidth. */
+  async pace(bytes: number): Promise<void> {
+    const now = performance.now();
+    const start = Math.max(now, this.nextFree);
+    this.nextFree = start + (bytes / this.bandwidthBytesPerS) * 1000;
+    const wait = this.nextFree - now;
+    // Sleep only when noticeably ahead: timers have ~1 ms granularity.
+    if (wait > 4) await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+/** A framed connection to a destination's data port, paced by the link and cut by faults. */
+export class DataConnection {
+  bytesSent = 0;
+  private reader = new FrameReader();
+  private waiting: ((f: { type: number; payload: Buffer }) => void) | undefined;
+  private closedError: Error | undefined;
+  private onClosed: ((err: Error) => void) | undefined;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly link: Link,
+    private readonly cutAfter: () => number | undefined,
+  ) {
+    socket.setNoDelay(true);
+    socket.on('data', (c: Buffer) => {
+      this.reader.push(c);
+      for (let f = this.reader.next(); f && this.waiting; f = this.reader.next()) {
+        const w = this.waiting;
+        this.waiting = undefined;
+        w(f);
+      }
+    });
+    const closed = (err?: Error) => {
+      this.closedError ??= err ?? new Error('data connection closed');
+      this.onClosed?.(this.closedError);
+    };
+    socket.on('error', closed);
+    socket.on('close', () => closed());
+  }
+
+  static open(host: string, port: number, link: Link, cutAfter: () => number | undefined, timeoutMs = 5000): Promise<DataConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = connect({ host, port });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`connect to ${host}:${port} timed out`));
+      }, timeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeAllListeners('error');
+        resolve(new DataConnection(socket, link, cutAfter));
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+  }
+
+  private check(): void {
+    if (this.closedError) throw this.closedError;
+  }
+
+  async send(buf: Buffer): Promise<void> {
+    this.check();
+    const cut = this.cutAfter();
+    if (cut !== undefined && this.bytesSent + buf.length > cut) {
+      // Fault injection: the link drops mid-stream.
+      this.socket.write(buf.subarray(0, Math.max(0, cut - this.bytesSent)));
+      this.socket.destroy();
+      this.closedError = new Error(`data connection cut after ${cut} bytes`);
+      throw this.closedError;
+    }
+    this.bytesSent += buf.length;
+    const flushed = this.socket.write(buf);
+    await this.link.pace(buf.length);
+    if (!flushed) {
+      await new Promise<void>((resolve, reject) => {
+        this.socket.once('drain', resolve);
+        this.onClosed = reject;
+      });
+      this.onClosed = undefined;
+    }
+    this.check();
+  }
+
+  async sendPages(mem: Buffer, pages: ArrayLike<number>, from: number, to: number): Promise<void> {
+    const n = to - from;
+    const body = Buffer.allocUnsafe(n * (4 + PAGE));
+    for (let i = 0; i < n; i++) {
+      const p = pages[from + i] as number;
+      body.writeUInt32LE(p, i * (4 + PAGE));
+      mem.copy(body, i * (4 + PAGE) + 4, p * PAGE, (p + 1) * PAGE);
+    }
+    await this.send(Buffer.concat([frameHeader(Frame.PAGES, body.length), body]));
+  }
+
+  /** Waits for the destination's next frame (OK or ERR). */
+  reply(timeoutMs = 30_000): Promise<{ type: number; payload: Buffer }> {
+    const ready = this.reader.next();
+    if (ready) return Promise.resolve(ready);
+    return new Promise((resolve, reject) => {
+      if (this.closedError) return reject(this.closedError);
+      const timer = setTimeout(() => reject(new Error('no reply from destination')), timeoutMs);
+      this.onClosed = (err) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      this.waiting = (f) => {
+        clearTimeout(timer);
+        this.onClosed = undefined;
+        resolve(f);
+      };
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}

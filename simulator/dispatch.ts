@@ -1,0 +1,46 @@
+// Turns an XML-RPC call into a XenAPI method call: injected failures first, then method lookup
+// (MESSAGE_METHOD_UNKNOWN), session check (SESSION_INVALID), arity
+// (MESSAGE_PARAMETER_COUNT_MISMATCH, counting the session like xapi), and Async.* as tasks.
+import { XenApiError } from '../xenapi/errors';
+import { buildMethods, fieldMethod, resultXml, type Method } from './api';
+import type { SimHost } from './host';
+import { addMigrationMethods } from './migration';
+
+export function createDispatcher(host: SimHost): (method: string, params: unknown[]) => Promise<unknown> {
+  const methods = buildMethods(host);
+  addMigrationMethods(host, methods);
+
+  return async (method, params) => {
+    const injected = host.faults.takeFailure(method);
+    if (injected) throw new XenApiError(injected.code, injected.params, method);
+    const isAsync = method.startsWith('Async.');
+    const name = isAsync ? method.slice('Async.'.length) : method;
+    const def: Method | undefined = methods.get(name) ?? fieldMethod(host, name);
+    if (!def || (isAsync && def.noSession)) throw new XenApiError('MESSAGE_METHOD_UNKNOWN', [method]);
+    const [min, max] = typeof def.arity === 'number' ? [def.arity, def.arity] : def.arity;
+    const extra = def.noSession ? 0 : 1;
+    if (params.length < min + extra || params.length > max + extra) {
+      throw new XenApiError('MESSAGE_PARAMETER_COUNT_MISMATCH', [method, String(max + extra), String(params.length)]);
+    }
+    let session = '';
+    if (!def.noSession) {
+      session = String(params[0]);
+      if (!host.sessions.has(session)) throw new XenApiError('SESSION_INVALID', [session]);
+    }
+    const args = params.slice(extra);
+    if (!isAsync) return (await def.fn(args, { method, session })) ?? '';
+
+    const taskRef = host.createTask(method);
+    void (async () => {
+      try {
+        const value = await def.fn(args, { method, session, taskRef });
+        host.finishTask(taskRef, 'success', resultXml(value));
+      } catch (err) {
+        const desc = err instanceof XenApiError ? err.errorDescription : ['INTERNAL_ERROR', (err as Error).message];
+        if (!(err instanceof XenApiError)) host.log.error({ err, method }, 'async call failed');
+        host.finishTask(taskRef, desc[0] === 'TASK_CANCELLED' ? 'cancelled' : 'failure', '', desc);
+      }
+    })();
+    return taskRef;
+  };
+}

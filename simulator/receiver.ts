@@ -1,0 +1,210 @@
+// The destination side of the data plane: accepts a migration on the data port, checks it
+// (credentials, free memory, SRs, networks), stages memory pages and VDI blocks, and only at
+// COMMIT creates the VM, its VDIs, VBDs and VIFs here and resumes it. A connection that closes
+// before COMMIT (cancel, failure, cut link, crashed source) discards everything it staged.
+import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { createServer, type Server, type Socket } from 'node:net';
+import { XenApiError } from '../xenapi/errors';
+import { Frame, FrameReader, jsonFrame } from './data-plane';
+import { GuestMemory, PAGE } from './guest';
+import type { SimHost } from './host';
+import { newRef, newUuid } from './ids';
+import type { Rec } from './store';
+
+export interface DiskPlan {
+  userdevice: string;
+  vbd: Rec;
+  vdi: Rec;
+  vdiRef: string;
+  /** Storage migration: blocks are streamed into a new VDI on targetSr. */
+  move: boolean;
+  targetSr: string;
+  sizeBytes: number;
+}
+
+export interface Hello {
+  kind: 'check' | 'migrate';
+  samePool: boolean;
+  pool: string;
+  sessionId: string;
+  source: string;
+  vmRef: string;
+  vm: Rec;
+  memoryBytes: number;
+  disks: DiskPlan[];
+  vifs: { vif: Rec; network: string }[];
+}
+
+/** Throws the xapi error that makes this migration impossible here, if any. */
+function check(host: SimHost, hello: Hello): void {
+  const s = host.store;
+  if (hello.samePool ? hello.pool !== host.opts.pool : !host.sessions.has(hello.sessionId)) {
+    throw new XenApiError('SESSION_INVALID', [hello.sessionId]);
+  }
+  const uuid = String(hello.vm.uuid);
+  const existing = s.find('VM', (r) => r.uuid === uuid);
+  if (existing.length || [...host.incoming.values()].some((i) => i.vmUuid === uuid)) {
+    throw new XenApiError('VM_MIGRATE_FAILED', [hello.vmRef, hello.source, host.hostRef, `VM ${uuid} already exists on ${host.name}`]);
+  }
+  for (const d of hello.disks) {
+    if (d.move && !s.has('SR', d.targetSr)) throw new XenApiError('HANDLE_INVALID', ['SR', d.targetSr]);
+    if (!d.move && !s.has('SR', String(d.vdi.SR))) throw new XenApiError('VM_REQUIRES_SR', [hello.vmRef, String(d.vdi.SR)]);
+  }
+  for (const v of hello.vifs) if (!s.has('network', v.network)) throw new XenApiError('HANDLE_INVALID', ['network', v.network]);
+  const free = host.memoryFree();
+  if (hello.memoryBytes > free) throw new XenApiError('HOST_NOT_ENOUGH_FREE_MEMORY', [String(hello.memoryBytes), String(free)]);
+}
+
+class IncomingMigration {
+  private readonly reader = new FrameReader();
+  private hello: Hello | undefined;
+  private mem: Buffer | undefined;
+  private diskFds: number[] = [];
+  private diskPaths: string[] = [];
+  private diskUuids: string[] = [];
+  private committed = false;
+  private reserved = 0;
+  private readonly id = newUuid();
+  private received = 0;
+  private readonly cutAfter: number | undefined;
+
+  constructor(
+    private readonly host: SimHost,
+    private readonly socket: Socket,
+  ) {
+    this.cutAfter = host.faults.takeCut();
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => this.discard('connection error'));
+    socket.on('close', () => this.discard('connection closed'));
+    if (host.faults.frozen) {
+      // A frozen host accepts and never answers.
+      socket.pause();
+      host.faults.onThaw(() => socket.resume());
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    this.received += chunk.length;
+    if (this.cutAfter !== undefined && this.received > this.cutAfter) {
+      this.socket.destroy();
+      return;
+    }
+    const inc = this.host.incoming.get(this.id);
+    if (inc) inc.receivedBytes = this.received;
+    this.reader.push(chunk);
+    try {
+      for (let f = this.reader.next(); f; f = this.reader.next()) this.onFrame(f.type, f.payload);
+    } catch (err) {
+      const desc = err instanceof XenApiError ? err.errorDescription : ['INTERNAL_ERROR', (err as Error).message];
+      this.socket.end(jsonFrame(Frame.ERR, desc));
+      this.discard('rejected');
+    }
+  }
+
+  private onFrame(type: number, payload: Buffer): void {
+    switch (type) {
+      case Frame.CHECK: {
+        check(this.host, JSON.parse(payload.toString()) as Hello);
+        this.socket.end(jsonFrame(Frame.OK, {}));
+        return;
+      }
+      case Frame.HELLO:
+        return this.start(JSON.parse(payload.toString()) as Hello);
+      case Frame.PAGES: {
+        const mem = this.mem as Buffer;
+        for (let off = 0; off < payload.length; off += 4 + PAGE) {
+          payload.copy(mem, payload.readUInt32LE(off) * PAGE, off + 4, off + 4 + PAGE);
+        }
+        return;
+      }
+      case Frame.DISK: {
+        const idx = payload.readUInt16LE(0);
+        const offset = Number(payload.readBigUInt64LE(2));
+        writeSync(this.diskFds[idx] as number, payload, 10, payload.length - 10, offset);
+        return;
+      }
+      case Frame.COMMIT:
+        return this.commit(JSON.parse(payload.toString()) as { paused: boolean });
+      default:
+        throw new XenApiError('INTERNAL_ERROR', [`unexpected data frame ${type}`]);
+    }
+  }
+
+  private start(hello: Hello): void {
+    check(this.host, hello);
+    this.hello = hello;
+    this.host.reserveIncoming(hello.memoryBytes);
+    this.reserved = hello.memoryBytes;
+    this.mem = Buffer.alloc(Math.ceil(hello.memoryBytes / PAGE) * PAGE);
+    hello.disks.forEach((d, i) => {
+      const uuid = d.move ? newUuid() : String(d.vdi.uuid);
+      this.diskUuids[i] = uuid;
+      if (!d.move) return;
+      const path = join(this.host.srDir(d.targetSr), `${uuid}.img.partial`);
+      this.diskPaths[i] = path;
+      this.diskFds[i] = openSync(path, 'w');
+    });
+    this.host.incoming.set(this.id, {
+      id: this.id,
+      vmUuid: String(hello.vm.uuid),
+      vmName: String(hello.vm.name_label),
+      memoryBytes: hello.memoryBytes,
+      receivedBytes: this.received,
+      from: hello.source,
+      startedAt: new Date().toISOString(),
+    });
+    this.host.log.info({ vm: hello.vm.uuid, from: hello.source }, 'incoming migration started');
+    this.socket.write(jsonFrame(Frame.OK, {}));
+  }
+
+  private commit(final: { paused: boolean }): void {
+    const hello = this.hello as Hello;
+    const host = this.host;
+    const s = host.store;
+    for (const fd of this.diskFds) if (fd !== undefined) closeSync(fd);
+    this.diskFds = [];
+    const vmRef = hello.samePool ? hello.vmRef : newRef();
+    s.add('VM', { ...hello.vm, power_state: 'Halted', domid: '-1', current_operations: {}, allowed_operations: [] }, vmRef);
+    hello.disks.forEach((d, i) => {
+      const uuid = this.diskUuids[i] as string;
+      let vdiRef = d.vdiRef;
+      if (d.move) {
+        const vdi = { ...d.vdi, uuid, SR: d.targetSr };
+        renameSync(this.diskPaths[i] as string, host.vdiPath(vdi));
+        vdiRef = s.add('VDI', vdi);
+      } else if (!s.has('VDI', vdiRef)) {
+        s.add('VDI', d.vdi, vdiRef);
+      }
+      s.add('VBD', { ...d.vbd, uuid: newUuid(), VM: vmRef, VDI: vdiRef, currently_attached: true });
+    });
+    for (const v of hello.vifs) s.add('VIF', { ...v.vif, uuid: newUuid(), VM: vmRef, network: v.network, currently_attached: true });
+    host.releaseIncoming(this.reserved);
+    this.reserved = 0;
+    host.attachGuest(vmRef, new GuestMemory(hello.memoryBytes, { dirtyRateMiBps: 0 }, this.mem), final.paused);
+    this.committed = true;
+    host.incoming.delete(this.id);
+    host.save();
+    host.log.info({ vm: hello.vm.uuid, vmRef, paused: final.paused }, 'incoming migration committed; VM resumed here');
+    this.socket.end(jsonFrame(Frame.OK, { vmRef, vmUuid: hello.vm.uuid }));
+  }
+
+  private discard(why: string): void {
+    if (this.committed || !this.hello) return;
+    for (const fd of this.diskFds) if (fd !== undefined) closeSync(fd);
+    this.diskFds = [];
+    for (const p of this.diskPaths) if (p) rmSync(p, { force: true });
+    this.diskPaths = [];
+    this.host.releaseIncoming(this.reserved);
+    this.reserved = 0;
+    this.mem = undefined;
+    this.host.incoming.delete(this.id);
+    this.host.log.info({ vm: this.hello.vm.uuid, why }, 'incoming migration discarded');
+    this.hello = undefined;
+  }
+}
+
+export function createDataServer(host: SimHost): Server {
+  return createServer((socket) => new IncomingMigration(host, socket));
+}

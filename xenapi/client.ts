@@ -1,0 +1,136 @@
+// ferry's XenAPI client over the `xmlrpc` package: one session per client, re-login after
+// SESSION_INVALID (a restarted xapi forgets sessions), a timeout on every call, and xapi failures
+// turned into XenApiError. int64 values are strings both ways (the xmlrpc package would send a JS
+// integer as a 32-bit <int>), so callers pass strings for int64 parameters.
+import { createClient, type Client } from 'xmlrpc';
+import { XenApiCode, XenApiError, XenApiTransportError } from './errors';
+import { recordSchemas, type RecordOf, type XenApiClass } from './records';
+
+export interface XenApiClientOptions {
+  url: string;
+  user: string;
+  password: string;
+  /** Per-call timeout; a call without an answer by then rejects with XenApiTransportError. */
+  timeoutMs?: number;
+  /** Sent as the originator of session.login_with_password. */
+  originator?: string;
+}
+
+type XmlRpcValue = unknown;
+
+export class XenApiClient {
+  readonly url: string;
+  private readonly rpc: Client;
+  private session: string | undefined;
+  private loggingIn: Promise<string> | undefined;
+  private readonly timeoutMs: number;
+
+  constructor(private readonly options: XenApiClientOptions) {
+    this.url = options.url;
+    this.timeoutMs = options.timeoutMs ?? 30_000;
+    const u = new URL(options.url);
+    this.rpc = createClient({
+      host: u.hostname,
+      port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)),
+      path: u.pathname || '/',
+    });
+  }
+
+  /** The current session ref, if logged in. */
+  get sessionRef(): string | undefined {
+    return this.session;
+  }
+
+  async login(): Promise<string> {
+    if (!this.loggingIn) {
+      this.loggingIn = this.rawCall<string>('session.login_with_password', [
+        this.options.user,
+        this.options.password,
+        '2.21',
+        this.options.originator ?? 'ferry',
+      ]).finally(() => {
+        this.loggingIn = undefined;
+      });
+    }
+    this.session = await this.loggingIn;
+    return this.session;
+  }
+
+  async logout(): Promise<void> {
+    const session = this.session;
+    this.session = undefined;
+    if (session) await this.rawCall('session.logout', [session]).catch(() => undefined);
+  }
+
+  /**
+   * Calls `method` with the session as first argument (logging in first if needed). On
+   * SESSION_INVALID it logs in again and retries once.
+   */
+  async call<T = unknown>(method: string, ...params: XmlRpcValue[]): Promise<T> {
+    const session = this.session ?? (await this.login());
+    try {
+      return await this.rawCall<T>(method, [session, ...params]);
+    } catch (err) {
+      if (err instanceof XenApiError && err.code === XenApiCode.SESSION_INVALID) {
+        if (this.session === session) this.session = undefined;
+        const fresh = this.session ?? (await this.login());
+        return this.rawCall<T>(method, [fresh, ...params]);
+      }
+      throw err;
+    }
+  }
+
+  /** A call without a session argument (session.* methods), with the xapi envelope unwrapped. */
+  rawCall<T = unknown>(method: string, params: XmlRpcValue[]): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      const timer = setTimeout(() => {
+        settled = true;
+        reject(new XenApiTransportError(`${method}: no answer from ${this.url} within ${this.timeoutMs} ms`, method, true));
+      }, this.timeoutMs);
+      this.rpc.methodCall(method, params, (err: unknown, reply: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (err) {
+          reject(new XenApiTransportError(`${method}: ${(err as Error).message ?? String(err)}`, method, false));
+          return;
+        }
+        const envelope = reply as { Status?: string; Value?: unknown; ErrorDescription?: unknown };
+        if (envelope?.Status === 'Success') resolve(envelope.Value as T);
+        else if (envelope?.Status === 'Failure') reject(XenApiError.fromDescription(envelope.ErrorDescription, method));
+        else reject(new XenApiTransportError(`${method}: reply without a xapi Status`, method, false));
+      });
+    });
+  }
+
+  // Typed helpers for the record calls every caller needs.
+
+  async getRecord<C extends XenApiClass>(cls: C, ref: string): Promise<RecordOf<C>> {
+    return recordSchemas[cls].parse(await this.call(`${cls}.get_record`, ref)) as RecordOf<C>;
+  }
+
+  async getAllRecords<C extends XenApiClass>(cls: C): Promise<Record<string, RecordOf<C>>> {
+    return this.parseRecordMap(cls, await this.call(`${cls}.get_all_records`));
+  }
+
+  async getAllRecordsWhere<C extends XenApiClass>(cls: C, expr: string): Promise<Record<string, RecordOf<C>>> {
+    return this.parseRecordMap(cls, await this.call(`${cls}.get_all_records_where`, expr));
+  }
+
+  getByUuid(cls: XenApiClass, uuid: string): Promise<string> {
+    return this.call<string>(`${cls}.get_by_uuid`, uuid);
+  }
+
+  getByNameLabel(cls: XenApiClass, name: string): Promise<string[]> {
+    return this.call<string[]>(`${cls}.get_by_name_label`, name);
+  }
+
+  private parseRecordMap<C extends XenApiClass>(cls: C, value: unknown): Record<string, RecordOf<C>> {
+    const out: Record<string, RecordOf<C>> = {};
+    for (const [ref, rec] of Object.entries(value as Record<string, unknown>)) {
+      out[ref] = recordSchemas[cls].parse(rec) as RecordOf<C>;
+    }
+    return out;
+  }
+}

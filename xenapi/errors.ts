@@ -1,0 +1,95 @@
+// xapi error codes ferry and the simulator agree on (DESIGN section 3), and the one error class
+// that carries them. A XenAPI failure is `{Status: "Failure", ErrorDescription: [code, ...params]}`.
+
+/** Error codes, with their parameters as documented by xapi. */
+export const XenApiCode = {
+  /** [method] */
+  MESSAGE_METHOD_UNKNOWN: 'MESSAGE_METHOD_UNKNOWN',
+  /** [method, expected, received] */
+  MESSAGE_PARAMETER_COUNT_MISMATCH: 'MESSAGE_PARAMETER_COUNT_MISMATCH',
+  /** [handle] */
+  SESSION_INVALID: 'SESSION_INVALID',
+  /** [user, message] */
+  SESSION_AUTHENTICATION_FAILED: 'SESSION_AUTHENTICATION_FAILED',
+  /** [class, ref] */
+  HANDLE_INVALID: 'HANDLE_INVALID',
+  /** [class, uuid] */
+  UUID_INVALID: 'UUID_INVALID',
+  /** [vm, expected, actual] */
+  VM_BAD_POWER_STATE: 'VM_BAD_POWER_STATE',
+  /** [needed, available] (bytes, as strings) */
+  HOST_NOT_ENOUGH_FREE_MEMORY: 'HOST_NOT_ENOUGH_FREE_MEMORY',
+  /** [vdi] */
+  VDI_NOT_IN_MAP: 'VDI_NOT_IN_MAP',
+  /** [vif] */
+  VIF_NOT_IN_MAP: 'VIF_NOT_IN_MAP',
+  /** [vm, source, dest, message] */
+  VM_MIGRATE_FAILED: 'VM_MIGRATE_FAILED',
+  /** [limit] */
+  TOO_MANY_STORAGE_MIGRATES: 'TOO_MANY_STORAGE_MIGRATES',
+  /** [host] */
+  HOST_OFFLINE: 'HOST_OFFLINE',
+  /** [host] */
+  CANNOT_CONTACT_HOST: 'CANNOT_CONTACT_HOST',
+  /** [task] */
+  TASK_CANCELLED: 'TASK_CANCELLED',
+  /** [vm, sr] */
+  VM_REQUIRES_SR: 'VM_REQUIRES_SR',
+  /** [vm, host, reason] */
+  VM_INCOMPATIBLE_WITH_THIS_HOST: 'VM_INCOMPATIBLE_WITH_THIS_HOST',
+  /** [ref, allowed operations, op] */
+  OPERATION_NOT_ALLOWED: 'OPERATION_NOT_ALLOWED',
+  /** [class, ref, operation] */
+  OTHER_OPERATION_IN_PROGRESS: 'OTHER_OPERATION_IN_PROGRESS',
+  /** [value] */
+  INVALID_VALUE: 'INVALID_VALUE',
+  /** [message] */
+  INTERNAL_ERROR: 'INTERNAL_ERROR',
+  /** [field, value] */
+  MAP_DUPLICATE_KEY: 'MAP_DUPLICATE_KEY',
+  /** [vm] */
+  VM_IS_TEMPLATE: 'VM_IS_TEMPLATE',
+  /** [vm, power state] */
+  VM_HAS_VBDS_OR_VIFS: 'VM_HAS_VBDS_OR_VIFS',
+} as const;
+
+export type XenApiCodeName = (typeof XenApiCode)[keyof typeof XenApiCode];
+
+/** A XenAPI failure: `code` is ErrorDescription[0], `params` the rest. */
+export class XenApiError extends Error {
+  override name = 'XenApiError';
+  constructor(
+    readonly code: string,
+    readonly params: string[] = [],
+    /** The method whose call failed, when known (for messages and logs). */
+    readonly method?: string,
+  ) {
+    super(`${code}${params.length ? ` [${params.join(', ')}]` : ''}${method ? ` (in ${method})` : ''}`);
+  }
+
+  /** The xapi wire form, `[code, ...params]`. */
+  get errorDescription(): string[] {
+    return [this.code, ...this.params];
+  }
+
+  static fromDescription(description: unknown, method?: string): XenApiError {
+    const parts = Array.isArray(description) ? description.map((d) => String(d)) : [String(description)];
+    return new XenApiError(parts[0] ?? 'INTERNAL_ERROR', parts.slice(1), method);
+  }
+}
+
+export function isXenApiError(err: unknown, code?: string): err is XenApiError {
+  return err instanceof XenApiError && (code === undefined || err.code === code);
+}
+
+/** A call that got no answer within its timeout, or whose transport failed (not a xapi failure). */
+export class XenApiTransportError extends Error {
+  override name = 'XenApiTransportError';
+  constructor(
+    message: string,
+    readonly method: string,
+    readonly timedOut: boolean,
+  ) {
+    super(message);
+  }
+}

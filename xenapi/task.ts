@@ -1,0 +1,62 @@
+// Waits for a XenAPI task: polls it, reports progress (with the migration keys of other_config
+// parsed), cancels it when the AbortSignal fires, and resolves with its result or throws the
+// XenApiError of its error_info.
+import type { XenApiClient } from './client';
+import { XenApiCode, XenApiError } from './errors';
+import { MigrationProgress, TaskRecord } from './records';
+
+export interface TaskProgress {
+  status: TaskRecord['status'];
+  progress: number;
+  migration: MigrationProgress;
+  otherConfig: Record<string, string>;
+}
+
+export interface WaitForTaskOptions {
+  onProgress?: (p: TaskProgress) => void | Promise<void>;
+  /** When it fires, task.cancel is called once; a task past its point of no return keeps going. */
+  signal?: AbortSignal;
+  pollMs?: number;
+  /** Called when task.cancel was refused (e.g. OPERATION_NOT_ALLOWED after stop-and-copy began). */
+  onCancelRefused?: (err: XenApiError) => void;
+}
+
+/** The value inside a task's result, which xapi sends as an XML-RPC `<value>` fragment. */
+export function parseTaskResult(result: string): string {
+  const m = /^\s*<value>(?:<string>)?([\s\S]*?)(?:<\/string>)?<\/value>\s*$/.exec(result);
+  return m?.[1] ?? result;
+}
+
+export async function waitForTask(client: XenApiClient, taskRef: string, options: WaitForTaskOptions = {}): Promise<string> {
+  const pollMs = options.pollMs ?? 250;
+  let cancelRequested = false;
+  for (;;) {
+    if (options.signal?.aborted && !cancelRequested) {
+      cancelRequested = true;
+      try {
+        await client.call('task.cancel', taskRef);
+      } catch (err) {
+        if (err instanceof XenApiError) options.onCancelRefused?.(err);
+        else throw err;
+      }
+    }
+    const task = await client.getRecord('task', taskRef);
+    await options.onProgress?.({
+      status: task.status,
+      progress: task.progress,
+      migration: MigrationProgress.parse(task.other_config),
+      otherConfig: task.other_config,
+    });
+    switch (task.status) {
+      case 'success':
+        return parseTaskResult(task.result);
+      case 'failure':
+        throw XenApiError.fromDescription(task.error_info.length ? task.error_info : ['INTERNAL_ERROR', 'task failed'], 'task');
+      case 'cancelled':
+        throw new XenApiError(XenApiCode.TASK_CANCELLED, [taskRef], 'task');
+      default:
+        break;
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
