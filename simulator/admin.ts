@@ -77,7 +77,10 @@ function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-export function checksums(host: SimHost, uuid: string): { memory: string | null; disks: Record<string, string> } | null {
+export function checksums(
+  host: SimHost,
+  uuid: string,
+): { memory: string | null; memoryAtArrival: string | null; disks: Record<string, string> } | null {
   const ref = findVm(host, uuid);
   if (!ref) return null;
   const guest = host.guests.get(ref);
@@ -86,7 +89,7 @@ export function checksums(host: SimHost, uuid: string): { memory: string | null;
     const rec = host.store.raw('VBD', vbd);
     disks[String(rec.userdevice)] = sha256File(host.vdiPath(host.store.raw('VDI', String(rec.VDI))));
   }
-  return { memory: guest ? guest.checksum() : null, disks };
+  return { memory: guest ? guest.checksum() : null, memoryAtArrival: host.arrivals.get(uuid) ?? null, disks };
 }
 
 export function listVms(host: SimHost): { uuid: string; ref: string; nameLabel: string; powerState: string; residentOn: string }[] {

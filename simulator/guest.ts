@@ -24,6 +24,8 @@ export class GuestMemory {
   private carry = 0;
   private lastTick = 0;
   private generation = 0;
+  /** Copy-on-write originals of pages written since startSnapshot (for the arrival checksum). */
+  private cow: Map<number, Buffer> | undefined;
   settings: GuestSettings;
   /** Fraction of the configured rate the vCPU cap allows (1 = uncapped). */
   capFactor = 1;
@@ -78,6 +80,7 @@ export class GuestMemory {
   private writePage(page: number): void {
     this.generation = (this.generation + 1) >>> 0;
     const base = page * PAGE;
+    if (this.cow && !this.cow.has(page)) this.cow.set(page, Buffer.from(this.mem.subarray(base, base + PAGE)));
     // Change a few words spread over the page: enough for any lost page to change the checksum.
     this.mem.writeUInt32LE(this.generation, base);
     this.mem.writeUInt32LE(this.generation ^ page, base + 2048);
@@ -117,6 +120,30 @@ export class GuestMemory {
     }
     this.dirtyCountValue = 0;
     return out.subarray(0, j);
+  }
+
+  /**
+   * Freezes a logical copy of memory without stopping the guest: pages it writes from now on keep
+   * their original content aside, so the checksum of memory as it was at this instant can be
+   * computed later, off the critical path (a migrated VM resumes at once).
+   */
+  startSnapshot(): void {
+    this.cow = new Map();
+  }
+
+  /** sha256 of memory as of startSnapshot(); ends the snapshot. */
+  finishSnapshot(): string {
+    const cow = this.cow ?? new Map<number, Buffer>();
+    this.cow = undefined;
+    const hash = createHash('sha256');
+    let from = 0;
+    for (const page of [...cow.keys()].sort((a, b) => a - b)) {
+      if (page > from) hash.update(this.mem.subarray(from * PAGE, page * PAGE));
+      hash.update(cow.get(page) as Buffer);
+      from = page + 1;
+    }
+    if (from < this.pages) hash.update(this.mem.subarray(from * PAGE));
+    return hash.digest('hex');
   }
 
   checksum(): string {

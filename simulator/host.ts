@@ -55,6 +55,8 @@ export class SimHost {
   /** Task ref -> what task.cancel should do while the task is cancellable. */
   readonly cancelHandlers = new Map<string, () => void>();
   readonly incoming = new Map<string, Incoming>();
+  /** VM uuid -> sha256 of its memory at the instant it resumed here after a migration. */
+  readonly arrivals = new Map<string, string>();
   /** Migration task ref -> VM ref and whether storage moves (for TOO_MANY_STORAGE_MIGRATES). */
   readonly outgoing = new Map<string, { vmRef: string; storage: boolean }>();
   maxIterations: number;

@@ -279,13 +279,15 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise
     const downtimeMs = performance.now() - pauseAt;
     const destVm = (JSON.parse(done.payload.toString()) as { vmRef: string }).vmRef;
 
+    // The guest is stopped: its memory is exactly what the destination resumed with.
+    const memorySha = guest.checksum();
     // The VM now runs on the destination: forget it here.
     guest.disableDirtyLog();
     host.removeVm(vmRef);
     for (const d of plan.hello.disks) if (host.store.has('VDI', d.vdiRef)) host.destroyVdi(d.vdiRef, !d.move);
     phase = 'done';
     memRemaining = 0;
-    report(true, { downtime_ms: downtimeMs.toFixed(1), bytes_sent: String(conn.bytesSent), total_ms: (performance.now() - started).toFixed(1) });
+    report(true, { downtime_ms: downtimeMs.toFixed(1), bytes_sent: String(conn.bytesSent), total_ms: (performance.now() - started).toFixed(1), memory_sha256: memorySha });
     host.log.info({ vm: plan.hello.vm.uuid, iteration, downtimeMs, bytesSent: conn.bytesSent }, 'migration completed');
     return plan.kind === 'migrate_send' ? destVm : '';
   } catch (err) {

@@ -182,12 +182,16 @@ class IncomingMigration {
     for (const v of hello.vifs) s.add('VIF', { ...v.vif, uuid: newUuid(), VM: vmRef, network: v.network, currently_attached: true });
     host.releaseIncoming(this.reserved);
     this.reserved = 0;
-    host.attachGuest(vmRef, new GuestMemory(hello.memoryBytes, { dirtyRateMiBps: 0 }, this.mem), final.paused);
+    const guest = new GuestMemory(hello.memoryBytes, { dirtyRateMiBps: 0 }, this.mem);
+    host.attachGuest(vmRef, guest, final.paused);
+    guest.startSnapshot();
     this.committed = true;
     host.incoming.delete(this.id);
     host.save();
     host.log.info({ vm: hello.vm.uuid, vmRef, paused: final.paused }, 'incoming migration committed; VM resumed here');
     this.socket.end(jsonFrame(Frame.OK, { vmRef, vmUuid: hello.vm.uuid }));
+    // After the reply, so that it costs no downtime: what the VM's memory was when it resumed here.
+    setImmediate(() => host.arrivals.set(String(hello.vm.uuid), guest.finishSnapshot()));
   }
 
   private discard(why: string): void {

@@ -1,0 +1,130 @@
+// Typed client for a simulated host's admin endpoint (see simulator/README.md for the routes).
+import type { CreateVmRequest } from './admin';
+
+export type { CreateVmRequest };
+
+export interface VmSummary {
+  uuid: string;
+  ref: string;
+  nameLabel: string;
+  powerState: string;
+  residentOn: string;
+}
+
+export interface Checksums {
+  /** sha256 of the VM's memory; null when the VM is halted (no memory). */
+  memory: string | null;
+  /**
+   * sha256 of the memory at the instant the VM resumed here after a live migration (null if it
+   * did not arrive by migration); compare with the source task's other_config.memory_sha256.
+   */
+  memoryAtArrival: string | null;
+  /** sha256 of each disk, keyed by VBD userdevice ("0", "1", ...), stable across migration. */
+  disks: Record<string, string>;
+}
+
+export interface HostState {
+  name: string;
+  pool: string;
+  hostRef: string;
+  memoryTotal: number;
+  memoryFree: number;
+  bandwidthMiBps: number;
+  maxIterations: number;
+  faults: Record<string, unknown>;
+  vms: VmSummary[];
+  records: Record<'VM' | 'VDI' | 'VBD' | 'VIF' | 'task', Record<string, Record<string, unknown>>>;
+  incoming: { id: string; vmUuid: string; vmName: string; memoryBytes: number; receivedBytes: number; from: string; startedAt: string }[];
+  outgoing: { taskRef: string; vmRef: string; storage: boolean }[];
+  srFiles: { local: string[]; shared: string[] };
+}
+
+export class AdminError extends Error {
+  override name = 'AdminError';
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+  ) {
+    super(`admin call failed (${status}): ${JSON.stringify(body)}`);
+  }
+}
+
+export class AdminClient {
+  constructor(
+    readonly url: string,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  private async request<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    const res = await fetch(new URL(path, this.url), {
+      method,
+      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    const value = (await res.json()) as unknown;
+    if (!res.ok) throw new AdminError(res.status, value);
+    return value as T;
+  }
+
+  health(): Promise<{ name: string; pool: string; hostRef: string; pid: number }> {
+    return this.request('GET', '/health');
+  }
+
+  /** Creates a VM with its VDIs (random content), VBDs and a VIF, and starts it. */
+  createVm(req: CreateVmRequest): Promise<{ uuid: string; ref: string }> {
+    return this.request('POST', '/vms', req);
+  }
+
+  /** null when the VM is not on this host. */
+  checksums(vmUuid: string): Promise<Checksums | null> {
+    return this.request('GET', `/vms/${encodeURIComponent(vmUuid)}/checksums`);
+  }
+
+  listVms(): Promise<VmSummary[]> {
+    return this.request('GET', '/vms');
+  }
+
+  async setGuest(vmUuid: string, guest: { dirtyRateMiBps?: number; workingSetMiB?: number }): Promise<void> {
+    await this.request('POST', `/vms/${encodeURIComponent(vmUuid)}/guest`, guest);
+  }
+
+  async setBandwidth(MiBps: number): Promise<void> {
+    await this.request('POST', '/bandwidth', { MiBps });
+  }
+
+  /** Pre-copy rounds before stop-and-copy; 0 = unlimited (a migration with D >= B never converges). */
+  async setMaxIterations(value: number): Promise<void> {
+    await this.request('POST', '/max-iterations', { value });
+  }
+
+  async failNext(method: string, code: string, params: string[] = []): Promise<void> {
+    await this.request('POST', '/faults/fail-next', { method, code, params });
+  }
+
+  /** The next data connection of this host (outgoing or incoming) is cut after `bytes`. */
+  async cutDataAfter(bytes: number): Promise<void> {
+    await this.request('POST', '/faults/cut-data', { bytes });
+  }
+
+  async freeze(): Promise<void> {
+    await this.request('POST', '/faults/freeze');
+  }
+
+  async thaw(): Promise<void> {
+    await this.request('POST', '/faults/thaw');
+  }
+
+  async slow(ms: number): Promise<void> {
+    await this.request('POST', '/faults/slow', { ms });
+  }
+
+  /** The host process dies at once; its VMs are halted (they come back Halted after a restart). */
+  async crash(): Promise<void> {
+    await this.request('POST', '/crash');
+  }
+
+  state(): Promise<HostState> {
+    return this.request('GET', '/state');
+  }
+}
