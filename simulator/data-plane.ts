@@ -156,14 +156,14 @@ export class DataConnection {
     this.bytesSent += buf.length;
     const flushed = this.socket.write(buf);
     await this.link.pace(buf.length);
-    if (!flushed) {
+    if (!flushed && !this.closedError) {
       await new Promise<void>((resolve, reject) => {
         this.socket.once('drain', resolve);
         this.onClosed = reject;
       });
       this.onClosed = undefined;
     }
-    this.check();
+    // No check here: a peer that answered ERR and closed left its reply in the reader.
   }
 
   async sendPages(mem: Buffer, pages: ArrayLike<number>, from: number, to: number): Promise<void> {

@@ -7,7 +7,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { XenApiError } from '../xenapi/errors';
 import type { CallContext, Methods } from './api';
-import { DISK_CHUNK, DataConnection, Frame, PAGES_PER_FRAME, frameHeader, jsonFrame } from './data-plane';
+import { DISK_CHUNK, DataConnection, Frame, Link, PAGES_PER_FRAME, frameHeader, jsonFrame } from './data-plane';
 import { PAGE } from './guest';
 import type { SimHost } from './host';
 import { newRef } from './ids';
@@ -113,29 +113,41 @@ function planPoolMigrate(host: SimHost, vmRef: string, destHost: string): Plan {
   };
 }
 
-/** Source-side checks, then the destination's own checks over the data port. */
-async function assertCanMigrate(host: SimHost, plan: Plan): Promise<void> {
+/** Checks on the source: one migration per VM, at most 3 storage migrations per host. */
+function assertSourceCan(host: SimHost, plan: Plan): void {
   for (const o of host.outgoing.values()) {
     if (o.vmRef === plan.vmRef) throw new XenApiError('OTHER_OPERATION_IN_PROGRESS', ['VM', plan.vmRef]);
   }
   if (plan.storage && [...host.outgoing.values()].filter((o) => o.storage).length >= MAX_STORAGE_MIGRATIONS) {
     throw new XenApiError('TOO_MANY_STORAGE_MIGRATES', [String(MAX_STORAGE_MIGRATIONS)]);
   }
+}
+
+/** The destination's own checks (credentials, memory, SRs, networks), over its data port. */
+async function assertDestinationCan(host: SimHost, plan: Plan): Promise<void> {
   let conn: DataConnection;
   try {
-    conn = await DataConnection.open(plan.dataHost, plan.dataPort, host.link, () => undefined);
+    // Checks do not queue behind migrations on the shared link.
+    conn = await DataConnection.open(plan.dataHost, plan.dataPort, new Link(Infinity), () => undefined);
   } catch {
     throw new XenApiError('CANNOT_CONTACT_HOST', [plan.destHost]);
   }
   try {
-    await conn.send(jsonFrame(Frame.CHECK, { ...plan.hello, kind: 'check' }));
-    const reply = await conn.reply(10_000).catch(() => {
-      throw new XenApiError('CANNOT_CONTACT_HOST', [plan.destHost]);
-    });
+    const reply = await conn
+      .send(jsonFrame(Frame.CHECK, { ...plan.hello, kind: 'check' }))
+      .then(() => conn.reply(10_000))
+      .catch(() => {
+        throw new XenApiError('CANNOT_CONTACT_HOST', [plan.destHost]);
+      });
     if (reply.type === Frame.ERR) throw XenApiError.fromDescription(JSON.parse(reply.payload.toString()));
   } finally {
     conn.close();
   }
+}
+
+async function assertCanMigrate(host: SimHost, plan: Plan): Promise<void> {
+  assertSourceCan(host, plan);
+  await assertDestinationCan(host, plan);
 }
 
 class Cancelled extends Error {}
@@ -192,7 +204,6 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise
     if (cancelled) throw new Cancelled();
   };
 
-  host.outgoing.set(taskRef, { vmRef, storage: plan.storage });
   host.cancelHandlers.set(taskRef, () => {
     cancelled = true;
   });
@@ -273,7 +284,8 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise
       memProcessed += (to - i) * PAGE;
       memRemaining = (last.length - to) * PAGE;
     }
-    await conn.send(jsonFrame(Frame.COMMIT, { paused: pausedByUser }));
+    // The VM record as it is now (VCPUs_params, other_config may have changed while migrating).
+    await conn.send(jsonFrame(Frame.COMMIT, { paused: pausedByUser, vm: { ...plan.hello.vm, ...host.vm(vmRef), VBDs: undefined, VIFs: undefined } }));
     const done = await conn.reply();
     if (done.type === Frame.ERR) throw XenApiError.fromDescription(JSON.parse(done.payload.toString()));
     const downtimeMs = performance.now() - pauseAt;
@@ -313,8 +325,17 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise
 
 /** Runs a planned migration under the call's task (Async) or a task of its own (sync call). */
 async function migrate(host: SimHost, plan: Plan, ctx: CallContext): Promise<string> {
-  await assertCanMigrate(host, plan);
+  // Check and claim the VM (and a storage-migration slot) in one step, before anything awaits.
+  assertSourceCan(host, plan);
   const taskRef = ctx.taskRef ?? host.createTask(`VM.${plan.kind}`);
+  host.outgoing.set(taskRef, { vmRef: plan.vmRef, storage: plan.storage });
+  try {
+    await assertDestinationCan(host, plan);
+  } catch (err) {
+    host.outgoing.delete(taskRef);
+    if (!ctx.taskRef) host.finishTask(taskRef, 'failure', '', (err as XenApiError).errorDescription ?? ['INTERNAL_ERROR']);
+    throw err;
+  }
   const oc = host.store.raw('task', taskRef).other_config as Record<string, string>;
   host.store.update('task', taskRef, {
     allowed_operations: ['cancel'],

@@ -126,7 +126,7 @@ class IncomingMigration {
         return;
       }
       case Frame.COMMIT:
-        return this.commit(JSON.parse(payload.toString()) as { paused: boolean });
+        return this.commit(JSON.parse(payload.toString()) as { paused: boolean; vm?: Rec });
       default:
         throw new XenApiError('INTERNAL_ERROR', [`unexpected data frame ${type}`]);
     }
@@ -159,14 +159,14 @@ class IncomingMigration {
     this.socket.write(jsonFrame(Frame.OK, {}));
   }
 
-  private commit(final: { paused: boolean }): void {
+  private commit(final: { paused: boolean; vm?: Rec }): void {
     const hello = this.hello as Hello;
     const host = this.host;
     const s = host.store;
     for (const fd of this.diskFds) if (fd !== undefined) closeSync(fd);
     this.diskFds = [];
     const vmRef = hello.samePool ? hello.vmRef : newRef();
-    s.add('VM', { ...hello.vm, power_state: 'Halted', domid: '-1', current_operations: {}, allowed_operations: [] }, vmRef);
+    s.add('VM', { ...hello.vm, ...final.vm, resident_on: undefined, power_state: 'Halted', domid: '-1', current_operations: {}, allowed_operations: [] }, vmRef);
     hello.disks.forEach((d, i) => {
       const uuid = this.diskUuids[i] as string;
       let vdiRef = d.vdiRef;
