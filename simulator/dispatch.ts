@@ -11,9 +11,15 @@ export function createDispatcher(host: SimHost): (method: string, params: unknow
   addMigrationMethods(host, methods);
 
   return async (method, params) => {
-    const injected = host.faults.takeFailure(method);
-    if (injected) throw new XenApiError(injected.code, injected.params, method);
     const isAsync = method.startsWith('Async.');
+    const injected = host.faults.takeFailure(method);
+    if (injected && isAsync && host.sessions.has(String(params[0]))) {
+      // As xapi would: the call returns a task, and the task fails.
+      const taskRef = host.createTask(method);
+      host.finishTask(taskRef, 'failure', '', [injected.code, ...injected.params]);
+      return taskRef;
+    }
+    if (injected) throw new XenApiError(injected.code, injected.params, method);
     const name = isAsync ? method.slice('Async.'.length) : method;
     const def: Method | undefined = methods.get(name) ?? fieldMethod(host, name);
     if (!def || (isAsync && def.noSession)) throw new XenApiError('MESSAGE_METHOD_UNKNOWN', [method]);

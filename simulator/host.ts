@@ -3,7 +3,7 @@
 // faults. The XML-RPC methods (api.ts), the data plane (receiver.ts, migration.ts) and the admin
 // endpoint (admin.ts) all work through this class.
 import { randomFillSync } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../lib/logger';
 import { XenApiError } from '../xenapi/errors';
@@ -81,6 +81,7 @@ export class SimHost {
       : [{ name: opts.name, pool: opts.pool, xenapiUrl: `http://127.0.0.1:${opts.xenapiPort}/`, dataPort: opts.dataPort, memoryMiB: opts.memoryMiB }, ...members];
     mkdirSync(this.srDir(this.localSrRef), { recursive: true });
     mkdirSync(this.srDir(this.sharedSrRef), { recursive: true });
+    this.removeOwnPartialFiles();
     this.bootstrap();
     this.load();
     this.store.onChange = (cls, ref, op) => this.changed(cls, ref, op);
@@ -196,6 +197,13 @@ export class SimHost {
       memory_static_min: '0',
       memory_target: '0',
     }, refs.dom0(o.name));
+  }
+
+  /** Half-received disks of migrations this host was receiving when it crashed. */
+  private removeOwnPartialFiles(): void {
+    for (const dir of [this.srDir(this.localSrRef), this.srDir(this.sharedSrRef)]) {
+      for (const f of readdirSync(dir)) if (f.endsWith(`.${this.name}.partial`)) rmSync(join(dir, f), { force: true });
+    }
   }
 
   // ---- persistence: VMs, VDIs, VBDs, VIFs survive a crash; memory does not ----

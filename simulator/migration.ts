@@ -211,7 +211,8 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise
   report(true);
   try {
     try {
-      conn = await DataConnection.open(plan.dataHost, plan.dataPort, host.link, () => host.faults.takeCut());
+      const cut = host.faults.takeCut(); // an injected cut applies to this one connection
+      conn = await DataConnection.open(plan.dataHost, plan.dataPort, host.link, () => cut);
     } catch {
       throw new XenApiError('CANNOT_CONTACT_HOST', [plan.destHost]);
     }

@@ -67,13 +67,13 @@ class IncomingMigration {
   private reserved = 0;
   private readonly id = newUuid();
   private received = 0;
-  private readonly cutAfter: number | undefined;
+  /** An injected cut, taken by the first migration (not check) connection after it was set. */
+  private cutAfter: number | undefined;
 
   constructor(
     private readonly host: SimHost,
     private readonly socket: Socket,
   ) {
-    this.cutAfter = host.faults.takeCut();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', () => this.discard('connection error'));
@@ -134,6 +134,7 @@ class IncomingMigration {
 
   private start(hello: Hello): void {
     check(this.host, hello);
+    this.cutAfter = this.host.faults.takeCut();
     this.hello = hello;
     this.host.reserveIncoming(hello.memoryBytes);
     this.reserved = hello.memoryBytes;
@@ -142,7 +143,7 @@ class IncomingMigration {
       const uuid = d.move ? newUuid() : String(d.vdi.uuid);
       this.diskUuids[i] = uuid;
       if (!d.move) return;
-      const path = join(this.host.srDir(d.targetSr), `${uuid}.img.partial`);
+      const path = join(this.host.srDir(d.targetSr), `${uuid}.${this.host.name}.partial`);
       this.diskPaths[i] = path;
       this.diskFds[i] = openSync(path, 'w');
     });
