@@ -1,0 +1,192 @@
+// The whole of ferry on one machine: a Temporal dev server, one simulator per host, the conductor
+// worker and one host agent per host, each a real process. Tests start it on free ports; the demo
+// starts it from temporal.yaml.
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { startSimulators, type SimCluster } from '../simulator/cluster';
+import { hostQueue, loadConfig, parseConfig, type FerryConfig } from './config';
+import { freePort } from './ports';
+import { spawnTs } from './processes';
+import { connectionOptions } from './temporal-connection';
+import { startDevServer, stopProcess, type DevServer } from './temporal-dev-server';
+
+export interface StackHost {
+  name: string;
+  pool: string;
+  memoryMiB?: number;
+  productVersion?: string;
+}
+
+export interface StackOptions {
+  /** An existing temporal.yaml (fixed ports, as the demo uses); omitted: a generated one on free ports. */
+  configPath?: string;
+  hosts?: StackHost[];
+  bandwidthMiBps?: number;
+  /** Overrides of temporal.yaml's migration section. */
+  migration?: Record<string, unknown>;
+  /** Serve the Temporal web UI. */
+  ui?: boolean;
+  /** Pre-copy round limit of every simulated host (default libxc's 5; 0 = unlimited). */
+  maxIterations?: number;
+  /** Where the processes' logs and the state go; omitted: a fresh temporary folder. */
+  workDir?: string;
+}
+
+export interface Stack {
+  config: FerryConfig;
+  configPath: string;
+  workDir: string;
+  password: string;
+  devServer: DevServer;
+  client: Client;
+  sims: SimCluster;
+  conductor: ChildProcess;
+  agents: Map<string, ChildProcess>;
+  startConductor(): Promise<void>;
+  startAgent(host: string): Promise<void>;
+  /** Kills a worker process (SIGKILL by default: a crash). */
+  killConductor(signal?: NodeJS.Signals): Promise<void>;
+  killAgent(host: string, signal?: NodeJS.Signals): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_HOSTS: StackHost[] = [
+  { name: 'xen-a', pool: 'pool-1' },
+  { name: 'xen-b', pool: 'pool-1' },
+  { name: 'xen-c', pool: 'pool-2' },
+];
+
+async function generatedConfig(opts: StackOptions): Promise<unknown> {
+  const hosts = [];
+  for (const h of opts.hosts ?? DEFAULT_HOSTS) {
+    hosts.push({
+      name: h.name,
+      pool: h.pool,
+      xenapiUrl: `http://127.0.0.1:${await freePort()}/`,
+      user: 'root',
+      passwordEnv: 'FERRY_XENAPI_PASSWORD',
+      simulator: {
+        dataPort: await freePort(),
+        adminPort: await freePort(),
+        ...(h.memoryMiB ? { memoryMiB: h.memoryMiB } : {}),
+        ...(h.productVersion ? { productVersion: h.productVersion } : {}),
+      },
+    });
+  }
+  return {
+    temporal: { address: `127.0.0.1:${await freePort()}`, uiPort: await freePort() },
+    simulator: { bandwidthMiBps: opts.bandwidthMiBps ?? 512 },
+    hosts,
+    migration: opts.migration ?? {},
+    api: { listen: `127.0.0.1:${await freePort()}`, auth: { mode: 'none' } },
+  };
+}
+
+/** Waits until a task queue has a poller: the worker process is up and polling. */
+async function waitForPoller(client: Client, namespace: string, queue: string, type: 1 | 2, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`worker for ${queue} exited with ${child.exitCode}`);
+    const response = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: queue }, taskQueueType: type });
+    if ((response.pollers ?? []).length > 0) return;
+    if (Date.now() > deadline) throw new Error(`no worker polls ${queue} after 90 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const workDir = opts.workDir ?? mkdtempSync(join(tmpdir(), 'ferry-stack-'));
+  mkdirSync(workDir, { recursive: true });
+  let configPath: string;
+  let config: FerryConfig;
+  if (opts.configPath) {
+    configPath = resolve(opts.configPath);
+    config = loadConfig(configPath);
+  } else {
+    const doc = await generatedConfig(opts);
+    config = parseConfig(doc, 'generated stack config');
+    configPath = join(workDir, 'temporal.yaml');
+    writeFileSync(configPath, JSON.stringify(doc, null, 2)); // JSON is YAML
+  }
+  const passwordEnv = config.hosts[0]?.passwordEnv ?? 'FERRY_XENAPI_PASSWORD';
+  const password = process.env[passwordEnv] || randomBytes(12).toString('hex');
+  const env = { [passwordEnv]: password };
+  const port = Number(config.temporal.address.split(':')[1]);
+  const logs = join(workDir, 'logs');
+
+  const devServer = await startDevServer({
+    port,
+    uiPort: opts.ui ? config.temporal.uiPort : undefined,
+    dbFile: opts.configPath ? resolve(configPath, '..', config.temporal.dataDir, 'temporal.sqlite') : undefined,
+    logFile: join(logs, 'temporal.log'),
+    namespace: config.temporal.namespace,
+  });
+  const connection = await Connection.connect(connectionOptions(config));
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const sims = await startSimulators({
+    hosts: config.hosts,
+    bandwidthMiBps: config.simulator.bandwidthMiBps,
+    password,
+    logDir: logs,
+    stateDir: join(workDir, 'sim-state'),
+    maxIterations: opts.maxIterations,
+  });
+
+  const agents = new Map<string, ChildProcess>();
+  const stack: Stack = {
+    config,
+    configPath,
+    workDir,
+    password,
+    devServer,
+    client,
+    sims,
+    conductor: undefined as unknown as ChildProcess,
+    agents,
+    async startConductor() {
+      const child = spawnTs('workers/conductor.ts', ['--config', configPath], { env, logFile: join(logs, 'conductor.log') });
+      stack.conductor = child;
+      await waitForPoller(client, config.temporal.namespace, config.taskQueues.conductor, 1, child);
+    },
+    async startAgent(host: string) {
+      const child = spawnTs('workers/host-agent.ts', ['--config', configPath, '--host', host], {
+        env,
+        logFile: join(logs, `agent-${host}.log`),
+      });
+      agents.set(host, child);
+      await waitForPoller(client, config.temporal.namespace, hostQueue(config, host), 2, child);
+    },
+    async killConductor(signal = 'SIGKILL') {
+      await killAndWait(stack.conductor, signal);
+    },
+    async killAgent(host: string, signal = 'SIGKILL') {
+      const child = agents.get(host);
+      if (child) await killAndWait(child, signal);
+    },
+    async stop() {
+      await Promise.all([stack.conductor, ...agents.values()].filter(Boolean).map((c) => stopProcess(c)));
+      await sims.stop();
+      await connection.close();
+      await devServer.stop();
+    },
+  };
+  try {
+    await Promise.all([stack.startConductor(), ...config.hosts.map((h) => stack.startAgent(h.name))]);
+  } catch (err) {
+    await stack.stop().catch(() => undefined);
+    throw new Error(`${(err as Error).message} (logs in ${logs})`);
+  }
+  return stack;
+}
+
+function killAndWait(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => {
+    child.once('exit', () => r());
+    child.kill(signal);
+  });
+}

@@ -1,0 +1,248 @@
+// The public interface of ferry's workflows: type names, inputs, signals, updates, queries and the
+// shapes they carry. Anything that drives a migration without ferry's API (the temporal CLI, another
+// SDK) uses exactly these names; they are documented in the README and must not change lightly.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { z } from 'zod';
+
+export const LIVE_MIGRATION_WORKFLOW = 'liveMigration';
+export const DESCRIBE_CLUSTER_WORKFLOW = 'describeCluster';
+export const MIGRATION_SLOTS_WORKFLOW = 'migrationSlots';
+export const MIGRATION_SLOTS_WORKFLOW_ID = 'ferry-migration-slots';
+
+/** At most one migration of an instance runs at a time: the workflow id is derived from it. */
+export function liveMigrationWorkflowId(instanceUuid: string): string {
+  return `live-migration-${instanceUuid}`;
+}
+
+const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID');
+
+export const LiveMigrationInputSchema = z
+  .object({
+    instanceUuid: uuid,
+    /** Requested destination host name; null or absent lets the scheduler choose. */
+    host: z.string().min(1).nullish(),
+    /** true: migrate storage too (migrate_send); false: shared storage; "auto": decided from the VM's SRs. */
+    blockMigration: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+    /** Skip the destination checks (Nova 2.30 to 2.67). Only meaningful with a requested host. */
+    force: z.boolean().default(false),
+    options: z
+      .object({
+        completionTimeoutPerGiB: z.number().min(0).optional(),
+        timeoutAction: z.enum(['abort', 'force_complete']).optional(),
+        progressTimeout: z.number().min(0).optional(),
+        autoConverge: z.boolean().optional(),
+      })
+      .strict()
+      .default({}),
+    /** Who asked, for Nova's migration record (user_id, project_id). */
+    requestedBy: z.object({ userId: z.string(), projectId: z.string() }).strict().optional(),
+  })
+  .strict();
+
+export type LiveMigrationInput = z.input<typeof LiveMigrationInputSchema>;
+export type LiveMigrationRequest = z.output<typeof LiveMigrationInputSchema>;
+
+/** Nova's migration statuses. */
+export const MIGRATION_STATUSES = ['accepted', 'queued', 'preparing', 'running', 'completed', 'failed', 'cancelled', 'error'] as const;
+export type NovaMigrationStatus = (typeof MIGRATION_STATUSES)[number];
+
+/** Finer-grained than Nova's status: where in the conductor's flow the migration is. */
+export const MIGRATION_PHASES = [
+  'validating',
+  'queued',
+  'scheduling',
+  'preparing',
+  'precopy',
+  'stop_and_copy',
+  'post_migration',
+  'rolling_back',
+  'done',
+] as const;
+export type MigrationPhase = (typeof MIGRATION_PHASES)[number];
+
+export interface TransferProgress {
+  memoryTotalBytes: number;
+  memoryProcessedBytes: number;
+  memoryRemainingBytes: number;
+  diskTotalBytes: number;
+  diskProcessedBytes: number;
+  diskRemainingBytes: number;
+  /** Pre-copy iteration, 0 before the first. */
+  iteration: number;
+  dirtyRateBytesPerSecond: number;
+  /** Measured transfer rate over the last interval. */
+  bandwidthBytesPerSecond: number;
+  /** Remaining dirty bytes over the bandwidth: what stop-and-copy would cost now. */
+  expectedDowntimeMs: number;
+  /** Measured once the VM resumed on the destination. */
+  downtimeMs?: number;
+  bytesSent: number;
+  /** 0..1, the XenAPI task's progress. */
+  fraction: number;
+  /** Pre-copy or stop-and-copy. */
+  transferPhase: 'precopy' | 'stop_and_copy' | 'done';
+  /** vCPU cap applied by auto-converge, percent; absent when uncapped. */
+  vcpuCap?: number;
+}
+
+export interface HostAttempt {
+  host: string;
+  reason: string;
+}
+
+/** The status query's answer: Nova's migration fields (2.80) plus ferry's phase and progress. */
+export interface MigrationStatusView {
+  /** Nova's integer id: see novaMigrationId(). */
+  id: number;
+  /** The workflow run id (Nova's migration uuid). */
+  uuid: string;
+  workflowId: string;
+  server_uuid: string;
+  status: NovaMigrationStatus;
+  phase: MigrationPhase;
+  source_compute: string | null;
+  source_node: string | null;
+  dest_compute: string | null;
+  dest_host: string | null;
+  dest_node: string | null;
+  migration_type: 'live-migration';
+  block_migration: boolean | null;
+  memory_total_bytes: number | null;
+  memory_processed_bytes: number | null;
+  memory_remaining_bytes: number | null;
+  disk_total_bytes: number | null;
+  disk_processed_bytes: number | null;
+  disk_remaining_bytes: number | null;
+  created_at: string;
+  updated_at: string;
+  user_id: string | null;
+  project_id: string | null;
+  progress: TransferProgress | null;
+  attempts: HostAttempt[];
+  /** Why it failed or was cancelled. */
+  error: { type: string; message: string } | null;
+  /** Whether abort would be accepted now, and why not. */
+  abortable: boolean;
+  notAbortableReason: string | null;
+  forceCompleteRequested: boolean;
+}
+
+/** Answer of the abort and forceComplete updates when accepted (a refusal is an update failure with the reason). */
+export interface ControlAccepted {
+  accepted: true;
+  status: NovaMigrationStatus;
+  phase: MigrationPhase;
+}
+
+export const abortSignal = defineSignal<[reason?: string]>('abort');
+export const forceCompleteSignal = defineSignal('forceComplete');
+export const abortUpdate = defineUpdate<ControlAccepted, [reason?: string]>('requestAbort');
+export const forceCompleteUpdate = defineUpdate<ControlAccepted>('requestForceComplete');
+export const statusQuery = defineQuery<MigrationStatusView>('status');
+
+/**
+ * Nova identifies migrations by integer. ferry's id is the 31-bit FNV-1a hash of the workflow run id:
+ * stable, needs no counter, and unique among one instance's migrations, which is the scope that
+ * Nova's /servers/{id}/migrations/{mid} looks in.
+ */
+export function novaMigrationId(runId: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < runId.length; i++) {
+    hash ^= runId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 1) || 1;
+}
+
+// ---- describeCluster: how the conductor and the API learn about hosts and VMs ----
+
+export interface InstanceView {
+  uuid: string;
+  name: string;
+  powerState: 'Running' | 'Paused' | 'Halted' | 'Suspended';
+  host: string;
+  memoryBytes: number;
+  vcpus: number;
+  /** VCPUs_params cap in percent of one vCPU; null when uncapped. */
+  vcpuCap: number | null;
+  diskBytes: number;
+  /** SR kind of each disk: shared SRs need no storage migration inside a pool. */
+  storage: 'shared' | 'local' | 'none';
+}
+
+export interface HostView {
+  name: string;
+  pool: string;
+  up: boolean;
+  /** Why the host counts as down. */
+  downReason: string | null;
+  enabled: boolean;
+  productVersion: string | null;
+  platformVersion: string | null;
+  memoryTotalBytes: number;
+  memoryFreeBytes: number;
+  instances: InstanceView[];
+}
+
+export interface ClusterView {
+  hosts: HostView[];
+  /** When the agents answered, ISO 8601. */
+  observedAt: string;
+}
+
+// ---- migrationSlots: the entity workflow that holds concurrency leases ----
+
+export interface MigrationLimits {
+  outboundPerHost: number;
+  inboundPerHost: number;
+  cluster: number;
+}
+
+export interface SlotRequest {
+  workflowId: string;
+  sourceHost: string;
+  memoryBytes: number;
+  limits: MigrationLimits;
+}
+
+export interface DestinationReservation {
+  workflowId: string;
+  destHost: string;
+  memoryBytes: number;
+  /** The destination's free memory as last observed: the entity keeps reservations within it. */
+  memoryFreeBytes: number;
+}
+
+export interface SlotHolder {
+  workflowId: string;
+  sourceHost: string;
+  destHost: string | null;
+  memoryBytes: number;
+}
+
+export interface SlotsState {
+  queue: SlotRequest[];
+  holders: SlotHolder[];
+}
+
+export interface SlotGrant {
+  /** Memory promised to other migrations' destinations, per host, when the slot was granted. */
+  reservedBytes: Record<string, number>;
+}
+
+export interface ReservationAnswer {
+  destHost: string;
+  ok: boolean;
+  reason: string | null;
+}
+
+export const requestSlotSignal = defineSignal<[SlotRequest]>('requestSlot');
+export const reserveDestinationSignal = defineSignal<[DestinationReservation]>('reserveDestination');
+export const releaseDestinationSignal = defineSignal<[{ workflowId: string }]>('releaseDestination');
+export const releaseSlotSignal = defineSignal<[{ workflowId: string }]>('releaseSlot');
+export const slotsQuery = defineQuery<SlotsState>('slots');
+/** Sent by the entity to a migration workflow. */
+export const slotGrantedSignal = defineSignal<[SlotGrant]>('slotGranted');
+export const destinationReservedSignal = defineSignal<[ReservationAnswer]>('destinationReserved');
+/** Sent by the source agent's migrateSend activity. */
+export const progressSignal = defineSignal<[TransferProgress]>('transferProgress');

@@ -1,0 +1,4 @@
+// Every workflow the conductor worker runs. Type names are public: see workflows/definitions.ts.
+export { liveMigration } from './live-migration';
+export { describeCluster } from './cluster';
+export { migrationSlots } from './slots';
