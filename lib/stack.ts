@@ -178,7 +178,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     await Promise.all([stack.startConductor(), ...config.hosts.map((h) => stack.startAgent(h.name))]);
   } catch (err) {
     await stack.stop().catch(() => undefined);
-    throw new Error(`${(err as Error).message} (logs in ${logs})`);
+    throw new Error(`${(err as Error).message} (logs in ${logs})`, { cause: err });
   }
   return stack;
 }
