@@ -1,0 +1,20 @@
+// What every route plugin receives: the service, the authenticator, the route registry and metrics.
+import type { FerryConfig } from '../lib/config';
+import type { FerryService } from './ferry-service';
+import type { ApiMetrics } from './metrics';
+import type { RouteDeps } from './route-spec';
+
+export interface ApiContext extends RouteDeps {
+  config: FerryConfig;
+  service: FerryService;
+  metrics: ApiMetrics;
+  /** How often the progress stream asks the workflow for its status. */
+  pollIntervalMs: number;
+}
+
+export interface PluginOptions {
+  ctx: ApiContext;
+}
+
+export const FINAL_STATUSES = new Set(['completed', 'failed', 'cancelled', 'error']);
+export const IN_PROGRESS_STATUSES = new Set(['accepted', 'queued', 'preparing', 'running']);

@@ -1,0 +1,78 @@
+// Everything the API needs from Temporal, behind one interface: the routes never touch the SDK.
+// api/temporal-service.ts implements it on a Temporal client; unit tests pass a fake.
+import type {
+  ClusterView,
+  ControlAccepted,
+  LiveMigrationRequest,
+  MigrationStatusView,
+  NovaMigrationStatus,
+} from '../workflows/definitions';
+
+export interface MigrationFilter {
+  status?: NovaMigrationStatus;
+  /** Source or destination host. */
+  host?: string;
+  /** Only migrations leaving this host. */
+  sourceHost?: string;
+  instanceUuid?: string;
+  /** true: running workflows only; false: closed only; absent: both. */
+  open?: boolean;
+  limit?: number;
+}
+
+/** What visibility alone tells about a migration, without asking the workflow. */
+export interface MigrationSummary {
+  workflowId: string;
+  runId: string;
+  instanceUuid: string;
+  status: NovaMigrationStatus | null;
+  sourceHost: string | null;
+  destHost: string | null;
+  running: boolean;
+  startedAt: string;
+}
+
+export interface StartedMigration {
+  workflowId: string;
+  runId: string;
+  novaId: number;
+}
+
+/** Thrown by the service; the routes turn them into HTTP answers. */
+export class MigrationNotFoundError extends Error {
+  override name = 'MigrationNotFoundError';
+}
+export class AlreadyMigratingError extends Error {
+  override name = 'AlreadyMigratingError';
+  constructor(readonly instanceUuid: string) {
+    super(`instance ${instanceUuid} is already migrating`);
+  }
+}
+/** The workflow refused an update (abort, force-complete); the message is its reason. */
+export class RefusedError extends Error {
+  override name = 'RefusedError';
+}
+/** Temporal (or the workers behind it) did not answer. */
+export class BackendUnavailableError extends Error {
+  override name = 'BackendUnavailableError';
+}
+
+export interface FerryService {
+  /** Starts the liveMigration workflow; AlreadyMigratingError when one runs for the instance. */
+  startMigration(request: LiveMigrationRequest): Promise<StartedMigration>;
+  /** By run id, or by instance uuid (its latest migration); null when unknown. */
+  getMigration(id: string): Promise<MigrationStatusView | null>;
+  /** Visibility query plus the status query of each row (newest first). */
+  listMigrations(filter: MigrationFilter): Promise<MigrationStatusView[]>;
+  /** Visibility only: cheap enough for every hosts or servers listing. */
+  listMigrationSummaries(filter: MigrationFilter): Promise<MigrationSummary[]>;
+  /** The requestAbort update; RefusedError with the workflow's reason. */
+  abort(id: string, reason?: string): Promise<ControlAccepted>;
+  /** The requestForceComplete update; RefusedError with the workflow's reason. */
+  forceComplete(id: string): Promise<ControlAccepted>;
+  /** The describeCluster workflow's answer (hosts, their VMs, up or down). */
+  describeCluster(): Promise<ClusterView>;
+  /** Whether Temporal answers; used by /readyz. */
+  checkReady(): Promise<{ ok: boolean; detail: string }>;
+  close(): Promise<void>;
+}

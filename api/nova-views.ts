@@ -1,0 +1,171 @@
+// Nova's JSON views of servers and migrations, field by field as each microversion shows them
+// (nova/api/openstack/compute/views, server_migrations.py, migrations.py).
+import { z } from 'zod';
+import type { InstanceView, MigrationStatusView } from '../workflows/definitions';
+import { IN_PROGRESS_STATUSES } from './context';
+import { atLeast, type Microversion } from './microversion';
+import { vmState } from './operations';
+
+const POWER_STATE: Record<InstanceView['powerState'], number> = { Running: 1, Paused: 3, Halted: 4, Suspended: 7 };
+const SERVER_STATUS: Record<InstanceView['powerState'], string> = { Running: 'ACTIVE', Paused: 'PAUSED', Halted: 'SHUTOFF', Suspended: 'SUSPENDED' };
+
+const Link = z.object({ rel: z.string(), href: z.string() });
+
+export const NovaServerSchema = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    status: z.string().meta({ description: 'ACTIVE, PAUSED, SHUTOFF, SUSPENDED, or MIGRATING while a migration workflow runs.' }),
+    links: z.array(Link),
+    tenant_id: z.string().optional(),
+    user_id: z.string().optional(),
+    'OS-EXT-SRV-ATTR:host': z.string().nullable().optional(),
+    'OS-EXT-SRV-ATTR:hypervisor_hostname': z.string().nullable().optional(),
+    'OS-EXT-STS:task_state': z.string().nullable().optional(),
+    'OS-EXT-STS:vm_state': z.string().optional(),
+    'OS-EXT-STS:power_state': z.number().int().optional(),
+    'OS-EXT-AZ:availability_zone': z.string().optional(),
+    flavor: z.object({ vcpus: z.number(), ram: z.number(), disk: z.number() }).optional(),
+  })
+  .meta({ id: 'NovaServer' });
+export type NovaServer = z.infer<typeof NovaServerSchema>;
+
+export function serverLinks(base: string, id: string): { rel: string; href: string }[] {
+  return [
+    { rel: 'self', href: `${base}/v2.1/servers/${id}` },
+    { rel: 'bookmark', href: `${base}/servers/${id}` },
+  ];
+}
+
+export function novaServer(instance: InstanceView, migrating: boolean, base: string, detail: boolean): NovaServer {
+  const summary: NovaServer = { id: instance.uuid, name: instance.name, status: migrating ? 'MIGRATING' : SERVER_STATUS[instance.powerState], links: serverLinks(base, instance.uuid) };
+  if (!detail) return { id: summary.id, name: summary.name, links: summary.links } as NovaServer;
+  return {
+    ...summary,
+    tenant_id: 'ferry',
+    user_id: 'ferry',
+    'OS-EXT-SRV-ATTR:host': instance.host,
+    'OS-EXT-SRV-ATTR:hypervisor_hostname': instance.host,
+    'OS-EXT-STS:task_state': migrating ? 'migrating' : null,
+    'OS-EXT-STS:vm_state': vmState(instance),
+    'OS-EXT-STS:power_state': POWER_STATE[instance.powerState],
+    'OS-EXT-AZ:availability_zone': 'nova',
+    flavor: { vcpus: instance.vcpus, ram: Math.round(instance.memoryBytes / 2 ** 20), disk: Math.round(instance.diskBytes / 2 ** 30) },
+  };
+}
+
+// ---- migrations ----
+
+export const NovaServerMigrationSchema = z
+  .object({
+    id: z.number().int(),
+    uuid: z.string().optional().meta({ description: '2.59+' }),
+    server_uuid: z.string(),
+    status: z.string(),
+    source_compute: z.string().nullable(),
+    source_node: z.string().nullable(),
+    dest_compute: z.string().nullable(),
+    dest_host: z.string().nullable(),
+    dest_node: z.string().nullable(),
+    memory_total_bytes: z.number().nullable(),
+    memory_processed_bytes: z.number().nullable(),
+    memory_remaining_bytes: z.number().nullable(),
+    disk_total_bytes: z.number().nullable(),
+    disk_processed_bytes: z.number().nullable(),
+    disk_remaining_bytes: z.number().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+    user_id: z.string().nullable().optional().meta({ description: '2.80+' }),
+    project_id: z.string().nullable().optional().meta({ description: '2.80+' }),
+  })
+  .meta({ id: 'NovaServerMigration' });
+
+export const NovaMigrationSchema = z
+  .object({
+    id: z.number().int(),
+    uuid: z.string().optional().meta({ description: '2.59+' }),
+    instance_uuid: z.string(),
+    status: z.string(),
+    source_compute: z.string().nullable(),
+    source_node: z.string().nullable(),
+    dest_compute: z.string().nullable(),
+    dest_host: z.string().nullable(),
+    dest_node: z.string().nullable(),
+    old_instance_type_id: z.number().nullable(),
+    new_instance_type_id: z.number().nullable(),
+    migration_type: z.string().optional().meta({ description: '2.23+' }),
+    links: z.array(Link).optional().meta({ description: '2.23+, for in-progress live migrations' }),
+    created_at: z.string(),
+    updated_at: z.string(),
+    user_id: z.string().nullable().optional().meta({ description: '2.80+' }),
+    project_id: z.string().nullable().optional().meta({ description: '2.80+' }),
+  })
+  .meta({ id: 'NovaMigration' });
+
+/** Nova prints timestamps without a zone: 2016-01-29T13:42:02.000000. */
+export function novaTime(iso: string): string {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return iso;
+  return `${d.toISOString().slice(0, 19)}.${String(d.getUTCMilliseconds() * 1000).padStart(6, '0')}`;
+}
+
+/** GET /servers/{id}/migrations[/{mid}] (2.23+). */
+export function novaServerMigration(m: MigrationStatusView, v: Microversion): z.infer<typeof NovaServerMigrationSchema> {
+  const out: z.infer<typeof NovaServerMigrationSchema> = {
+    id: m.id,
+    server_uuid: m.server_uuid,
+    status: m.status,
+    source_compute: m.source_compute,
+    source_node: m.source_node,
+    dest_compute: m.dest_compute,
+    dest_host: m.dest_host,
+    dest_node: m.dest_node,
+    memory_total_bytes: m.memory_total_bytes,
+    memory_processed_bytes: m.memory_processed_bytes,
+    memory_remaining_bytes: m.memory_remaining_bytes,
+    disk_total_bytes: m.disk_total_bytes,
+    disk_processed_bytes: m.disk_processed_bytes,
+    disk_remaining_bytes: m.disk_remaining_bytes,
+    created_at: novaTime(m.created_at),
+    updated_at: novaTime(m.updated_at),
+  };
+  if (atLeast(v, 59)) out.uuid = m.uuid;
+  if (atLeast(v, 80)) {
+    out.user_id = m.user_id;
+    out.project_id = m.project_id;
+  }
+  return out;
+}
+
+/** GET /os-migrations. */
+export function novaMigration(m: MigrationStatusView, v: Microversion, base: string): z.infer<typeof NovaMigrationSchema> {
+  const out: z.infer<typeof NovaMigrationSchema> = {
+    id: m.id,
+    instance_uuid: m.server_uuid,
+    status: m.status,
+    source_compute: m.source_compute,
+    source_node: m.source_node,
+    dest_compute: m.dest_compute,
+    dest_host: m.dest_host,
+    dest_node: m.dest_node,
+    old_instance_type_id: null,
+    new_instance_type_id: null,
+    created_at: novaTime(m.created_at),
+    updated_at: novaTime(m.updated_at),
+  };
+  if (atLeast(v, 23)) {
+    out.migration_type = m.migration_type;
+    if (IN_PROGRESS_STATUSES.has(m.status)) {
+      out.links = [
+        { rel: 'self', href: `${base}/v2.1/servers/${m.server_uuid}/migrations/${m.id}` },
+        { rel: 'bookmark', href: `${base}/servers/${m.server_uuid}/migrations/${m.id}` },
+      ];
+    }
+  }
+  if (atLeast(v, 59)) out.uuid = m.uuid;
+  if (atLeast(v, 80)) {
+    out.user_id = m.user_id;
+    out.project_id = m.project_id;
+  }
+  return out;
+}

@@ -1,0 +1,71 @@
+// Request logic shared by ferry's /v1 routes and the Nova-compatible routes: the synchronous checks
+// Nova's API makes before it hands a live migration to the conductor, and the lookups of running
+// migrations by instance.
+import type { ClusterView, HostView, InstanceView, LiveMigrationRequest } from '../workflows/definitions';
+import { ApiError } from './errors';
+import { AlreadyMigratingError, type FerryService, type MigrationSummary, type StartedMigration } from './ferry-service';
+
+export interface Located {
+  instance: InstanceView;
+  host: HostView;
+}
+
+export function findInstance(cluster: ClusterView, uuid: string): Located | undefined {
+  const wanted = uuid.toLowerCase();
+  for (const host of cluster.hosts) {
+    const instance = host.instances.find((i) => i.uuid.toLowerCase() === wanted);
+    if (instance) return { instance, host };
+  }
+  return undefined;
+}
+
+const VM_STATE: Record<InstanceView['powerState'], string> = {
+  Running: 'active',
+  Paused: 'paused',
+  Halted: 'stopped',
+  Suspended: 'suspended',
+};
+
+export function vmState(instance: InstanceView): string {
+  return VM_STATE[instance.powerState];
+}
+
+/**
+ * Nova's API-side checks (nova/compute/api.py live_migrate, nova/api/.../migrate_server.py): the
+ * instance exists (404), is active or paused (409), the requested host exists (400) and is not the
+ * current one (400), and no migration of the instance runs (409). The workflow checks again.
+ */
+export async function startLiveMigration(service: FerryService, request: LiveMigrationRequest): Promise<StartedMigration> {
+  const cluster = await service.describeCluster();
+  const located = findInstance(cluster, request.instanceUuid);
+  if (!located) throw new ApiError('not_found', `Instance ${request.instanceUuid} could not be found.`);
+  const { instance, host } = located;
+  if (instance.powerState !== 'Running' && instance.powerState !== 'Paused') {
+    throw new ApiError('conflict', `Cannot 'os-migrateLive' instance ${instance.uuid} while it is in vm_state ${vmState(instance)}`);
+  }
+  if (request.host) {
+    if (!cluster.hosts.some((h) => h.name === request.host)) {
+      throw new ApiError('bad_request', `Compute host ${request.host} could not be found.`);
+    }
+    if (request.host === host.name) {
+      throw new ApiError('bad_request', `Unable to migrate instance (${instance.uuid}) to current host (${host.name}).`);
+    }
+  }
+  if (request.force && !request.host) {
+    throw new ApiError('bad_request', 'force needs a requested host.');
+  }
+  try {
+    return await service.startMigration(request);
+  } catch (err) {
+    if (err instanceof AlreadyMigratingError) {
+      throw new ApiError('conflict', `Cannot 'os-migrateLive' instance ${instance.uuid} while it is in task_state migrating`);
+    }
+    throw err;
+  }
+}
+
+/** Running migrations by instance uuid (visibility only). */
+export async function runningByInstance(service: FerryService): Promise<Map<string, MigrationSummary>> {
+  const running = await service.listMigrationSummaries({ open: true, limit: 1000 });
+  return new Map(running.map((m) => [m.instanceUuid.toLowerCase(), m]));
+}

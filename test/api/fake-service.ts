@@ -1,0 +1,189 @@
+// An in-memory FerryService for the API and CLI unit tests: a small cluster, migrations that move
+// through their statuses when a test says so, and updates that can be refused with a reason.
+import type { ClusterView, ControlAccepted, LiveMigrationRequest, MigrationStatusView } from '../../workflows/definitions';
+import { liveMigrationWorkflowId, novaMigrationId } from '../../workflows/definitions';
+import {
+  AlreadyMigratingError,
+  MigrationNotFoundError,
+  RefusedError,
+  type FerryService,
+  type MigrationFilter,
+  type MigrationSummary,
+  type StartedMigration,
+} from '../../api/ferry-service';
+import { FINAL_STATUSES } from '../../api/context';
+
+export const VM1 = '11111111-1111-4111-8111-111111111111';
+export const VM2 = '22222222-2222-4222-8222-222222222222';
+export const VM_HALTED = '33333333-3333-4333-8333-333333333333';
+const GiB = 2 ** 30;
+
+export function fakeCluster(): ClusterView {
+  const instance = (uuid: string, name: string, host: string, powerState: 'Running' | 'Halted' = 'Running') => ({
+    uuid,
+    name,
+    powerState,
+    host,
+    memoryBytes: 2 * GiB,
+    vcpus: 2,
+    vcpuCap: null,
+    diskBytes: 10 * GiB,
+    storage: 'shared' as const,
+  });
+  const host = (name: string, pool: string, instances: ReturnType<typeof instance>[], up = true) => ({
+    name,
+    pool,
+    up,
+    downReason: up ? null : 'no poller on ferry-host-' + name,
+    enabled: true,
+    productVersion: '8.2.1',
+    platformVersion: '3.4.0',
+    memoryTotalBytes: 16 * GiB,
+    memoryFreeBytes: 12 * GiB,
+    instances,
+  });
+  return {
+    hosts: [
+      host('xen-a', 'pool-1', [instance(VM1, 'web-1', 'xen-a'), instance(VM_HALTED, 'db-old', 'xen-a', 'Halted')]),
+      host('xen-b', 'pool-1', [instance(VM2, 'web-2', 'xen-b')]),
+      host('xen-c', 'pool-2', [], false),
+    ],
+    observedAt: '2026-11-24T07:00:00.000Z',
+  };
+}
+
+export function migrationView(runId: string, request: LiveMigrationRequest, source: string): MigrationStatusView {
+  const now = new Date('2026-11-24T07:00:00.000Z').toISOString();
+  return {
+    id: novaMigrationId(runId),
+    uuid: runId,
+    workflowId: liveMigrationWorkflowId(request.instanceUuid),
+    server_uuid: request.instanceUuid,
+    status: 'accepted',
+    phase: 'validating',
+    source_compute: source,
+    source_node: source,
+    dest_compute: request.host ?? null,
+    dest_host: request.host ?? null,
+    dest_node: request.host ?? null,
+    migration_type: 'live-migration',
+    block_migration: request.blockMigration === 'auto' ? null : request.blockMigration,
+    memory_total_bytes: null,
+    memory_processed_bytes: null,
+    memory_remaining_bytes: null,
+    disk_total_bytes: null,
+    disk_processed_bytes: null,
+    disk_remaining_bytes: null,
+    created_at: now,
+    updated_at: now,
+    user_id: request.requestedBy?.userId ?? null,
+    project_id: request.requestedBy?.projectId ?? null,
+    progress: null,
+    attempts: [],
+    error: null,
+    abortable: true,
+    notAbortableReason: null,
+    forceCompleteRequested: false,
+  };
+}
+
+export class FakeFerryService implements FerryService {
+  cluster = fakeCluster();
+  readonly migrations: MigrationStatusView[] = [];
+  readonly started: LiveMigrationRequest[] = [];
+  readonly lastFilters: MigrationFilter[] = [];
+  refuseAbort: string | null = null;
+  refuseForceComplete: string | null = null;
+  ready = true;
+  private counter = 0;
+  /** Called on every getMigration; lets a test move a migration along. */
+  onGet: ((view: MigrationStatusView) => void) | null = null;
+
+  async startMigration(request: LiveMigrationRequest): Promise<StartedMigration> {
+    if (this.migrations.some((m) => m.server_uuid === request.instanceUuid && !FINAL_STATUSES.has(m.status))) {
+      throw new AlreadyMigratingError(request.instanceUuid);
+    }
+    this.counter += 1;
+    const runId = `0000000${this.counter}-aaaa-4aaa-8aaa-aaaaaaaaaaaa`.slice(-36);
+    const source = this.cluster.hosts.find((h) => h.instances.some((i) => i.uuid === request.instanceUuid))?.name ?? 'xen-a';
+    this.started.push(request);
+    this.migrations.unshift(migrationView(runId, request, source));
+    return { workflowId: liveMigrationWorkflowId(request.instanceUuid), runId, novaId: novaMigrationId(runId) };
+  }
+
+  add(view: MigrationStatusView): MigrationStatusView {
+    this.migrations.unshift(view);
+    return view;
+  }
+
+  private find(id: string): MigrationStatusView | undefined {
+    return this.migrations.find((m) => m.uuid === id) ?? this.migrations.find((m) => m.server_uuid === id);
+  }
+
+  async getMigration(id: string): Promise<MigrationStatusView | null> {
+    const view = this.find(id);
+    if (view && this.onGet) this.onGet(view);
+    return view ? structuredClone(view) : null;
+  }
+
+  private matches(m: MigrationStatusView, f: MigrationFilter): boolean {
+    return (
+      (f.status === undefined || m.status === f.status) &&
+      (f.instanceUuid === undefined || m.server_uuid === f.instanceUuid) &&
+      (f.host === undefined || m.source_compute === f.host || m.dest_compute === f.host) &&
+      (f.sourceHost === undefined || m.source_compute === f.sourceHost) &&
+      (f.open === undefined || f.open === !FINAL_STATUSES.has(m.status))
+    );
+  }
+
+  async listMigrations(filter: MigrationFilter): Promise<MigrationStatusView[]> {
+    this.lastFilters.push(filter);
+    return this.migrations.filter((m) => this.matches(m, filter)).slice(0, filter.limit ?? 50).map((m) => structuredClone(m));
+  }
+
+  async listMigrationSummaries(filter: MigrationFilter): Promise<MigrationSummary[]> {
+    return this.migrations
+      .filter((m) => this.matches(m, filter))
+      .map((m) => ({
+        workflowId: m.workflowId,
+        runId: m.uuid,
+        instanceUuid: m.server_uuid,
+        status: m.status,
+        sourceHost: m.source_compute,
+        destHost: m.dest_compute,
+        running: !FINAL_STATUSES.has(m.status),
+        startedAt: m.created_at,
+      }));
+  }
+
+  private control(id: string, refusal: string | null, apply: (m: MigrationStatusView) => void): ControlAccepted {
+    const m = this.find(id);
+    if (!m) throw new MigrationNotFoundError(`Migration ${id} could not be found.`);
+    if (FINAL_STATUSES.has(m.status)) throw new RefusedError(`the migration is already ${m.status}`);
+    if (refusal) throw new RefusedError(refusal);
+    apply(m);
+    return { accepted: true, status: m.status, phase: m.phase };
+  }
+
+  async abort(id: string): Promise<ControlAccepted> {
+    return this.control(id, this.refuseAbort, (m) => {
+      m.phase = 'rolling_back';
+    });
+  }
+
+  async forceComplete(id: string): Promise<ControlAccepted> {
+    return this.control(id, this.refuseForceComplete, (m) => {
+      m.forceCompleteRequested = true;
+    });
+  }
+
+  async describeCluster(): Promise<ClusterView> {
+    return structuredClone(this.cluster);
+  }
+
+  async checkReady(): Promise<{ ok: boolean; detail: string }> {
+    return this.ready ? { ok: true, detail: 'namespace default answers' } : { ok: false, detail: 'connection refused' };
+  }
+
+  async close(): Promise<void> {}
+}
