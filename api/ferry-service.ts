@@ -72,7 +72,7 @@ export interface FerryService {
   forceComplete(id: string): Promise<ControlAccepted>;
   /** The describeCluster workflow's answer (hosts, their VMs, up or down). */
   describeCluster(): Promise<ClusterView>;
-  /** Whether Temporal answers; used by /readyz. */
-  checkReady(): Promise<{ ok: boolean; detail: string }>;
+  /** Whether Temporal answers and the conductor polls; used by /readyz. */
+  checkReady(): Promise<{ ok: boolean; checks: Record<string, string> }>;
   close(): Promise<void>;
 }

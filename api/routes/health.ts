@@ -29,7 +29,7 @@ export const healthRoutes: FastifyPluginAsync<PluginOptions> = async (app, { ctx
       method: 'GET',
       url: '/readyz',
       operationId: 'readyz',
-      summary: 'Readiness: Temporal answers, so the API can serve requests.',
+      summary: 'Readiness: Temporal answers and a conductor worker polls its queue.',
       tags: ['operations'],
       role: null,
       family: 'v1',
@@ -39,9 +39,9 @@ export const healthRoutes: FastifyPluginAsync<PluginOptions> = async (app, { ctx
       },
     },
     async ({ reply }) => {
-      const temporal = await ctx.service.checkReady().catch((err: Error) => ({ ok: false, detail: err.message }));
-      reply.code(temporal.ok ? 200 : 503);
-      return { status: temporal.ok ? 'ok' : 'unavailable', checks: { temporal: temporal.detail } };
+      const ready = await ctx.service.checkReady().catch((err: Error) => ({ ok: false, checks: { temporal: err.message } }));
+      reply.code(ready.ok ? 200 : 503);
+      return { status: ready.ok ? 'ok' : 'unavailable', checks: ready.checks };
     },
   );
 

@@ -181,8 +181,8 @@ export class FakeFerryService implements FerryService {
     return structuredClone(this.cluster);
   }
 
-  async checkReady(): Promise<{ ok: boolean; detail: string }> {
-    return this.ready ? { ok: true, detail: 'namespace default answers' } : { ok: false, detail: 'connection refused' };
+  async checkReady(): Promise<{ ok: boolean; checks: Record<string, string> }> {
+    return this.ready ? { ok: true, checks: { temporal: 'namespace default answers' } } : { ok: false, checks: { temporal: 'connection refused' } };
   }
 
   async close(): Promise<void> {}
