@@ -3,7 +3,8 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { HostConfig } from '../../lib/config';
 import type { XenApiClient } from '../../xenapi/client';
 import type { HostReport, InstancePresence, InstanceRef, InstanceView } from '../types';
-import { residentVm, thisHost, vcpuCap, vmDisks, type ThisHost } from './xen';
+import { NULL_REF } from '../../xenapi/records';
+import { findVm, residentVm, thisHost, vcpuCap, vmDisks, type ThisHost } from './xen';
 
 export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient) {
   async function instanceView(here: ThisHost, ref: string): Promise<InstanceView> {
@@ -27,11 +28,13 @@ export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient
     async describeHost(): Promise<HostReport> {
       const here = await thisHost(xenapi, host.name);
       const metrics = await xenapi.getRecord('host_metrics', here.record.metrics);
+      // Running and paused VMs are resident here; a halted one has no host, so it counts as this
+      // host's when its affinity points here or nowhere (Nova would still list it on its host).
       const instances: InstanceView[] = [];
-      for (const ref of here.record.resident_VMs) {
-        const vm = await xenapi.getRecord('VM', ref);
+      for (const [ref, vm] of Object.entries(await xenapi.getAllRecords('VM'))) {
         if (vm.is_control_domain || vm.is_a_template) continue;
-        instances.push(await instanceView(here, ref));
+        const mine = vm.resident_on === here.ref || (vm.resident_on === NULL_REF && (vm.affinity === here.ref || vm.affinity === NULL_REF));
+        if (mine) instances.push(await instanceView(here, ref));
       }
       return {
         name: host.name,
@@ -49,9 +52,9 @@ export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient
     /** Nova's check_instance_active, on the host the instance is resident on. */
     async checkInstanceActive({ instanceUuid }: InstanceRef): Promise<InstanceView> {
       const here = await thisHost(xenapi, host.name);
-      const vm = await residentVm(xenapi, here, instanceUuid);
-      if (!vm) {
-        throw ApplicationFailure.nonRetryable(`instance ${instanceUuid} is not resident on ${host.name}`, 'InstanceNotFound');
+      const vm = await findVm(xenapi, instanceUuid);
+      if (!vm || (vm.record.resident_on !== here.ref && vm.record.resident_on !== NULL_REF)) {
+        throw ApplicationFailure.nonRetryable(`instance ${instanceUuid} is not on ${host.name}`, 'InstanceNotFound');
       }
       if (vm.record.power_state !== 'Running' && vm.record.power_state !== 'Paused') {
         throw ApplicationFailure.nonRetryable(

@@ -1,0 +1,89 @@
+// Helpers for end-to-end tests: start migrations through the real dev server and read where a VM
+// really is from the simulators' admin endpoints.
+import type { WorkflowHandle } from '@temporalio/client';
+import type { Stack } from '../../lib/stack';
+import {
+  LIVE_MIGRATION_WORKFLOW,
+  MIGRATION_SLOTS_WORKFLOW_ID,
+  liveMigrationWorkflowId,
+  slotsQuery,
+  statusQuery,
+  type LiveMigrationInput,
+  type MigrationPhase,
+  type MigrationStatusView,
+  type SlotsState,
+} from '../../workflows/definitions';
+import { InstanceUuid } from '../../lib/search-attributes';
+
+export function startMigration(stack: Stack, input: LiveMigrationInput): Promise<WorkflowHandle> {
+  return stack.client.workflow.start(LIVE_MIGRATION_WORKFLOW, {
+    taskQueue: stack.config.taskQueues.conductor,
+    workflowId: liveMigrationWorkflowId(input.instanceUuid),
+    args: [input],
+    typedSearchAttributes: [{ key: InstanceUuid, value: input.instanceUuid }],
+  });
+}
+
+export async function status(handle: WorkflowHandle): Promise<MigrationStatusView> {
+  return handle.query(statusQuery);
+}
+
+/** Polls the status query until `predicate` holds (or the timeout passes). */
+export async function waitForStatus(
+  handle: WorkflowHandle,
+  predicate: (s: MigrationStatusView) => boolean,
+  timeoutMs = 60_000,
+): Promise<MigrationStatusView> {
+  const deadline = Date.now() + timeoutMs;
+  let last: MigrationStatusView | undefined;
+  for (;;) {
+    last = await handle.query(statusQuery).catch(() => last);
+    if (last && predicate(last)) return last;
+    if (Date.now() > deadline) throw new Error(`status did not reach the expected state; last: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+export const inPhase = (...phases: MigrationPhase[]) => (s: MigrationStatusView) => phases.includes(s.phase);
+
+export interface Placement {
+  host: string;
+  powerState: string;
+}
+
+/** Every host that has a record of the VM, with its power state. */
+export async function placements(stack: Stack, uuid: string): Promise<Placement[]> {
+  const out: Placement[] = [];
+  for (const host of stack.sims.hosts) {
+    for (const vm of await host.admin.listVms()) {
+      if (vm.uuid === uuid) out.push({ host: host.name, powerState: vm.powerState });
+    }
+  }
+  return out;
+}
+
+/** Nothing half-received anywhere: no incoming migration, no outgoing task still running. */
+export async function leftovers(stack: Stack): Promise<string[]> {
+  const problems: string[] = [];
+  for (const host of stack.sims.hosts) {
+    const state = await host.admin.state();
+    for (const i of state.incoming) problems.push(`${host.name}: incoming ${i.vmUuid}`);
+    for (const o of state.outgoing) problems.push(`${host.name}: outgoing ${o.vmRef}`);
+  }
+  return problems;
+}
+
+export async function slots(stack: Stack): Promise<SlotsState> {
+  return stack.client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).query(slotsQuery);
+}
+
+/** The failure a workflow ended with: the ApplicationFailure's type and message. */
+export async function failureOf(handle: WorkflowHandle): Promise<{ type: string; message: string }> {
+  try {
+    await handle.result();
+  } catch (err) {
+    const cause = (err as { cause?: { type?: string; message?: string } }).cause;
+    return { type: cause?.type ?? 'unknown', message: cause?.message ?? String(err) };
+  }
+  throw new Error('the workflow did not fail');
+}
