@@ -136,7 +136,7 @@ export interface ControlAccepted {
 
 export const abortSignal = defineSignal<[reason?: string]>('abort');
 export const forceCompleteSignal = defineSignal('forceComplete');
-export const abortUpdate = defineUpdate<ControlAccepted, [reason?: string]>('requestAbort');
+export const abortUpdate = defineUpdate<ControlAccepted, [reason: string]>('requestAbort');
 export const forceCompleteUpdate = defineUpdate<ControlAccepted>('requestForceComplete');
 export const statusQuery = defineQuery<MigrationStatusView>('status');
 

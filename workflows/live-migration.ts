@@ -141,7 +141,7 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
   const mainScope = new CancellationScope();
   const requestAbort = (reason?: string) => {
     if (!view.abortable || abortReason !== null) return;
-    abortReason = reason ?? 'aborted by an operator';
+    abortReason = reason || 'aborted by an operator';
     log.info('abort requested', { reason: abortReason });
     mainScope.cancel();
   };
@@ -165,7 +165,7 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
       requestAbort(reason);
       return accepted();
     },
-    { validator: (_reason?: string) => validateAbort() },
+    { validator: (_reason: string) => validateAbort() },
   );
   setHandler(forceCompleteSignal, () => {
     view.forceCompleteRequested = true;

@@ -153,7 +153,7 @@ describe('abort and force-complete', () => {
       const s = await status(handle);
       expect(s.error?.message).toContain('operator changed their mind');
       // A second abort after the end is refused with the reason.
-      await expect(handle.executeUpdate(abortUpdate, { args: [] })).rejects.toThrow();
+      await expect(handle.executeUpdate(abortUpdate, { args: ['again'] })).rejects.toThrow();
       expect((await slots(stack)).holders).toEqual([]);
     } finally {
       await admin('xen-a').setBandwidth(512);
