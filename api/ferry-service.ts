@@ -70,8 +70,8 @@ export interface FerryService {
   abort(id: string, reason?: string): Promise<ControlAccepted>;
   /** The requestForceComplete update; RefusedError with the workflow's reason. */
   forceComplete(id: string): Promise<ControlAccepted>;
-  /** The describeCluster workflow's answer (hosts, their VMs, up or down). */
-  describeCluster(): Promise<ClusterView>;
+  /** The describeCluster workflow's answer (hosts, their VMs, up or down); may be a second old unless fresh. */
+  describeCluster(options?: { fresh?: boolean }): Promise<ClusterView>;
   /** Whether Temporal answers and the conductor polls; used by /readyz. */
   checkReady(): Promise<{ ok: boolean; checks: Record<string, string> }>;
   close(): Promise<void>;

@@ -36,8 +36,13 @@ export function vmState(instance: InstanceView): string {
  * current one (400), and no migration of the instance runs (409). The workflow checks again.
  */
 export async function startLiveMigration(service: FerryService, request: LiveMigrationRequest): Promise<StartedMigration> {
-  const cluster = await service.describeCluster();
-  const located = findInstance(cluster, request.instanceUuid);
+  let cluster = await service.describeCluster();
+  let located = findInstance(cluster, request.instanceUuid);
+  if (!located) {
+    // The cached view may predate the VM: ask the agents again before answering 404.
+    cluster = await service.describeCluster({ fresh: true });
+    located = findInstance(cluster, request.instanceUuid);
+  }
   if (!located) throw new ApiError('not_found', `Instance ${request.instanceUuid} could not be found.`);
   const { instance, host } = located;
   if (instance.powerState !== 'Running' && instance.powerState !== 'Paused') {

@@ -246,7 +246,12 @@ export class TemporalFerryService implements FerryService {
   }
 
   /** One describeCluster run at a time, its answer reused for a moment: listings call this a lot. */
-  async describeCluster(): Promise<ClusterView> {
+  async describeCluster(options: { fresh?: boolean } = {}): Promise<ClusterView> {
+    if (options.fresh) {
+      // Wait for a run that started before this call, so that its answer is not older than the caller's question.
+      await this.clusterInFlight?.catch(() => undefined);
+      this.clusterCache = null;
+    }
     if (this.clusterCache && Date.now() - this.clusterCache.at < CLUSTER_CACHE_MS) return this.clusterCache.view;
     this.clusterInFlight ??= this.guard('describeCluster', async () => {
       try {

@@ -32,7 +32,7 @@ async function migrationsOf(service: FerryService, serverId: string): Promise<Mi
 
 async function assertServerExists(service: FerryService, serverId: string): Promise<void> {
   const cluster = await service.describeCluster();
-  if (!findInstance(cluster, serverId)) throw new ApiError('not_found', `Instance ${serverId} could not be found.`);
+  if (!findInstance(cluster, serverId) && !findInstance(await service.describeCluster({ fresh: true }), serverId)) throw new ApiError('not_found', `Instance ${serverId} could not be found.`);
 }
 
 async function findByNovaId(service: FerryService, serverId: string, mid: string): Promise<MigrationStatusView> {

@@ -124,7 +124,7 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (app, {
     },
     async ({ req, params }) => {
       const [cluster, running] = await Promise.all([service.describeCluster(), runningByInstance(service)]);
-      const located = findInstance(cluster, params.id);
+      const located = findInstance(cluster, params.id) ?? findInstance(await service.describeCluster({ fresh: true }), params.id);
       if (!located) throw new ApiError('not_found', `Instance ${params.id} could not be found.`);
       return { server: novaServer(located.instance, running.has(located.instance.uuid.toLowerCase()), base(req), true) };
     },

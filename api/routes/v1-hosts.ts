@@ -124,7 +124,7 @@ export const v1HostRoutes: FastifyPluginAsync<PluginOptions> = async (app, { ctx
     },
     async ({ params }) => {
       const { cluster, byInstance } = await snapshot();
-      const located = findInstance(cluster, params.uuid);
+      const located = findInstance(cluster, params.uuid) ?? findInstance(await service.describeCluster({ fresh: true }), params.uuid);
       if (!located) throw new ApiError('not_found', `Instance ${params.uuid} could not be found.`);
       return instanceOut(located.instance, byInstance);
     },

@@ -1,0 +1,222 @@
+// The API and the CLI through the real stack: Temporal dev server, simulators, conductor and host
+// agents as processes, the API in this process with token auth.
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from '../../lib/stack';
+import { tokenAuthenticator } from '../../api/auth';
+import { startApi, type RunningApi } from '../../api/main';
+import { run } from '../../cli/main';
+import type { MigrationStatusView } from '../../workflows/definitions';
+import { parseSseBlock } from '../../cli/client';
+
+const READ = 'read-token-e2e';
+const OPERATOR = 'operator-token-e2e';
+
+let stack: Stack;
+let api: RunningApi;
+
+beforeAll(async () => {
+  stack = await startStack({ bandwidthMiBps: 64 });
+  api = await startApi({
+    config: stack.config,
+    listen: '127.0.0.1:0',
+    logger: pino({ level: process.env.FERRY_LOG_LEVEL ?? 'silent' }),
+    auth: tokenAuthenticator({ read: READ, operator: OPERATOR }),
+  });
+});
+
+afterAll(async () => {
+  await api?.close();
+  await stack?.stop();
+});
+
+async function call(method: string, path: string, opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  const res = await fetch(`${api.url}${path}`, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: (text ? JSON.parse(text) : null) as Record<string, unknown> & { error?: { code: string; message: string } } };
+}
+
+async function vm(host: string, name: string, memoryMiB: number, dirtyRateMiBps = 0): Promise<string> {
+  const created = await stack.sims.host(host).admin.createVm({ nameLabel: name, memoryMiB, diskMiB: [8], sr: 'shared', dirtyRateMiBps });
+  return created.uuid;
+}
+
+async function waitFor(id: string, predicate: (m: MigrationStatusView) => boolean, timeoutMs = 60_000): Promise<MigrationStatusView> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await call('GET', `/v1/migrations/${id}`, { token: READ });
+    if (res.status === 200 && predicate(res.body as unknown as MigrationStatusView)) return res.body as unknown as MigrationStatusView;
+    if (Date.now() > deadline) throw new Error(`migration ${id} did not get there: ${JSON.stringify(res.body)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Reads the whole SSE stream of a migration. */
+async function events(id: string): Promise<{ event: string; data: MigrationStatusView }[]> {
+  const res = await fetch(`${api.url}/v1/migrations/${id}/events?interval=200`, { headers: { authorization: `Bearer ${READ}` } });
+  expect(res.status).toBe(200);
+  expect(res.headers.get('content-type')).toContain('text/event-stream');
+  const text = await res.text();
+  return text
+    .split('\n\n')
+    .map(parseSseBlock)
+    .filter((e): e is NonNullable<typeof e> => e !== null) as { event: string; data: MigrationStatusView }[];
+}
+
+function cliIo(token?: string) {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    out,
+    err,
+    io: {
+      stdout: { write: (t: string) => out.push(t) },
+      stderr: { write: (t: string) => err.push(t) },
+      env: { FERRY_TOKEN: token, FERRY_CONFIG: stack.configPath } as NodeJS.ProcessEnv,
+    },
+  };
+}
+
+describe('operations', () => {
+  it('is ready when Temporal answers and the conductor polls', async () => {
+    const ready = await call('GET', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.body.checks).toMatchObject({ conductor: expect.stringContaining('poller') });
+    expect((await call('GET', '/healthz')).status).toBe(200);
+  });
+
+  it('lists the hosts as up, from the agents', async () => {
+    const res = await call('GET', '/v1/hosts', { token: READ });
+    expect(res.status).toBe(200);
+    const hosts = res.body.hosts as { name: string; up: boolean; memoryTotalBytes: number }[];
+    expect(hosts.map((h) => h.name).sort()).toEqual(['xen-a', 'xen-b', 'xen-c']);
+    expect(hosts.every((h) => h.up && h.memoryTotalBytes > 0)).toBe(true);
+  });
+
+  it('refuses without a token and with the wrong role', async () => {
+    expect((await call('GET', '/v1/hosts')).status).toBe(401);
+    const uuid = await vm('xen-a', 'auth-check', 16);
+    const forbidden = await call('POST', '/v1/migrations', { token: READ, body: { instanceUuid: uuid } });
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.body.error?.code).toBe('forbidden');
+  });
+});
+
+describe('ferry /v1', () => {
+  it('starts a migration (202 + Location), streams its progress, and lists it from visibility', async () => {
+    const uuid = await vm('xen-a', 'v1-happy', 128, 4);
+    const started = await call('POST', '/v1/migrations', { token: OPERATOR, body: { instanceUuid: uuid, host: 'xen-b' } });
+    expect(started.status).toBe(202);
+    const id = started.body.id as string;
+    expect(started.headers.get('location')).toBe(`/v1/migrations/${id}`);
+
+    const shown = await call('GET', `/v1/migrations/${id}`, { token: READ });
+    expect(shown.status).toBe(200);
+    expect(shown.body).toMatchObject({ uuid: id, server_uuid: uuid, workflowId: `live-migration-${uuid}` });
+
+    const stream = await events(id);
+    const last = stream.at(-1);
+    expect(last?.event).toBe('end');
+    expect(last?.data.status).toBe('completed');
+    expect(stream.some((e) => e.data.progress !== null && e.data.progress.bytesSent > 0)).toBe(true);
+
+    // Visibility catches up with the final search attributes shortly after the run closes.
+    const deadline = Date.now() + 15_000;
+    let byStatus: MigrationStatusView[] = [];
+    while (Date.now() < deadline) {
+      byStatus = (await call('GET', `/v1/migrations?status=completed&host=xen-b&instance=${uuid}`, { token: READ })).body.migrations as MigrationStatusView[];
+      if (byStatus.length > 0) break;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(byStatus.map((m) => m.uuid)).toEqual([id]);
+    const instance = await call('GET', `/v1/instances/${uuid}`, { token: READ });
+    expect(instance.body).toMatchObject({ host: 'xen-b', migration: null });
+  });
+
+  it('refuses a second migration of the same instance, aborts, and refuses to abort twice', async () => {
+    const uuid = await vm('xen-a', 'v1-abort', 1024, 16);
+    const started = await call('POST', '/v1/migrations', { token: OPERATOR, body: { instanceUuid: uuid } });
+    expect(started.status).toBe(202);
+    const id = started.body.id as string;
+    const again = await call('POST', '/v1/migrations', { token: OPERATOR, body: { instanceUuid: uuid } });
+    expect(again.status).toBe(409);
+    expect(again.body.error?.message).toContain('migrating');
+
+    await waitFor(id, (m) => m.phase === 'precopy' && (m.progress?.bytesSent ?? 0) > 0);
+    const server = await call('GET', `/v2.1/servers/${uuid}`, { token: READ });
+    expect(server.body.server).toMatchObject({ status: 'MIGRATING', 'OS-EXT-STS:task_state': 'migrating', 'OS-EXT-SRV-ATTR:host': 'xen-a' });
+
+    const abort = await call('POST', `/v1/migrations/${id}/abort`, { token: OPERATOR, body: { reason: 'e2e' } });
+    expect(abort.status).toBe(202);
+    expect(abort.body).toMatchObject({ accepted: true });
+    const final = await waitFor(id, (m) => ['cancelled', 'failed', 'error', 'completed'].includes(m.status));
+    expect(final.status).toBe('cancelled');
+    const twice = await call('POST', `/v1/migrations/${id}/abort`, { token: OPERATOR, body: {} });
+    expect(twice.status).toBe(409);
+    expect(twice.body.error?.message).toContain('cancelled');
+  });
+});
+
+describe('Nova-compatible API', () => {
+  it('live-migrates with os-migrateLive, shows the migration at 2.80, force-completes it', async () => {
+    const uuid = await vm('xen-a', 'nova-1', 512, 48);
+    const headers = { 'openstack-api-version': 'compute 2.80', 'x-auth-token': OPERATOR };
+    const action = await call('POST', `/v2.1/servers/${uuid}/action`, { headers, body: { 'os-migrateLive': { host: null, block_migration: 'auto' } } });
+    expect(action.status).toBe(202);
+    expect(action.headers.get('openstack-api-version')).toBe('compute 2.80');
+
+    let migration: Record<string, unknown> | undefined;
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      const list = await call('GET', `/v2.1/servers/${uuid}/migrations`, { headers });
+      expect(list.status).toBe(200);
+      migration = (list.body.migrations as Record<string, unknown>[])[0];
+      if (migration?.status === 'running' && Number(migration.memory_processed_bytes) > 0) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(migration).toMatchObject({ server_uuid: uuid, status: 'running', source_compute: 'xen-a', user_id: 'operator', project_id: 'ferry' });
+    const mid = migration?.id as number;
+    const one = await call('GET', `/v2.1/servers/${uuid}/migrations/${mid}`, { headers });
+    expect(one.status).toBe(200);
+    expect((one.body.migration as Record<string, unknown>).uuid).toEqual(expect.any(String));
+
+    const force = await call('POST', `/v2.1/servers/${uuid}/migrations/${mid}/action`, { headers, body: { force_complete: null } });
+    expect(force.status).toBe(202);
+    const runId = (one.body.migration as Record<string, string>).uuid as string;
+    const final = await waitFor(runId, (m) => ['completed', 'failed', 'cancelled', 'error'].includes(m.status));
+    expect(final.status).toBe('completed');
+    expect(final.forceCompleteRequested).toBe(true);
+
+    const all = await call('GET', `/v2.1/os-migrations?instance_uuid=${uuid}`, { headers });
+    expect((all.body.migrations as Record<string, unknown>[]).map((m) => m.id)).toEqual([mid]);
+    const gone = await call('GET', `/v2.1/servers/${uuid}/migrations/${mid}`, { headers });
+    expect(gone.status).toBe(404);
+    expect(gone.body).toHaveProperty('itemNotFound');
+  });
+});
+
+describe('CLI against the real API', () => {
+  it('migrate --watch follows the migration to completion and exits 0', async () => {
+    const uuid = await vm('xen-a', 'cli-1', 128, 4);
+    const { io, out } = cliIo(OPERATOR);
+    const code = await run(['--api', api.url, 'migrate', uuid, '--watch'], io);
+    expect(out.join('')).toContain('completed');
+    expect(code).toBe(0);
+    const hosts = cliIo(READ);
+    expect(await run(['--api', api.url, '--json', 'hosts'], hosts.io)).toBe(0);
+    expect(JSON.parse(hosts.out.join('')).hosts).toHaveLength(3);
+  });
+
+  it('exit codes: not found 3, read token changing things 6, unreachable API 5', async () => {
+    const missing = cliIo(READ);
+    expect(await run(['--api', api.url, 'show', '00000000-0000-4000-8000-00000000dead'], missing.io)).toBe(3);
+    const uuid = await vm('xen-a', 'cli-2', 16);
+    const forbidden = cliIo(READ);
+    expect(await run(['--api', api.url, 'migrate', uuid], forbidden.io)).toBe(6);
+    const unreachable = cliIo(READ);
+    expect(await run(['--api', 'http://127.0.0.1:9', 'hosts'], unreachable.io)).toBe(5);
+  });
+});
