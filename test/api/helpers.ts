@@ -1,0 +1,33 @@
+// Builds the API on the fake service with token auth, for inject()-based tests.
+import pino from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { parseConfig } from '../../lib/config';
+import { tokenAuthenticator } from '../../api/auth';
+import { buildServer } from '../../api/server';
+import { FakeFerryService } from './fake-service';
+
+export const READ = 'read-secret';
+export const OPERATOR = 'operator-secret';
+
+export const testConfig = parseConfig({
+  hosts: [
+    { name: 'xen-a', pool: 'pool-1', xenapiUrl: 'http://127.0.0.1:18080/', passwordEnv: 'FERRY_XENAPI_PASSWORD' },
+    { name: 'xen-b', pool: 'pool-1', xenapiUrl: 'http://127.0.0.1:18081/', passwordEnv: 'FERRY_XENAPI_PASSWORD' },
+  ],
+  api: { auth: { mode: 'token', readTokenEnv: 'FERRY_READ_TOKEN', operatorTokenEnv: 'FERRY_OPERATOR_TOKEN' } },
+});
+
+export function testServer(service = new FakeFerryService()): { app: FastifyInstance; service: FakeFerryService } {
+  const app = buildServer({
+    config: testConfig,
+    service,
+    logger: pino({ level: 'silent' }),
+    auth: tokenAuthenticator({ read: READ, operator: OPERATOR }),
+    pollIntervalMs: 100,
+  });
+  return { app, service };
+}
+
+export const asRead = { authorization: `Bearer ${READ}` };
+export const asOperator = { authorization: `Bearer ${OPERATOR}` };
+export const nova = (version: string, token = OPERATOR) => ({ 'x-auth-token': token, 'openstack-api-version': `compute ${version}` });
