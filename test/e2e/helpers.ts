@@ -1,6 +1,10 @@
 // Helpers for end-to-end tests: start migrations through the real dev server and read where a VM
 // really is from the simulators' admin endpoints.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
+import { execFileSync } from 'node:child_process';
+import { temporalCliPath } from '../../lib/paths';
 import type { Stack } from '../../lib/stack';
 import {
   LIVE_MIGRATION_WORKFLOW,
@@ -86,4 +90,21 @@ export async function failureOf(handle: WorkflowHandle): Promise<{ type: string;
     return { type: cause?.type ?? 'unknown', message: cause?.message ?? String(err) };
   }
   throw new Error('the workflow did not fail');
+}
+
+/**
+ * With FERRY_RECORD_HISTORIES=1, saves the run's history as a replay fixture
+ * (test/fixtures/histories/NAME.json): test/e2e/replay.test.ts replays every fixture against the
+ * current workflow code, so an incompatible change fails the tests.
+ */
+export async function recordHistory(stack: Stack, handle: WorkflowHandle, name: string): Promise<void> {
+  if (process.env.FERRY_RECORD_HISTORIES !== '1') return;
+  const dir = resolve(__dirname, '..', 'fixtures', 'histories');
+  mkdirSync(dir, { recursive: true });
+  // The CLI writes the JSON form that historyFromJSON reads (the same as the web UI's download).
+  const json = execFileSync(temporalCliPath(), [
+    'workflow', 'show', '--workflow-id', handle.workflowId, '--output', 'json',
+    '--address', stack.config.temporal.address, '--namespace', stack.config.temporal.namespace,
+  ]);
+  writeFileSync(resolve(dir, `${name}.json`), json);
 }

@@ -2,9 +2,10 @@
 // and one host agent per host, each a real process.
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { executeControlUpdate } from '../../lib/control-update';
 import { startStack, type Stack } from '../../lib/stack';
 import { abortUpdate, forceCompleteUpdate } from '../../workflows/definitions';
-import { failureOf, inPhase, leftovers, placements, slots, startMigration, status, waitForStatus } from './helpers';
+import { failureOf, inPhase, recordHistory, leftovers, placements, slots, startMigration, status, waitForStatus } from './helpers';
 
 let stack: Stack;
 
@@ -37,6 +38,7 @@ describe('happy paths', () => {
     expect(s.block_migration).toBe(false);
     expect(s.memory_remaining_bytes).toBe(0);
     expect(await leftovers(stack)).toEqual([]);
+    await recordHistory(stack, handle, 'completed-pool-migrate');
   });
 
   it('moves a VM with local disks to another pool with migrate_send (block migration "auto")', async () => {
@@ -50,6 +52,7 @@ describe('happy paths', () => {
     expect(arrived?.disks).toEqual(disksBefore);
     expect((await status(handle)).block_migration).toBe(true);
     expect((await status(handle)).disk_total_bytes).toBe(24 * 2 ** 20);
+    await recordHistory(stack, handle, 'completed-block-migrate');
   });
 });
 
@@ -106,6 +109,7 @@ describe('clear failures', () => {
     expect(s.attempts.map((a) => a.host).sort()).toEqual(['xen-b', 'xen-c']);
     expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
     expect((await slots(stack)).holders).toEqual([]);
+    await recordHistory(stack, handle, 'failed-no-valid-host');
   });
 
   it('force skips the destination checks, as Nova 2.30 to 2.67', async () => {
@@ -127,7 +131,7 @@ describe('clear failures', () => {
     try {
       const handle = await startMigration(stack, { instanceUuid: vm.uuid, host: 'xen-b', options: { autoConverge: false } });
       await expect(startMigration(stack, { instanceUuid: vm.uuid })).rejects.toBeInstanceOf(WorkflowExecutionAlreadyStartedError);
-      await handle.executeUpdate(abortUpdate, { args: ['test over'] });
+      await executeControlUpdate(handle, abortUpdate, 'test over');
       expect((await handle.result()).status).toBe('cancelled');
     } finally {
       await admin('xen-a').setBandwidth(512);
@@ -144,7 +148,7 @@ describe('abort and force-complete', () => {
     try {
       const handle = await startMigration(stack, { instanceUuid: vm.uuid, options: { autoConverge: false } });
       await waitForStatus(handle, (s) => s.phase === 'precopy' && (s.progress?.bytesSent ?? 0) > 0);
-      const answer = await handle.executeUpdate(abortUpdate, { args: ['operator changed their mind'] });
+      const answer = await executeControlUpdate(handle, abortUpdate, 'operator changed their mind');
       expect(answer).toMatchObject({ accepted: true });
       const result = await handle.result();
       expect(result.status).toBe('cancelled');
@@ -153,8 +157,9 @@ describe('abort and force-complete', () => {
       const s = await status(handle);
       expect(s.error?.message).toContain('operator changed their mind');
       // A second abort after the end is refused with the reason.
-      await expect(handle.executeUpdate(abortUpdate, { args: ['again'] })).rejects.toThrow();
+      await expect(executeControlUpdate(handle, abortUpdate, 'again')).rejects.toThrow(/cannot abort: the migration has ended/);
       expect((await slots(stack)).holders).toEqual([]);
+      await recordHistory(stack, handle, 'aborted');
     } finally {
       await admin('xen-a').setBandwidth(512);
       await admin('xen-a').setMaxIterations(5);
@@ -169,12 +174,13 @@ describe('abort and force-complete', () => {
       const handle = await startMigration(stack, { instanceUuid: vm.uuid, options: { autoConverge: false } });
       const s = await waitForStatus(handle, (x) => x.phase === 'precopy' && (x.progress?.iteration ?? 0) >= 3);
       expect(s.status).toBe('running');
-      await handle.executeUpdate(forceCompleteUpdate);
+      await executeControlUpdate(handle, forceCompleteUpdate);
       const result = await handle.result();
       expect(result.status).toBe('completed');
       expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-b', powerState: 'Running' }]);
       const arrived = await admin('xen-b').checksums(vm.uuid);
       expect(arrived?.memoryAtArrival).toBeTruthy();
+      await recordHistory(stack, handle, 'completed-force-complete');
     } finally {
       await admin('xen-a').setBandwidth(512);
       await admin('xen-a').setMaxIterations(5);
@@ -193,6 +199,7 @@ describe('compensation', () => {
     expect(await leftovers(stack)).toEqual([]);
     expect((await status(handle)).status).toBe('failed');
     expect((await slots(stack)).holders).toEqual([]);
+    await recordHistory(stack, handle, 'failed-transfer-cut');
   });
 
   it('a Temporal cancel request is an abort: compensated, the run ends Canceled', async () => {
@@ -233,6 +240,7 @@ describe('crash of a worker during the transfer', () => {
         expect(result.status).toBe('completed');
         expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-b', powerState: 'Running' }]);
         expect((await admin('xen-b').checksums(vm.uuid))?.memory).toBe(before?.memory);
+        await recordHistory(stack, handle, `completed-after-${victim.replace(' ', '-')}-crash`);
       } finally {
         await admin('xen-a').setBandwidth(512);
       }

@@ -1,0 +1,32 @@
+// Replays recorded histories (completed, aborted and failed runs) against the current workflow
+// code: a change that would break runs in flight fails here. Record new fixtures with
+// FERRY_RECORD_HISTORIES=1 npx vitest run test/e2e/migration.test.ts, and keep the old ones.
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const dir = resolve(__dirname, '..', 'fixtures', 'histories');
+const fixtures = readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+describe('workflow replay', () => {
+  it('has recorded histories of completed, aborted and failed runs', () => {
+    expect(fixtures.some((f) => f.startsWith('completed'))).toBe(true);
+    expect(fixtures.some((f) => f.startsWith('aborted'))).toBe(true);
+    expect(fixtures.some((f) => f.startsWith('failed'))).toBe(true);
+  });
+
+  it('replays every recorded history without nondeterminism', () => {
+    const run = spawnSync(process.execPath, ['--import', 'tsx', resolve(__dirname, 'replay-histories.ts')], {
+      encoding: 'utf8',
+      env: { ...process.env, FERRY_LOG_LEVEL: 'warn' },
+    });
+    const results = run.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { workflowId: string; ok: boolean; error: string | null });
+    expect(results.map((r) => r.workflowId).sort()).toEqual(fixtures.map((f) => f.replace(/\.json$/, '')).sort());
+    expect(results.filter((r) => !r.ok)).toEqual([]);
+    expect(run.status).toBe(0);
+  });
+});
