@@ -19,6 +19,8 @@ class Components {
     for (const [id, def] of Object.entries(defs)) this.put(id, rewriteRefs(def) as Json);
     const id = z.globalRegistry.get(schema)?.id;
     const body = rewriteRefs(converted) as Json;
+    // A named schema may come back as a bare reference to its own hoisted definition.
+    if (typeof body.$ref === 'string' && Object.keys(body).length === 1) return body;
     if (typeof id === 'string') {
       delete body.id;
       const name = this.put(id, body);

@@ -42,14 +42,18 @@ function migrateLiveSchema(v: Microversion) {
   return z.object({ host: NovaHost, block_migration: blockMigration }).strict();
 }
 
+// Validated per microversion in the handler (migrateLiveSchema); this is the documented union.
 const ActionBodyDoc = z
   .looseObject({
     'os-migrateLive': z
-      .object({
-        host: z.string().nullable(),
-        block_migration: z.union([z.boolean(), z.literal('auto')]),
-        disk_over_commit: z.boolean().optional().meta({ description: '2.1 to 2.24 only (required there).' }),
-        force: z.boolean().optional().meta({ description: '2.30 to 2.67 only.' }),
+      .looseObject({
+        host: z.string().nullable().optional().meta({ description: 'Destination host; null lets the scheduler choose. Required.' }),
+        block_migration: z
+          .union([z.boolean(), z.string()])
+          .optional()
+          .meta({ description: 'true, false (or Nova\'s boolean spellings), or "auto" from 2.25. Required.' }),
+        disk_over_commit: z.union([z.boolean(), z.string()]).optional().meta({ description: '2.1 to 2.24 only (required there).' }),
+        force: z.union([z.boolean(), z.string()]).optional().meta({ description: '2.30 to 2.67 only.' }),
       })
       .optional(),
   })
