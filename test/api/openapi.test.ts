@@ -25,14 +25,14 @@ describe('OpenAPI document', () => {
   it('is valid OpenAPI 3.1', async () => {
     const { doc, app } = await documentOf();
     const validator = new Validator();
-    const result = await validator.validate(doc as unknown as object);
+    const result = await validator.validate(doc as unknown as Record<string, unknown>);
     expect(result.errors ?? []).toEqual([]);
     expect(result.valid).toBe(true);
     expect(validator.version).toBe('3.1');
     // The validator is not vacuous: a broken document fails.
     const broken = structuredClone(doc) as unknown as { info?: unknown };
     delete broken.info;
-    expect((await new Validator().validate(broken as object)).valid).toBe(false);
+    expect((await new Validator().validate(broken as Record<string, unknown>)).valid).toBe(false);
     await app.close();
   });
 
