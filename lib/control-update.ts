@@ -14,9 +14,11 @@ export async function executeControlUpdate<Ret, Args extends unknown[]>(
   update: UpdateDefinition<Ret, Args>,
   ...args: Args
 ): Promise<Ret> {
+  // The update's name is what travels; the SDK's overloads cannot express "any argument list".
+  const send = handle.executeUpdate.bind(handle) as unknown as (name: string, options: { args: unknown[] }) => Promise<Ret>;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await handle.executeUpdate(update as UpdateDefinition<Ret, [unknown, ...unknown[]]>, { args: args as [unknown, ...unknown[]] });
+      return await send(update.name, { args });
     } catch (err) {
       if (attempt >= 5 || !lostWithWorkflowTask(err)) throw err;
       await new Promise((r) => setTimeout(r, 100 * attempt));
