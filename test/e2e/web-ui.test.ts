@@ -1,0 +1,81 @@
+// The Temporal web UI tells a migration's story: a real browser (playwright-core driving Debian's
+// chromium, installed by `scripts/install.sh --browser`) opens the dev server's UI, filters the
+// workflow list by the InstanceUuid search attribute, finds the migration started through ferry's
+// API, opens it and finds its activities. Screenshots go to test-artifacts/.
+import { existsSync, mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import pino from 'pino';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { noAuthenticator } from '../../api/auth';
+import { startApi, type RunningApi } from '../../api/main';
+import { startStack, type Stack } from '../../lib/stack';
+import { liveMigrationWorkflowId, type MigrationStatusView } from '../../workflows/definitions';
+
+const CHROMIUM = process.env.FERRY_CHROMIUM ?? '/usr/bin/chromium';
+const ARTIFACTS = resolve(__dirname, '..', '..', 'test-artifacts');
+
+let stack: Stack;
+let api: RunningApi;
+let browser: Browser;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/install.sh --browser (or set FERRY_CHROMIUM)`);
+  mkdirSync(ARTIFACTS, { recursive: true });
+  stack = await startStack({ ui: true });
+  api = await startApi({ config: stack.config, listen: '127.0.0.1:0', logger: pino({ level: 'silent' }), auth: noAuthenticator });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await api?.close();
+  await stack?.stop();
+});
+
+describe('Temporal web UI', () => {
+  it('finds a migration by InstanceUuid and shows its activities', async () => {
+    const uiUrl = stack.devServer.uiUrl;
+    expect(uiUrl).toBeDefined();
+    const vm = await stack.sims.host('xen-a').admin.createVm({ nameLabel: 'web-ui-demo', memoryMiB: 64, diskMiB: [8], sr: 'shared', dirtyRateMiBps: 2 });
+    const started = await fetch(`${api.url}/v1/migrations`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ instanceUuid: vm.uuid }),
+    });
+    expect(started.status).toBe(202);
+    const { id: runId } = (await started.json()) as { id: string };
+    const workflowId = liveMigrationWorkflowId(vm.uuid);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const view = (await (await fetch(`${api.url}/v1/migrations/${runId}`)).json()) as MigrationStatusView;
+      if (view.status === 'completed') break;
+      if (['failed', 'cancelled', 'error'].includes(view.status) || Date.now() > deadline) throw new Error(`migration ended ${view.status}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+
+    const page = await browser.newPage({ viewport: { width: 1600, height: 1000 } });
+    try {
+      const query = encodeURIComponent(`InstanceUuid="${vm.uuid}"`);
+      await page.goto(`${uiUrl}/namespaces/${stack.config.temporal.namespace}/workflows?query=${query}`);
+      const row = page.getByRole('link', { name: workflowId });
+      await row.first().waitFor({ timeout: 30_000 });
+      expect(await row.count()).toBe(1); // the filter leaves exactly this instance's migration
+      await page.getByText(`InstanceUuid = "${vm.uuid}"`).first().waitFor({ timeout: 10_000 });
+      await page.screenshot({ path: resolve(ARTIFACTS, 'web-ui-list.png') });
+
+      await row.first().click();
+      await page.waitForURL(new RegExp(`/workflows/${workflowId}/${runId}`), { timeout: 30_000 });
+      for (const activity of ['checkInstanceActive', 'findDestination', 'migrateSend', 'postLiveMigration']) {
+        await page.getByText(activity).first().waitFor({ timeout: 30_000 });
+      }
+      const body = await page.locator('body').innerText();
+      expect(body).toContain('liveMigration');
+      expect(body).toMatch(/migrateSend web-ui-demo xen-a → xen-b/); // the activity summary tells the story
+      await page.screenshot({ path: resolve(ARTIFACTS, 'web-ui.png'), fullPage: true });
+    } finally {
+      await page.close();
+    }
+    expect(existsSync(resolve(ARTIFACTS, 'web-ui.png'))).toBe(true);
+  });
+});
