@@ -14,6 +14,7 @@ import {
   type WorkflowHandle,
 } from '@temporalio/client';
 import type { FerryConfig } from '../lib/config';
+import { executeControlUpdate } from '../lib/control-update';
 import type { Logger } from '../lib/logger';
 import { DestHost, InstanceUuid, MigrationStatus, SourceHost } from '../lib/search-attributes';
 import { connectionOptions } from '../lib/temporal-connection';
@@ -224,14 +225,13 @@ export class TemporalFerryService implements FerryService {
         throw new RefusedError(`the migration is already ${view.status}`);
       }
       try {
-        if (action === 'abort') {
-          // By name: the definition's optional argument does not fit executeUpdate's overloads.
-          return await found.handle.executeUpdate<ControlAccepted, [string]>(abortUpdate.name, { args: [reason ?? 'requested through the ferry API'] });
-        }
-        return await found.handle.executeUpdate(forceCompleteUpdate, { args: [] });
+        if (action === 'abort') return await executeControlUpdate(found.handle, abortUpdate, reason ?? 'requested through the ferry API');
+        return await executeControlUpdate(found.handle, forceCompleteUpdate);
       } catch (err) {
         if (err instanceof WorkflowUpdateFailedError) throw new RefusedError(failureReason(err));
-        if (err instanceof WorkflowNotFoundError) throw new RefusedError('the migration has just finished');
+        if (err instanceof WorkflowNotFoundError || /already completed/i.test((err as Error).message)) {
+          throw new RefusedError('the migration has just finished');
+        }
         throw err;
       }
     });
