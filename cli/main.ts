@@ -67,6 +67,7 @@ async function watch(s: Session, id: string): Promise<MigrationStatusView> {
   let last: MigrationStatusView | null = null;
   let lastPrinted = '';
   let lastPrintedAt = 0;
+  let lastLine = '';
   let attempts = 0;
   for (;;) {
     try {
@@ -89,10 +90,12 @@ async function watch(s: Session, id: string): Promise<MigrationStatusView> {
         } else {
           // Plain output (pipes, logs): a line when the phase changes, else at most every 2 s.
           const key = `${view.status}/${view.phase}`;
-          if (key !== lastPrinted || Date.now() - lastPrintedAt > 2000 || event.event === 'end') {
+          const due = key !== lastPrinted || Date.now() - lastPrintedAt > 2000 || event.event === 'end';
+          if (due && line !== lastLine) {
             out(s, line);
             lastPrinted = key;
             lastPrintedAt = Date.now();
+            lastLine = line;
           }
         }
       }

@@ -55,7 +55,8 @@ export function bar(fraction: number, width: number): string {
 }
 
 function route(view: MigrationStatusView): string {
-  return `${view.source_compute ?? '?'} → ${view.dest_compute ?? '(scheduling)'}`;
+  if (!view.source_compute) return '(locating the instance)';
+  return `${view.source_compute} → ${view.dest_compute ?? '(scheduling)'}`;
 }
 
 function phaseText(view: MigrationStatusView): string {
@@ -71,7 +72,8 @@ export function progressLine(view: MigrationStatusView, barWidth = 24): string {
   const p = view.progress;
   if (t) {
     parts.push(`${bar(t.fraction, barWidth)} ${String(Math.floor(t.fraction * 100)).padStart(3)}%`);
-    parts.push(`${formatBytes(t.processed)}/${formatBytes(t.total)}`);
+    // Pre-copy resends dirtied pages, so the bytes sent may exceed the VM's size.
+    parts.push(`${formatBytes(p?.bytesSent ?? t.processed)} sent of ${formatBytes(t.total)}`);
   }
   if (p && view.status !== 'completed') {
     parts.push(`${formatBytes(p.bandwidthBytesPerSecond)}/s`);

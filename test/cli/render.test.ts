@@ -48,7 +48,7 @@ describe('rendering', () => {
   it('draws the progress line: route, phase, bar, bytes, rate, ETA, expected downtime', () => {
     const line = progressLine(precopy(), 10);
     expect(line).toBe(
-      'xen-a → xen-b  precopy, round 2  █████░░░░░  50%  512 MiB/1.0 GiB  128 MiB/s  ETA 4s  downtime ~42 ms  dirtying 8.0 MiB/s',
+      'xen-a → xen-b  precopy, round 2  █████░░░░░  50%  600 MiB sent of 1.0 GiB  128 MiB/s  ETA 4s  downtime ~42 ms  dirtying 8.0 MiB/s',
     );
     const scheduling = { ...precopy(), phase: 'scheduling' as const, progress: null, dest_compute: null };
     expect(progressLine(scheduling)).toBe('xen-a → (scheduling)  scheduling');
