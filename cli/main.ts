@@ -86,7 +86,9 @@ async function watch(s: Session, id: string): Promise<MigrationStatusView> {
         const width = Math.max(10, Math.min(30, (s.io.stdout.columns ?? 120) - 100));
         const line = progressLine(view, width);
         if (tty) {
-          s.io.stdout.write(`\r\x1b[2K${line}`);
+          // One terminal row, redrawn in place: a wrapped line could not be erased.
+          const fit = [...line].slice(0, Math.max(20, (s.io.stdout.columns ?? 200) - 1)).join('');
+          s.io.stdout.write(`\r\x1b[2K${fit}`);
         } else {
           // Plain output (pipes, logs): a line when the phase changes, else at most every 2 s.
           const key = `${view.status}/${view.phase}`;
