@@ -25,9 +25,9 @@ function base(req: FastifyRequest): string {
   return `${req.protocol}://${req.host}`;
 }
 
-async function migrationsOf(service: FerryService, serverId: string): Promise<MigrationStatusView[]> {
+async function migrationsOf(service: FerryService, serverId: string, open?: boolean): Promise<MigrationStatusView[]> {
   if (!UUID_PATTERN.test(serverId)) return [];
-  return service.listMigrations({ instanceUuid: serverId.toLowerCase(), limit: 200 });
+  return service.listMigrations({ instanceUuid: serverId.toLowerCase(), limit: 200, open });
 }
 
 async function assertServerExists(service: FerryService, serverId: string): Promise<void> {
@@ -112,7 +112,7 @@ export const novaMigrationRoutes: FastifyPluginAsync<PluginOptions> = async (app
       responses: { 200: { description: 'Migrations.', schema: z.object({ migrations: z.array(NovaServerMigrationSchema) }) }, 404: { description: 'No such server.' } },
     },
     async ({ params, microversion }) => {
-      const inProgress = (await migrationsOf(service, params.id)).filter((m) => IN_PROGRESS_STATUSES.has(m.status));
+      const inProgress = (await migrationsOf(service, params.id, true)).filter((m) => IN_PROGRESS_STATUSES.has(m.status));
       if (inProgress.length === 0) await assertServerExists(service, params.id);
       return { migrations: inProgress.map((m) => novaServerMigration(m, microversion)) };
     },
