@@ -1,0 +1,191 @@
+// The migration policy through the real stack: concurrency limits held in Temporal, auto-converge,
+// completion timeouts, host-down refusals, compensation at each step, and search attributes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { executeControlUpdate } from '../../lib/control-update';
+import { startStack, type Stack } from '../../lib/stack';
+import { forceCompleteUpdate } from '../../workflows/definitions';
+import { XenApiClient } from '../../xenapi/client';
+import { failureOf, inPhase, leftovers, placements, slots, startMigration, status, waitForStatus } from './helpers';
+
+let stack: Stack;
+
+beforeAll(async () => {
+  stack = await startStack({
+    bandwidthMiBps: 512,
+    migration: {
+      limits: { outboundPerHost: 1, inboundPerHost: 2, cluster: 2 },
+      autoConverge: { enabled: false, stepSeconds: 1, capSteps: [50, 10], forceCompleteAfterLastStep: true },
+    },
+  });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const admin = (host: string) => stack.sims.host(host).admin;
+
+async function withLink(host: string, MiBps: number, maxIterations: number, body: () => Promise<void>): Promise<void> {
+  await admin(host).setBandwidth(MiBps);
+  await admin(host).setMaxIterations(maxIterations);
+  try {
+    await body();
+  } finally {
+    await admin(host).setBandwidth(512);
+    await admin(host).setMaxIterations(5);
+  }
+}
+
+describe('concurrency limits', () => {
+  it('a second migration from the same host waits queued and starts when the slot frees', async () => {
+    const first = await admin('xen-a').createVm({ nameLabel: 'q-1', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 32 });
+    const second = await admin('xen-a').createVm({ nameLabel: 'q-2', memoryMiB: 16, sr: 'shared' });
+    await withLink('xen-a', 16, 0, async () => {
+      const h1 = await startMigration(stack, { instanceUuid: first.uuid });
+      await waitForStatus(h1, inPhase('precopy'));
+      const h2 = await startMigration(stack, { instanceUuid: second.uuid });
+      const queued = await waitForStatus(h2, inPhase('queued'));
+      expect(queued.status).toBe('queued');
+      const held = await slots(stack);
+      expect(held.holders.map((h) => h.workflowId)).toEqual([h1.workflowId]);
+      expect(held.queue.map((q) => q.workflowId)).toEqual([h2.workflowId]);
+      await executeControlUpdate(h1, forceCompleteUpdate);
+      expect((await h1.result()).status).toBe('completed');
+      expect((await h2.result()).status).toBe('completed');
+      const [d1, d2] = await Promise.all([h1.describe(), h2.describe()]);
+      expect((d2.closeTime as Date).getTime()).toBeGreaterThan((d1.closeTime as Date).getTime());
+    });
+    expect((await slots(stack)).holders).toEqual([]);
+  });
+
+  it('the leases survive a restart of the conductor worker', async () => {
+    // Never converges by itself (D > B, no round limit) until it is force-completed.
+    const vm = await admin('xen-b').createVm({ nameLabel: 'lease', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 32 });
+    const other = await admin('xen-b').createVm({ nameLabel: 'lease-2', memoryMiB: 16, sr: 'shared' });
+    await withLink('xen-b', 16, 0, async () => {
+      const h1 = await startMigration(stack, { instanceUuid: vm.uuid });
+      await waitForStatus(h1, inPhase('precopy'));
+      await stack.killConductor();
+      await stack.startConductor();
+      const h2 = await startMigration(stack, { instanceUuid: other.uuid });
+      await waitForStatus(h2, inPhase('queued'));
+      expect((await slots(stack)).holders.map((h) => h.workflowId)).toEqual([h1.workflowId]);
+      await executeControlUpdate(h1, forceCompleteUpdate);
+      expect((await h1.result()).status).toBe('completed');
+      expect((await h2.result()).status).toBe('completed');
+    });
+  });
+});
+
+describe('convergence', () => {
+  it('auto-converge caps the vCPU of a guest that outruns the link until pre-copy converges', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'busy', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 40 });
+    await withLink('xen-a', 24, 0, async () => {
+      const handle = await startMigration(stack, { instanceUuid: vm.uuid, options: { autoConverge: true } });
+      expect((await handle.result()).status).toBe('completed');
+      const history = await handle.fetchHistory();
+      const steps = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+      expect(steps).toContain('capGuestVcpu');
+    });
+    const placed = await placements(stack, vm.uuid);
+    expect(placed).toEqual([{ host: 'xen-b', powerState: 'Running' }]);
+    // The cap was ferry's, not the VM's: it is gone on the destination.
+    const xen = new XenApiClient({ url: stack.sims.host('xen-b').xenapiUrl, user: 'root', password: stack.password });
+    const ref = await xen.getByUuid('VM', vm.uuid);
+    expect((await xen.getRecord('VM', ref)).VCPUs_params.cap).toBeUndefined();
+    await xen.logout();
+  });
+
+  it('the completion timeout with action abort rolls a never-converging migration back', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'slowpoke', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 48 });
+    await withLink('xen-a', 16, 0, async () => {
+      // 64 s per GiB of a 1/32 GiB VM: 2 s.
+      const handle = await startMigration(stack, { instanceUuid: vm.uuid, options: { completionTimeoutPerGiB: 64, timeoutAction: 'abort' } });
+      const result = await handle.result();
+      expect(result.status).toBe('cancelled');
+      expect((await status(handle)).error?.message).toMatch(/completion timeout/);
+    });
+    expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
+    expect(await leftovers(stack)).toEqual([]);
+  });
+
+  it('the completion timeout with action force_complete finishes it instead', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'slowpoke-2', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 48 });
+    await withLink('xen-a', 16, 0, async () => {
+      const handle = await startMigration(stack, {
+        instanceUuid: vm.uuid,
+        options: { completionTimeoutPerGiB: 64, timeoutAction: 'force_complete' },
+      });
+      expect((await handle.result()).status).toBe('completed');
+    });
+    expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-b', powerState: 'Running' }]);
+  });
+});
+
+describe('hosts down', () => {
+  it('a requested host whose agent is gone is refused: ComputeServiceUnavailable', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'to-c', memoryMiB: 8, sr: 'local', diskMiB: [4] });
+    await stack.killAgent('xen-c');
+    try {
+      const failure = await failureOf(await startMigration(stack, { instanceUuid: vm.uuid, host: 'xen-c' }));
+      expect(failure.type).toBe('ComputeServiceUnavailable');
+      expect(failure.message).toContain('xen-c');
+    } finally {
+      await stack.startAgent('xen-c');
+    }
+  });
+
+  it('an instance whose host is down is refused: ComputeServiceUnavailable', async () => {
+    const vm = await admin('xen-c').createVm({ nameLabel: 'on-c', memoryMiB: 8 });
+    await stack.killAgent('xen-c');
+    try {
+      const failure = await failureOf(await startMigration(stack, { instanceUuid: vm.uuid }));
+      expect(failure.type).toBe('ComputeServiceUnavailable');
+    } finally {
+      await stack.startAgent('xen-c');
+    }
+  });
+});
+
+describe('compensation at each step', () => {
+  it('migrateReceive failing on the destination: VM stays on the source, nothing left, slot released', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'recv-fail', memoryMiB: 8, sr: 'local', diskMiB: [4] });
+    await admin('xen-c').failNext('host.migrate_receive', 'VM_MIGRATE_FAILED', ['vm', 'xen-a', 'xen-c', 'receiver refused']);
+    const handle = await startMigration(stack, { instanceUuid: vm.uuid, host: 'xen-c', force: true });
+    const failure = await failureOf(handle);
+    expect(failure.message).toContain('receiver refused');
+    expect((await status(handle)).status).toBe('failed');
+    expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
+    expect(await leftovers(stack)).toEqual([]);
+    expect((await slots(stack)).holders).toEqual([]);
+  });
+
+  it('migrate_send refused at the start: rolled back, and the rollback survives a failing call', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'send-fail', memoryMiB: 8, sr: 'local', diskMiB: [4] });
+    await admin('xen-a').failNext('VM.migrate_send', 'TOO_MANY_STORAGE_MIGRATES', ['3']);
+    // The first rollback look-up fails too: compensation retries until it succeeds.
+    await admin('xen-a').failNext('VM.get_by_uuid', 'INTERNAL_ERROR', ['injected']);
+    const handle = await startMigration(stack, { instanceUuid: vm.uuid, host: 'xen-c', force: true });
+    const failure = await failureOf(handle);
+    expect(failure.type).toBe('TOO_MANY_STORAGE_MIGRATES');
+    expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
+    expect(await leftovers(stack)).toEqual([]);
+    expect((await slots(stack)).holders).toEqual([]);
+  });
+});
+
+describe('visibility', () => {
+  it('search attributes find a migration by instance, hosts and status', async () => {
+    const vm = await admin('xen-b').createVm({ nameLabel: 'findme', memoryMiB: 8, sr: 'shared' });
+    const handle = await startMigration(stack, { instanceUuid: vm.uuid });
+    await handle.result();
+    const query = `InstanceUuid = '${vm.uuid}' AND SourceHost = 'xen-b' AND DestHost = 'xen-a' AND MigrationStatus = 'completed'`;
+    let found: string[] = [];
+    for (let i = 0; i < 50 && found.length === 0; i++) {
+      found = [];
+      for await (const w of stack.client.workflow.list({ query })) found.push(w.workflowId);
+      if (found.length === 0) await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(found).toEqual([handle.workflowId]);
+  });
+});
