@@ -10,6 +10,8 @@ export interface ApiContext extends RouteDeps {
   metrics: ApiMetrics;
   /** How often the progress stream asks the workflow for its status. */
   pollIntervalMs: number;
+  /** Set when the server starts closing: progress streams end so that close() does not wait for migrations. */
+  closing: boolean;
 }
 
 export interface PluginOptions {

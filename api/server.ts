@@ -66,6 +66,7 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     registry: new RouteRegistry(),
     metrics: new ApiMetrics(),
     pollIntervalMs: options.pollIntervalMs ?? 500,
+    closing: false,
   };
 
   const render = (req: FastifyRequest, error: ApiError) =>
@@ -86,6 +87,9 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     const route = req.routeOptions.url ?? 'unmatched';
     ctx.metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
     ctx.metrics.duration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+  });
+  app.addHook('preClose', async () => {
+    ctx.closing = true;
   });
   app.addHook('onClose', async () => {
     await ctx.service.close();

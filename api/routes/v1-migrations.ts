@@ -180,7 +180,8 @@ export const v1MigrationRoutes: FastifyPluginAsync<PluginOptions> = async (app, 
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache, no-transform',
-        connection: 'keep-alive',
+        // One stream per connection: when the stream ends the socket goes too, so close() never waits on it.
+        connection: 'close',
         'x-accel-buffering': 'no',
       });
       let closed = false;
@@ -194,9 +195,9 @@ export const v1MigrationRoutes: FastifyPluginAsync<PluginOptions> = async (app, 
       let last = fingerprint(view);
       send('migration', view);
       let failures = 0;
-      while (!closed && !FINAL_STATUSES.has(view.status)) {
+      while (!closed && !ctx.closing && !FINAL_STATUSES.has(view.status)) {
         await new Promise((resolve) => setTimeout(resolve, interval));
-        if (closed) break;
+        if (closed || ctx.closing) break;
         try {
           const next = await service.getMigration(params.id);
           if (!next) throw new Error('the migration disappeared');
@@ -215,7 +216,8 @@ export const v1MigrationRoutes: FastifyPluginAsync<PluginOptions> = async (app, 
         }
       }
       if (!closed) {
-        send('end', view);
+        // A server going away ends the stream without `end`: the client reconnects elsewhere.
+        if (!ctx.closing) send('end', view);
         res.end();
       }
     },

@@ -242,3 +242,26 @@ describe('operations', () => {
   });
 });
 
+
+describe('progress stream and shutdown', () => {
+  it('ends open streams when the server closes, without an end event', async () => {
+    const { app, service } = testServer();
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const id = (await app.inject({ method: 'POST', url: '/v1/migrations', headers: asOperator, payload: { instanceUuid: VM1 } })).json().id;
+    expect(service.migrations).toHaveLength(1);
+    const res = await fetch(`${url}/v1/migrations/${id}/events`, { headers: asRead });
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toContain('event: migration');
+    const started = Date.now();
+    await app.close();
+    expect(Date.now() - started).toBeLessThan(3000);
+    let rest = '';
+    for (;;) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      rest += new TextDecoder().decode(chunk.value);
+    }
+    expect(rest).not.toContain('event: end');
+  });
+});
