@@ -78,9 +78,10 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
       '--bandwidth', String(opts.bandwidthMiBps), '--state-dir', stateDir,
       '--max-iterations', String(opts.maxIterations ?? DEFAULTS.maxIterations),
       '--hosts-json', JSON.stringify(peers),
+      '--exit-with-parent',
     ];
     const log = opts.logDir ? openSync(join(opts.logDir, `${h.name}.log`), 'a') : 'ignore';
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', log], env: process.env });
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', log], env: process.env });
     await new Promise<void>((resolveReady, reject) => {
       let out = '';
       const timer = setTimeout(() => reject(new Error(`simulator ${h.name} not ready within ${opts.startTimeoutMs ?? 20_000} ms`)), opts.startTimeoutMs ?? 20_000);

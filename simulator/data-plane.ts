@@ -8,6 +8,7 @@ import { PAGE } from './guest';
 export const Frame = {
   HELLO: 1,
   CHECK: 2,
+  /** [u32 first page][u32 count][count * 4 KiB]: a run of consecutive pages. */
   PAGES: 3,
   DISK: 4,
   COMMIT: 5,
@@ -16,7 +17,8 @@ export const Frame = {
 } as const;
 
 export const HEADER = 5;
-export const PAGES_PER_FRAME = 16;
+/** Longest page run per frame: small enough for smooth pacing and progress. */
+export const PAGES_PER_FRAME = 64;
 export const DISK_CHUNK = 64 * 1024;
 
 export function frameHeader(type: number, length: number): Buffer {
@@ -42,6 +44,15 @@ export class FrameReader {
   }
 
   private take(n: number): Buffer {
+    const first = this.chunks[0] as Buffer;
+    if (first.length >= n) {
+      // Zero-copy when the bytes sit in one chunk (the common case for page data).
+      const out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      this.total -= n;
+      return out;
+    }
     const out = Buffer.allocUnsafe(n);
     let off = 0;
     while (off < n) {
@@ -63,6 +74,45 @@ export class FrameReader {
     return { type: h.readUInt8(0), length: h.readUInt32LE(1) };
   }
 
+  get length(): number {
+    return this.total;
+  }
+
+  /** The first n bytes without consuming them (copying only those bytes). */
+  peek(n: number): Buffer | undefined {
+    if (this.total < n) return undefined;
+    const first = this.chunks[0] as Buffer;
+    if (first.length >= n) return first.subarray(0, n);
+    const out = Buffer.allocUnsafe(n);
+    let off = 0;
+    for (const c of this.chunks) {
+      const k = Math.min(c.length, n - off);
+      c.copy(out, off, 0, k);
+      off += k;
+      if (off === n) break;
+    }
+    return out;
+  }
+
+  skip(n: number): void {
+    this.take(n);
+  }
+
+  /** Moves up to max buffered bytes straight into target at offset; returns how many. */
+  drainInto(target: Buffer, offset: number, max: number): number {
+    let moved = 0;
+    while (moved < max && this.chunks.length) {
+      const c = this.chunks[0] as Buffer;
+      const k = Math.min(c.length, max - moved);
+      c.copy(target, offset + moved, 0, k);
+      moved += k;
+      if (k === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(k);
+    }
+    this.total -= moved;
+    return moved;
+  }
+
   next(): { type: number; payload: Buffer } | undefined {
     const h = this.peekHeader();
     if (!h || this.total < HEADER + h.length) return undefined;
@@ -75,6 +125,8 @@ export class FrameReader {
  * One outbound link per host shared by all its migrations: a virtual clock of when the link is
  * next free, so that n concurrent streams share B rather than each getting B.
  */
+const BURST_MS = 50;
+
 export class Link {
   private nextFree = 0;
   constructor(public bandwidthBytesPerS: number) {}
@@ -82,7 +134,9 @@ export class Link {
   /** Waits until `bytes` would have left the link at its bandwidth. */
   async pace(bytes: number): Promise<void> {
     const now = performance.now();
-    const start = Math.max(now, this.nextFree);
+    // Timers oversleep by a millisecond or so; a short burst allowance wins that time back, so
+    // the average rate is B rather than B minus the timer slack.
+    const start = Math.max(now - BURST_MS, this.nextFree);
     this.nextFree = start + (bytes / this.bandwidthBytesPerS) * 1000;
     const wait = this.nextFree - now;
     // Sleep only when noticeably ahead: timers have ~1 ms granularity.
@@ -106,7 +160,10 @@ export class DataConnection {
     socket.setNoDelay(true);
     socket.on('data', (c: Buffer) => {
       this.reader.push(c);
-      for (let f = this.reader.next(); f && this.waiting; f = this.reader.next()) {
+      // Only take a frame when someone waits for it; otherwise it stays queued for reply().
+      while (this.waiting) {
+        const f = this.reader.next();
+        if (!f) break;
         const w = this.waiting;
         this.waiting = undefined;
         w(f);
@@ -154,9 +211,11 @@ export class DataConnection {
       throw this.closedError;
     }
     this.bytesSent += buf.length;
-    const flushed = this.socket.write(buf);
+    this.socket.write(buf);
     await this.link.pace(buf.length);
-    if (!flushed && !this.closedError) {
+    // Ask the socket now, not what write() said: it may have drained while we were pacing, and
+    // a 'drain' that already happened would never wake us.
+    if (this.socket.writableNeedDrain && !this.closedError) {
       await new Promise<void>((resolve, reject) => {
         this.socket.once('drain', resolve);
         this.onClosed = reject;
@@ -166,15 +225,46 @@ export class DataConnection {
     // No check here: a peer that answered ERR and closed left its reply in the reader.
   }
 
+  /**
+   * Sends pages[from..to) as runs of consecutive pages, straight from guest memory (no copy). A
+   * page the guest writes after this call may leave with its newer content; it is dirty again, so
+   * a later round (or stop-and-copy, with the guest paused) sends it again and the last copy wins.
+   * Returns how many pages were sent.
+   */
   async sendPages(mem: Buffer, pages: ArrayLike<number>, from: number, to: number): Promise<void> {
-    const n = to - from;
-    const body = Buffer.allocUnsafe(n * (4 + PAGE));
-    for (let i = 0; i < n; i++) {
-      const p = pages[from + i] as number;
-      body.writeUInt32LE(p, i * (4 + PAGE));
-      mem.copy(body, i * (4 + PAGE) + 4, p * PAGE, (p + 1) * PAGE);
+    let i = from;
+    while (i < to) {
+      const start = pages[i] as number;
+      let n = 1;
+      while (i + n < to && n < PAGES_PER_FRAME && pages[i + n] === start + n) n++;
+      const head = Buffer.allocUnsafe(HEADER + 8);
+      head.writeUInt8(Frame.PAGES, 0);
+      head.writeUInt32LE(8 + n * PAGE, 1);
+      head.writeUInt32LE(start, HEADER);
+      head.writeUInt32LE(n, HEADER + 4);
+      await this.sendParts(head, mem.subarray(start * PAGE, (start + n) * PAGE));
+      i += n;
     }
-    await this.send(Buffer.concat([frameHeader(Frame.PAGES, body.length), body]));
+  }
+
+  private async sendParts(head: Buffer, body: Buffer): Promise<void> {
+    const cut = this.cutAfter();
+    if (cut !== undefined && this.bytesSent + head.length + body.length > cut) {
+      await this.send(Buffer.concat([head, body]));
+      return;
+    }
+    this.check();
+    this.socket.write(head);
+    this.bytesSent += head.length + body.length;
+    this.socket.write(body);
+    await this.link.pace(head.length + body.length);
+    if (this.socket.writableNeedDrain && !this.closedError) {
+      await new Promise<void>((resolve, reject) => {
+        this.socket.once('drain', resolve);
+        this.onClosed = reject;
+      });
+      this.onClosed = undefined;
+    }
   }
 
   /** Waits for the destination's next frame (OK or ERR). */

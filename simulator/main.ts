@@ -39,6 +39,7 @@ export function optionsFromArgv(argv: string[]): HostOptions {
       'cpu-model': { type: 'string' },
       peer: { type: 'string', multiple: true },
       'hosts-json': { type: 'string' },
+      'exit-with-parent': { type: 'boolean' },
     },
     strict: true,
   });
@@ -105,7 +106,15 @@ export function optionsFromArgv(argv: string[]): HostOptions {
 }
 
 async function main(): Promise<void> {
-  const opts = optionsFromArgv(process.argv.slice(2));
+  const argv = process.argv.slice(2);
+  if (argv.includes('--exit-with-parent')) {
+    // Started by cluster.ts with a pipe on stdin: when the parent dies the pipe closes, and a
+    // simulator must not outlive the test or bench that started it.
+    process.stdin.on('end', () => process.exit(0));
+    process.stdin.on('error', () => process.exit(0));
+    process.stdin.resume();
+  }
+  const opts = optionsFromArgv(argv.filter((a) => a !== '--exit-with-parent'));
   const running = await startSimHost(opts);
   process.stdout.write(`${JSON.stringify({ event: 'ready', name: opts.name, pid: process.pid, xenapiPort: opts.xenapiPort, dataPort: opts.dataPort, adminPort: opts.adminPort })}\n`);
   const stop = () => {

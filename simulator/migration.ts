@@ -152,7 +152,14 @@ async function assertCanMigrate(host: SimHost, plan: Plan): Promise<void> {
 
 class Cancelled extends Error {}
 
-async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise<string> {
+/** Shared between task.cancel and the running migration. */
+interface Control {
+  cancelled: boolean;
+  /** Interrupts a wait that would otherwise delay the cancel (set by the migration). */
+  interrupt?: () => void;
+}
+
+async function runMigration(host: SimHost, plan: Plan, taskRef: string, control: Control): Promise<string> {
   const s = host.store;
   const vmRef = plan.vmRef;
   const guest = host.guests.get(vmRef);
@@ -167,7 +174,6 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise
   let phase = 'connecting';
   let progress = 0;
   let lastReport = 0;
-  let cancelled = false;
   let conn: DataConnection | undefined;
   let stoppedGuest = false;
   const started = performance.now();
@@ -201,24 +207,28 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise
     });
   };
   const checkCancel = () => {
-    if (cancelled) throw new Cancelled();
+    if (control.cancelled) throw new Cancelled();
   };
 
-  host.cancelHandlers.set(taskRef, () => {
-    cancelled = true;
-  });
+  // Waiting for the destination's answer: drop the connection rather than wait for it.
+  control.interrupt = () => {
+    if (phase === 'connecting') conn?.close();
+  };
   s.update('VM', vmRef, { current_operations: { ...(host.vm(vmRef).current_operations as Rec), [taskRef]: plan.kind } });
   report(true);
   try {
+    checkCancel();
     try {
       const cut = host.faults.takeCut(); // an injected cut applies to this one connection
       conn = await DataConnection.open(plan.dataHost, plan.dataPort, host.link, () => cut);
     } catch {
       throw new XenApiError('CANNOT_CONTACT_HOST', [plan.destHost]);
     }
+    checkCancel();
     await conn.send(jsonFrame(Frame.HELLO, plan.hello));
     const accepted = await conn.reply();
     if (accepted.type === Frame.ERR) throw XenApiError.fromDescription(JSON.parse(accepted.payload.toString()));
+    checkCancel();
 
     // Storage first (the VDI mirror), as xapi's storage migration copies disks before memory.
     phase = 'disk';
@@ -261,6 +271,7 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise
       checkCancel();
       const roundSeconds = Math.max(1e-3, (performance.now() - roundStart) / 1000);
       dirtyRate = (guest.dirtyCount * PAGE) / roundSeconds;
+      host.log.debug({ iteration, pages: pages.length, ms: roundSeconds * 1000, dirtyPages: guest.dirtyCount, sinceStartMs: performance.now() - started }, 'pre-copy round');
       const limitReached = host.maxIterations > 0 && iteration >= host.maxIterations;
       if (guest.dirtyCount < host.minDirtyPages || limitReached) break;
       pages = guest.collectDirty();
@@ -290,6 +301,7 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise
     const done = await conn.reply();
     if (done.type === Frame.ERR) throw XenApiError.fromDescription(JSON.parse(done.payload.toString()));
     const downtimeMs = performance.now() - pauseAt;
+    const totalMs = performance.now() - started;
     const destVm = (JSON.parse(done.payload.toString()) as { vmRef: string }).vmRef;
 
     // The guest is stopped: its memory is exactly what the destination resumed with.
@@ -300,7 +312,7 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise
     for (const d of plan.hello.disks) if (host.store.has('VDI', d.vdiRef)) host.destroyVdi(d.vdiRef, !d.move);
     phase = 'done';
     memRemaining = 0;
-    report(true, { downtime_ms: downtimeMs.toFixed(1), bytes_sent: String(conn.bytesSent), total_ms: (performance.now() - started).toFixed(1), memory_sha256: memorySha });
+    report(true, { downtime_ms: downtimeMs.toFixed(1), bytes_sent: String(conn.bytesSent), total_ms: totalMs.toFixed(1), memory_sha256: memorySha });
     host.log.info({ vm: plan.hello.vm.uuid, iteration, downtimeMs, bytesSent: conn.bytesSent }, 'migration completed');
     return plan.kind === 'migrate_send' ? destVm : '';
   } catch (err) {
@@ -308,9 +320,9 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string): Promise
     conn?.close();
     guest.disableDirtyLog();
     if (stoppedGuest && host.guests.get(vmRef) === guest && host.vm(vmRef).power_state === 'Running') guest.start();
-    phase = cancelled ? 'cancelled' : 'failed';
+    phase = control.cancelled ? 'cancelled' : 'failed';
     if (s.has('task', taskRef)) report(true);
-    if (err instanceof Cancelled || cancelled) throw new XenApiError('TASK_CANCELLED', [taskRef]);
+    if (err instanceof Cancelled || control.cancelled) throw new XenApiError('TASK_CANCELLED', [taskRef]);
     if (err instanceof XenApiError) throw err;
     throw new XenApiError('VM_MIGRATE_FAILED', [vmRef, host.hostRef, plan.destHost, (err as Error).message]);
   } finally {
@@ -330,26 +342,32 @@ async function migrate(host: SimHost, plan: Plan, ctx: CallContext): Promise<str
   assertSourceCan(host, plan);
   const taskRef = ctx.taskRef ?? host.createTask(`VM.${plan.kind}`);
   host.outgoing.set(taskRef, { vmRef: plan.vmRef, storage: plan.storage });
-  try {
-    await assertDestinationCan(host, plan);
-  } catch (err) {
-    host.outgoing.delete(taskRef);
-    if (!ctx.taskRef) host.finishTask(taskRef, 'failure', '', (err as XenApiError).errorDescription ?? ['INTERNAL_ERROR']);
-    throw err;
-  }
+  // The task names its VM from the start, so a retried caller finds it, and is cancellable at once.
+  const control: Control = { cancelled: false };
+  host.cancelHandlers.set(taskRef, () => {
+    control.cancelled = true;
+    control.interrupt?.();
+  });
   const oc = host.store.raw('task', taskRef).other_config as Record<string, string>;
   host.store.update('task', taskRef, {
     allowed_operations: ['cancel'],
-    other_config: { ...oc, vm_uuid: String(plan.hello.vm.uuid), vm_ref: plan.vmRef, destination_host: plan.destHost, migration_kind: plan.kind },
+    other_config: { ...oc, vm_uuid: String(plan.hello.vm.uuid), vm_ref: plan.vmRef, destination_host: plan.destHost, migration_kind: plan.kind, phase: 'checking' },
   });
   try {
-    const result = await runMigration(host, plan, taskRef);
+    try {
+      await assertDestinationCan(host, plan);
+    } catch (err) {
+      host.outgoing.delete(taskRef);
+      host.cancelHandlers.delete(taskRef);
+      throw control.cancelled ? new XenApiError('TASK_CANCELLED', [taskRef]) : err;
+    }
+    const result = await runMigration(host, plan, taskRef, control);
     if (!ctx.taskRef) host.finishTask(taskRef, 'success', result ? `<value>${result}</value>` : '');
     return result;
   } catch (err) {
     if (!ctx.taskRef) {
       const e = err as XenApiError;
-      host.finishTask(taskRef, e.code === 'TASK_CANCELLED' ? 'cancelled' : 'failure', '', e.errorDescription);
+      host.finishTask(taskRef, e.code === 'TASK_CANCELLED' ? 'cancelled' : 'failure', '', e.errorDescription ?? ['INTERNAL_ERROR']);
     }
     throw err;
   }

@@ -6,7 +6,7 @@ import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
 import { XenApiError } from '../xenapi/errors';
-import { Frame, FrameReader, jsonFrame } from './data-plane';
+import { Frame, FrameReader, HEADER, jsonFrame } from './data-plane';
 import { GuestMemory, PAGE } from './guest';
 import type { SimHost } from './host';
 import { newRef, newUuid } from './ids';
@@ -67,6 +67,8 @@ class IncomingMigration {
   private reserved = 0;
   private readonly id = newUuid();
   private received = 0;
+  private pageDest = 0;
+  private pageRemaining = 0;
   /** An injected cut, taken by the first migration (not check) connection after it was set. */
   private cutAfter: number | undefined;
 
@@ -95,11 +97,39 @@ class IncomingMigration {
     if (inc) inc.receivedBytes = this.received;
     this.reader.push(chunk);
     try {
-      for (let f = this.reader.next(); f; f = this.reader.next()) this.onFrame(f.type, f.payload);
+      this.parse();
     } catch (err) {
+      if (!(err instanceof XenApiError)) this.host.log.error({ err }, 'incoming migration failed');
       const desc = err instanceof XenApiError ? err.errorDescription : ['INTERNAL_ERROR', (err as Error).message];
       this.socket.end(jsonFrame(Frame.ERR, desc));
       this.discard('rejected');
+    }
+  }
+
+  /** Page data goes from the socket's chunks straight into the staged memory (one copy). */
+  private parse(): void {
+    for (;;) {
+      if (this.pageRemaining > 0) {
+        const n = this.reader.drainInto(this.mem as Buffer, this.pageDest, this.pageRemaining);
+        this.pageDest += n;
+        this.pageRemaining -= n;
+        if (this.pageRemaining > 0) return;
+        continue;
+      }
+      const head = this.reader.peek(HEADER);
+      if (!head) return;
+      if (head.readUInt8(0) === Frame.PAGES) {
+        const sub = this.reader.peek(HEADER + 8);
+        if (!sub) return;
+        if (!this.mem) throw new XenApiError('INTERNAL_ERROR', ['page data before HELLO']);
+        this.pageDest = sub.readUInt32LE(HEADER) * PAGE;
+        this.pageRemaining = sub.readUInt32LE(HEADER + 4) * PAGE;
+        this.reader.skip(HEADER + 8);
+        continue;
+      }
+      const f = this.reader.next();
+      if (!f) return;
+      this.onFrame(f.type, f.payload);
     }
   }
 
@@ -112,13 +142,6 @@ class IncomingMigration {
       }
       case Frame.HELLO:
         return this.start(JSON.parse(payload.toString()) as Hello);
-      case Frame.PAGES: {
-        const mem = this.mem as Buffer;
-        for (let off = 0; off < payload.length; off += 4 + PAGE) {
-          payload.copy(mem, payload.readUInt32LE(off) * PAGE, off + 4, off + 4 + PAGE);
-        }
-        return;
-      }
       case Frame.DISK: {
         const idx = payload.readUInt16LE(0);
         const offset = Number(payload.readBigUInt64LE(2));
@@ -138,7 +161,8 @@ class IncomingMigration {
     this.hello = hello;
     this.host.reserveIncoming(hello.memoryBytes);
     this.reserved = hello.memoryBytes;
-    this.mem = Buffer.alloc(Math.ceil(hello.memoryBytes / PAGE) * PAGE);
+    // Every page arrives in the first pre-copy round, so the staging memory needs no zeroing.
+    this.mem = Buffer.allocUnsafe(Math.ceil(hello.memoryBytes / PAGE) * PAGE);
     hello.disks.forEach((d, i) => {
       const uuid = d.move ? newUuid() : String(d.vdi.uuid);
       this.diskUuids[i] = uuid;

@@ -36,6 +36,17 @@ describe('migration control', () => {
     await destinationIsClean(cluster, dest, vmUuid);
   }
 
+  it('cancels right after the call, while the destination is being checked', async () => {
+    const a = cluster.host('xen-a').admin;
+    const { uuid, ref } = await a.createVm({ nameLabel: 'cancel-at-once', memoryMiB: 16, diskMiB: [4] });
+    const { token, vdiMap, vifMap } = await crossPoolArgs(cluster, ref);
+    const task = await xa.call<string>('Async.VM.migrate_send', ref, token, true, vdiMap, vifMap, {});
+    // The task names its VM from the start, so a retried caller can find it.
+    expect((await otherConfig(task)).vm_uuid).toBe(uuid);
+    await xa.call('task.cancel', task);
+    await expectCancelled(task, ref, uuid, 'xen-c');
+  });
+
   it('cancels during the disk copy of a storage migration', async () => {
     const a = cluster.host('xen-a').admin;
     await a.setBandwidth(32);
