@@ -136,6 +136,8 @@ async function execute(s: Session, command: Command): Promise<ExitCode> {
         force: command.force,
       });
       if (s.json && !command.watch) json(s, body);
+      // With --watch, --json prints one JSON line per event, the first one this answer.
+      if (s.json && command.watch) s.io.stdout.write(`${JSON.stringify({ event: 'started', data: body })}\n`);
       if (!s.json) {
         out(s, `Migration ${body.id} accepted (workflow ${body.workflowId}, Nova id ${body.novaId})`);
         const link = uiLink(s, body.workflowId, body.id);

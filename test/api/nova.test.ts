@@ -79,6 +79,7 @@ describe('servers', () => {
     const missing = await app.inject({ method: 'GET', url: '/v2.1/servers/nope', headers: nova('2.1', READ) });
     expect(missing.statusCode).toBe(404);
     expect(missing.json()).toEqual({ itemNotFound: { code: 404, message: 'Instance nope could not be found.' } });
+    expect(missing.headers['openstack-api-version']).toBe('compute 2.1'); // errors name the version too
   });
 });
 

@@ -114,6 +114,10 @@ describe('ferry CLI', () => {
     service.onGet = null;
     expect(json.code).toBe(EXIT.ok);
     const events = json.out.trim().split('\n').map((l) => JSON.parse(l));
+    service.onGet = (m) => Object.assign(m, { status: 'completed', phase: 'done' });
+    const streamed = JSON.parse((await ferry(['--json', 'migrate', VM2, '--watch'])).out.trim().split('\n')[0]!);
+    service.onGet = null;
+    expect(streamed).toMatchObject({ event: 'started', data: { workflowId: `live-migration-${VM2}` } });
     expect(events.at(-1)).toMatchObject({ event: 'end', data: { status: 'completed' } });
 
     const tty = JSON.parse((await ferry(['--json', 'migrate', VM2])).out);
