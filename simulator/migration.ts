@@ -52,6 +52,7 @@ function hello(host: SimHost, vmRef: string, vm: Rec, samePool: boolean, session
     pool: host.opts.pool,
     sessionId,
     source: host.hostRef,
+    sourcePlatformVersion: host.opts.platformVersion,
     vmRef,
     vm: { ...vm, VBDs: undefined, VIFs: undefined, resident_on: undefined },
     memoryBytes: Number(vm.memory_static_max),

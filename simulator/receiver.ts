@@ -29,6 +29,8 @@ export interface Hello {
   pool: string;
   sessionId: string;
   source: string;
+  /** The source host's platform_version: a VM may not move to an older platform. */
+  sourcePlatformVersion?: string;
   vmRef: string;
   vm: Rec;
   memoryBytes: number;
@@ -36,11 +38,28 @@ export interface Hello {
   vifs: { vif: Rec; network: string }[];
 }
 
+function compareVersions(a: string, b: string): number {
+  const pa = a.split('.').map(Number);
+  const pb = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
 /** Throws the xapi error that makes this migration impossible here, if any. */
 function check(host: SimHost, hello: Hello): void {
   const s = host.store;
   if (hello.samePool ? hello.pool !== host.opts.pool : !host.sessions.has(hello.sessionId)) {
     throw new XenApiError('SESSION_INVALID', [hello.sessionId]);
+  }
+  if (hello.sourcePlatformVersion && compareVersions(host.opts.platformVersion, hello.sourcePlatformVersion) < 0) {
+    throw new XenApiError('VM_INCOMPATIBLE_WITH_THIS_HOST', [
+      hello.vmRef,
+      host.hostRef,
+      `destination platform ${host.opts.platformVersion} is older than the source's ${hello.sourcePlatformVersion}`,
+    ]);
   }
   const uuid = String(hello.vm.uuid);
   const existing = s.find('VM', (r) => r.uuid === uuid);

@@ -27,6 +27,19 @@ export function parseTaskResult(result: string): string {
   return m?.[1] ?? result;
 }
 
+/** Sleeps pollMs, waking early when the signal fires (so a cancel goes out at once). */
+function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 export async function waitForTask(client: XenApiClient, taskRef: string, options: WaitForTaskOptions = {}): Promise<string> {
   const pollMs = options.pollMs ?? 250;
   let cancelRequested = false;
@@ -57,6 +70,6 @@ export async function waitForTask(client: XenApiClient, taskRef: string, options
       default:
         break;
     }
-    await new Promise((r) => setTimeout(r, pollMs));
+    await sleepUnlessAborted(pollMs, cancelRequested ? undefined : options.signal);
   }
 }
