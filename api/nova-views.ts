@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { InstanceView, MigrationStatusView } from '../workflows/definitions';
 import { IN_PROGRESS_STATUSES } from './context';
 import { atLeast, type Microversion } from './microversion';
-import { vmState } from './operations';
+import { vmState, type MigrationState } from './operations';
 
 const POWER_STATE: Record<InstanceView['powerState'], number> = { Running: 1, Paused: 3, Halted: 4, Suspended: 7 };
 const SERVER_STATUS: Record<InstanceView['powerState'], string> = { Running: 'ACTIVE', Paused: 'PAUSED', Halted: 'SHUTOFF', Suspended: 'SUSPENDED' };
@@ -15,7 +15,7 @@ export const NovaServerSchema = z
   .object({
     id: z.string(),
     name: z.string(),
-    status: z.string().meta({ description: 'ACTIVE, PAUSED, SHUTOFF, SUSPENDED, or MIGRATING while a migration workflow runs.' }),
+    status: z.string().meta({ description: 'ACTIVE, PAUSED, SHUTOFF, SUSPENDED; MIGRATING while a migration workflow runs; ERROR when the latest migration ended in error.' }),
     links: z.array(Link),
     tenant_id: z.string().optional(),
     user_id: z.string().optional(),
@@ -37,8 +37,15 @@ export function serverLinks(base: string, id: string): { rel: string; href: stri
   ];
 }
 
-export function novaServer(instance: InstanceView, migrating: boolean, base: string, detail: boolean): NovaServer {
-  const summary: NovaServer = { id: instance.uuid, name: instance.name, status: migrating ? 'MIGRATING' : SERVER_STATUS[instance.powerState], links: serverLinks(base, instance.uuid) };
+/**
+ * A server as Nova shows it. `migration`: 'migrating' while a migration workflow runs (status
+ * MIGRATING, task_state migrating); 'error' when the instance's latest migration ended in error
+ * (status ERROR, vm_state error, as Nova leaves an instance whose rollback failed).
+ */
+export function novaServer(instance: InstanceView, migration: MigrationState, base: string, detail: boolean): NovaServer {
+  const migrating = migration === 'migrating';
+  const status = migrating ? 'MIGRATING' : migration === 'error' ? 'ERROR' : SERVER_STATUS[instance.powerState];
+  const summary: NovaServer = { id: instance.uuid, name: instance.name, status, links: serverLinks(base, instance.uuid) };
   if (!detail) return { id: summary.id, name: summary.name, links: summary.links } as NovaServer;
   return {
     ...summary,
@@ -47,7 +54,7 @@ export function novaServer(instance: InstanceView, migrating: boolean, base: str
     'OS-EXT-SRV-ATTR:host': instance.host,
     'OS-EXT-SRV-ATTR:hypervisor_hostname': instance.host,
     'OS-EXT-STS:task_state': migrating ? 'migrating' : null,
-    'OS-EXT-STS:vm_state': vmState(instance),
+    'OS-EXT-STS:vm_state': migration === 'error' ? 'error' : vmState(instance),
     'OS-EXT-STS:power_state': POWER_STATE[instance.powerState],
     'OS-EXT-AZ:availability_zone': 'nova',
     flavor: { vcpus: instance.vcpus, ram: Math.round(instance.memoryBytes / 2 ** 20), disk: Math.round(instance.diskBytes / 2 ** 30) },

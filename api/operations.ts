@@ -69,8 +69,24 @@ export async function startLiveMigration(service: FerryService, request: LiveMig
   }
 }
 
-/** Running migrations by instance uuid (visibility only). */
-export async function runningByInstance(service: FerryService): Promise<Map<string, MigrationSummary>> {
-  const running = await service.listMigrationSummaries({ open: true, limit: 1000 });
-  return new Map(running.map((m) => [m.instanceUuid.toLowerCase(), m]));
+/** What a Nova client sees of an instance's migrations: is one running, did the latest end in error. */
+export type MigrationState = 'migrating' | 'error' | null;
+
+/** The state of each instance's latest migration (visibility only). */
+export async function migrationStateByInstance(service: FerryService): Promise<Map<string, MigrationState>> {
+  const [running, errors] = await Promise.all([
+    service.listMigrationSummaries({ open: true, limit: 1000 }),
+    service.listMigrationSummaries({ status: 'error', limit: 1000 }),
+  ]);
+  const state = new Map<string, MigrationState>();
+  const errorInstances = [...new Set(errors.map((m) => m.instanceUuid.toLowerCase()))];
+  // An error counts only while it is the instance's latest migration: a later one supersedes it.
+  await Promise.all(
+    errorInstances.map(async (uuid) => {
+      const latest = (await service.listMigrationSummaries({ instanceUuid: uuid, limit: 20 })).sort((a, b) => b.startedAt.localeCompare(a.startedAt))[0];
+      if (latest?.status === 'error' && !latest.running) state.set(uuid, 'error');
+    }),
+  );
+  for (const m of running) state.set(m.instanceUuid.toLowerCase(), 'migrating');
+  return state;
 }

@@ -1,13 +1,14 @@
 // Nova's servers, enough for a Nova client to find a server by id or name and live-migrate it:
 // GET /v2.1/servers, /servers/detail, /servers/{id}, and POST /servers/{id}/action with os-migrateLive.
-// Servers come from the describeCluster workflow; MIGRATING while a migration workflow runs.
+// Servers come from the describeCluster workflow; MIGRATING while a migration workflow runs, ERROR
+// when the latest migration ended in error.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { PluginOptions } from '../context';
 import { ApiError, describeZodError } from '../errors';
 import { inRange, type Microversion } from '../microversion';
 import { NovaServerSchema, novaServer } from '../nova-views';
-import { findInstance, runningByInstance, startLiveMigration } from '../operations';
+import { findInstance, migrationStateByInstance, startLiveMigration } from '../operations';
 import { addRoute } from '../route-spec';
 
 const ListQuery = z
@@ -67,8 +68,8 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (app, {
   const { service } = ctx;
 
   const servers = async (req: FastifyRequest, query: z.infer<typeof ListQuery>, detail: boolean) => {
-    const [cluster, running] = await Promise.all([service.describeCluster(), runningByInstance(service)]);
-    const all = cluster.hosts.flatMap((h) => h.instances).map((i) => novaServer(i, running.has(i.uuid.toLowerCase()), base(req), true));
+    const [cluster, states] = await Promise.all([service.describeCluster(), migrationStateByInstance(service)]);
+    const all = cluster.hosts.flatMap((h) => h.instances).map((i) => novaServer(i, states.get(i.uuid.toLowerCase()) ?? null, base(req), true));
     const wanted = all.filter(
       (s) =>
         (query.name === undefined || s.name.includes(query.name)) &&
@@ -127,10 +128,10 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (app, {
       responses: { 200: { description: 'The server.', schema: z.object({ server: NovaServerSchema }) }, 404: { description: 'No such server.' } },
     },
     async ({ req, params }) => {
-      const [cluster, running] = await Promise.all([service.describeCluster(), runningByInstance(service)]);
+      const [cluster, states] = await Promise.all([service.describeCluster(), migrationStateByInstance(service)]);
       const located = findInstance(cluster, params.id) ?? findInstance(await service.describeCluster({ fresh: true }), params.id);
       if (!located) throw new ApiError('not_found', `Instance ${params.id} could not be found.`);
-      return { server: novaServer(located.instance, running.has(located.instance.uuid.toLowerCase()), base(req), true) };
+      return { server: novaServer(located.instance, states.get(located.instance.uuid.toLowerCase()) ?? null, base(req), true) };
     },
   );
 

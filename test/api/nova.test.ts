@@ -49,8 +49,8 @@ describe('versions', () => {
 });
 
 describe('servers', () => {
-  it('lists servers, filters by name, shows details and MIGRATING while a migration runs', async () => {
-    const { app } = server();
+  it('lists servers, filters by name, shows details, MIGRATING while a migration runs, ERROR after one failed so', async () => {
+    const { app, service } = server();
     const list = (await app.inject({ method: 'GET', url: '/v2.1/servers', headers: nova('2.1', READ) })).json().servers;
     expect(list.map((s: { name: string }) => s.name)).toEqual(['web-1', 'db-old', 'web-2']);
     expect(Object.keys(list[0]).sort()).toEqual(['id', 'links', 'name']);
@@ -75,6 +75,11 @@ describe('servers', () => {
     expect(migrating).toMatchObject({ status: 'MIGRATING', 'OS-EXT-STS:task_state': 'migrating' });
     const filtered = (await app.inject({ method: 'GET', url: '/v2.1/servers/detail?status=migrating', headers: nova('2.80', READ) })).json().servers;
     expect(filtered.map((s: { id: string }) => s.id)).toEqual([VM1]);
+
+    // ERROR while the latest migration ended in error; a later migration supersedes it.
+    service.migrations[0]!.status = 'error';
+    const broken = (await app.inject({ method: 'GET', url: `/v2.1/servers/${VM1}`, headers: nova('2.80', READ) })).json().server;
+    expect(broken).toMatchObject({ status: 'ERROR', 'OS-EXT-STS:vm_state': 'error', 'OS-EXT-STS:task_state': null });
 
     const missing = await app.inject({ method: 'GET', url: '/v2.1/servers/nope', headers: nova('2.1', READ) });
     expect(missing.statusCode).toBe(404);
