@@ -3,7 +3,7 @@
 // migrations by instance.
 import type { ClusterView, HostView, InstanceView, LiveMigrationRequest } from '../workflows/definitions';
 import { ApiError } from './errors';
-import { AlreadyMigratingError, type FerryService, type MigrationSummary, type StartedMigration } from './ferry-service';
+import { AlreadyMigratingError, type FerryService, type StartedMigration } from './ferry-service';
 
 export interface Located {
   instance: InstanceView;
