@@ -12,6 +12,7 @@ import {
   log,
   setCurrentDetails,
   setHandler,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -127,6 +128,14 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
     if (status && status !== view.status) {
       view.status = status;
       upsertSearchAttributes([{ key: MigrationStatus, value: status }]);
+      // The memo is what the web UI's list shows without opening the run.
+      upsertMemo({
+        status,
+        instance: view.server_uuid,
+        source: view.source_compute,
+        destination: view.dest_compute,
+        error: view.error?.message ?? null,
+      });
     }
     touch();
     setCurrentDetails(describeForUi(view));
