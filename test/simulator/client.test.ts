@@ -14,7 +14,8 @@ describe('XenApiClient', () => {
     const fresh = await hostConfig('xen-new', 'p');
     const old = await hostConfig('xen-old', 'p');
     if (old.simulator) old.simulator.platformVersion = '3.3.0';
-    cluster = await startSimulators({ hosts: [fresh, old], bandwidthMiBps: 512, password: PASSWORD });
+    const tiny = await hostConfig('xen-tiny', 'p', 64);
+    cluster = await startSimulators({ hosts: [fresh, old, tiny], bandwidthMiBps: 512, password: PASSWORD });
     client = new XenApiClient({ url: fresh.xenapiUrl, user: 'root', password: PASSWORD, timeoutMs: 10_000 });
   });
   afterAll(async () => {
@@ -24,7 +25,7 @@ describe('XenApiClient', () => {
 
   it('parses typed records, int64 fields as strings', async () => {
     const hosts = await client.getAllRecords('host');
-    expect(Object.values(hosts).map((h) => h.name_label).sort()).toEqual(['xen-new', 'xen-old']);
+    expect(Object.values(hosts).map((h) => h.name_label).sort()).toEqual(['xen-new', 'xen-old', 'xen-tiny']);
     const me = Object.values(hosts).find((h) => h.name_label === 'xen-new');
     expect(me?.software_version.platform_version).toBe('3.4.0');
     expect(me?.API_version_major).toBe('2');
@@ -86,5 +87,28 @@ describe('XenApiClient', () => {
       code: 'VM_INCOMPATIBLE_WITH_THIS_HOST',
     });
     expect(await client.call('VM.get_power_state', ref)).toBe('Running');
+  });
+
+  it('refuses a migration the destination has no memory for (HOST_NOT_ENOUGH_FREE_MEMORY), leaving the VM running', async () => {
+    const admin = cluster.host('xen-new').admin;
+    const { ref } = await admin.createVm({ nameLabel: 'too-big', memoryMiB: 128, sr: 'shared' });
+    const tinyRef = await hostRefOf(client, 'xen-tiny');
+    await expect(client.call('VM.pool_migrate', ref, tinyRef, {})).rejects.toMatchObject({
+      code: 'HOST_NOT_ENOUGH_FREE_MEMORY',
+      params: [String(128 * 1024 * 1024), String(64 * 1024 * 1024)],
+    });
+    const task = await client.call<string>('Async.VM.assert_can_migrate', ref, { host: tinyRef, xenops: 'tcp://127.0.0.1:1' }, true, {}, {}, {});
+    await expect(waitForTask(client, task, { pollMs: 20 })).rejects.toMatchObject({ code: 'CANNOT_CONTACT_HOST' });
+    expect(await client.call('VM.get_power_state', ref)).toBe('Running');
+  });
+
+  it('a slowed host still answers, later', async () => {
+    const admin = cluster.host('xen-new').admin;
+    await admin.slow(400);
+    const impatient = new XenApiClient({ url: cluster.host('xen-new').xenapiUrl, user: 'root', password: PASSWORD, timeoutMs: 100 });
+    await expect(impatient.login()).rejects.toMatchObject({ name: 'XenApiTransportError', timedOut: true });
+    const patient = new XenApiClient({ url: cluster.host('xen-new').xenapiUrl, user: 'root', password: PASSWORD, timeoutMs: 10_000 });
+    expect(await patient.call<string[]>('pool.get_all')).toHaveLength(1);
+    await admin.slow(0);
   });
 });
