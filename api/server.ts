@@ -1,5 +1,6 @@
 // The operator API: a Fastify server built from one plugin per route group. Errors are rendered in
 // Nova's shape under / and /v2.1, and in ferry's shape elsewhere; every body has a code and a message.
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { FerryConfig } from '../lib/config';
 import { createLogger, type Logger } from '../lib/logger';
@@ -58,6 +59,8 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     loggerInstance: logger,
     routerOptions: { ignoreTrailingSlash: true },
     bodyLimit: 1024 * 1024,
+    // Nova's request ids: every log line of a request carries it, and Nova clients print it.
+    genReqId: () => `req-${randomUUID()}`,
   });
   const ctx: ApiContext = {
     config: options.config,
@@ -82,6 +85,10 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
   app.setNotFoundHandler((req, reply) => {
     const error = new ApiError('not_found', 'The resource could not be found.');
     void reply.code(404).type('application/json; charset=utf-8').send(render(req, error));
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-openstack-request-id', req.id);
+    if (isNovaPath(req.url)) reply.header('x-compute-request-id', req.id);
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';

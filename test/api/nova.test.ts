@@ -35,6 +35,8 @@ describe('versions', () => {
     expect(latest.headers['openstack-api-version']).toBe('compute 2.80');
     expect(latest.headers['x-openstack-nova-api-version']).toBe('2.80');
     expect(latest.headers.vary).toBe('OpenStack-API-Version, X-OpenStack-Nova-API-Version');
+    expect(latest.headers['x-openstack-request-id']).toMatch(/^req-[0-9a-f-]{36}$/);
+    expect(latest.headers['x-compute-request-id']).toBe(latest.headers['x-openstack-request-id']);
     const legacy = await app.inject({ method: 'GET', url: '/v2.1/servers', headers: { 'x-auth-token': READ, 'x-openstack-nova-api-version': '2.42' } });
     expect(legacy.headers['x-openstack-nova-api-version']).toBe('2.42');
     const tooNew = await app.inject({ method: 'GET', url: '/v2.1/servers', headers: nova('2.81', READ) });
