@@ -403,7 +403,15 @@ export class SimHost {
     this.store.update('VM', ref, { power_state: 'Running' });
   }
 
+  /** Shutdown and destroy wait for a migration to end, as in xapi; pause and unpause do not. */
+  assertNotMigrating(ref: string): void {
+    for (const [task, o] of this.outgoing) {
+      if (o.vmRef === ref) throw new XenApiError('OTHER_OPERATION_IN_PROGRESS', ['VM', ref, task]);
+    }
+  }
+
   haltVm(ref: string): void {
+    this.assertNotMigrating(ref);
     this.assertPowerState(ref, 'Running', 'Paused');
     this.dropGuest(ref);
     this.store.update('VM', ref, { power_state: 'Halted', domid: '-1', resident_on: NULL_REF });
@@ -417,6 +425,7 @@ export class SimHost {
   destroyVm(ref: string): void {
     const rec = this.vm(ref);
     if (rec.is_control_domain) throw new XenApiError('OPERATION_NOT_ALLOWED', ['cannot destroy the control domain']);
+    this.assertNotMigrating(ref);
     this.assertPowerState(ref, 'Halted');
     this.removeVm(ref);
   }

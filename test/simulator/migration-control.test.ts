@@ -119,6 +119,7 @@ describe('migration control', () => {
     const { uuid, ref } = await a.createVm({ nameLabel: 'force', memoryMiB: 8, dirtyRateMiBps: 128, sr: 'shared' });
     const task = await xa.call<string>('Async.VM.pool_migrate', ref, await hostRefOf(xa, 'xen-b'), {});
     await waitUntil(async () => Number((await otherConfig(task)).iteration) >= 4, 'non-convergence');
+    await expect(xa.call('VM.hard_shutdown', ref)).rejects.toMatchObject({ code: 'OTHER_OPERATION_IN_PROGRESS' });
     await xa.call('VM.pause', ref);
     await waitForTask(xa, task, { pollMs: 25 });
     const xb = clientFor(cluster, 'xen-b');
