@@ -137,7 +137,7 @@ describe('ferry /v1', () => {
   });
 
   it('refuses a second migration of the same instance, aborts, and refuses to abort twice', async () => {
-    const uuid = await vm('xen-a', 'v1-abort', 1024, 16);
+    const uuid = await vm('xen-a', 'v1-abort', 512, 16);
     const started = await call('POST', '/v1/migrations', { token: OPERATOR, body: { instanceUuid: uuid } });
     expect(started.status).toBe(202);
     const id = started.body.id as string;
