@@ -4,7 +4,7 @@ import type { HostConfig } from '../../lib/config';
 import type { XenApiClient } from '../../xenapi/client';
 import type { HostReport, InstancePresence, InstanceRef, InstanceView } from '../types';
 import { NULL_REF } from '../../xenapi/records';
-import { findVm, residentVm, thisHost, vcpuCap, vmDisks, type ThisHost } from './xen';
+import { findVm, localVm, thisHost, vcpuCap, vmDisks, type ThisHost } from './xen';
 
 export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient) {
   async function instanceView(here: ThisHost, ref: string): Promise<InstanceView> {
@@ -68,7 +68,7 @@ export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient
     /** Whether the instance is resident here, and how: compensation decides from this. */
     async instancePresence({ instanceUuid }: InstanceRef): Promise<InstancePresence> {
       const here = await thisHost(xenapi, host.name);
-      const vm = await residentVm(xenapi, here, instanceUuid);
+      const vm = await localVm(xenapi, here, instanceUuid);
       return {
         host: host.name,
         present: vm !== null,

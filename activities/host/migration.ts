@@ -19,7 +19,7 @@ import type {
   MigrateToken,
   TransferProgress,
 } from '../types';
-import { findVm, residentVm, thisHost, vcpuCap, vmDisks, xenFailure } from './xen';
+import { findVm, localVm, residentVm, thisHost, vcpuCap, vmDisks, xenFailure } from './xen';
 
 /** Sends the migration's progress to its workflow (a signal), so the status query and the policy see it. */
 export type ProgressReporter = (workflowId: string, progress: TransferProgress) => Promise<void>;
@@ -167,6 +167,13 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
       let taskRef = await pendingMigrationTask(input.instanceUuid);
       const vm = await residentVm(xenapi, here, input.instanceUuid);
       if (!taskRef && !vm) {
+        if (await localVm(xenapi, here, input.instanceUuid)) {
+          // Halted here: this host crashed (its VMs halt) while the transfer ran.
+          throw ApplicationFailure.nonRetryable(
+            `instance ${input.instanceUuid} is halted on ${host.name}: the host went down during the transfer`,
+            XenApiCode.VM_BAD_POWER_STATE,
+          );
+        }
         // An earlier attempt's task finished and the VM left this host.
         return { bytesSent: 0, downtimeMs: null, memoryTotalBytes: 0, diskTotalBytes: 0, transferMs: 0, alreadyDone: true };
       }
@@ -286,9 +293,13 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
     /** Nova's _rollback_live_migration on the source: the VM keeps running here, as before. */
     async rollbackLiveMigration(input: { instanceUuid: string; resume: boolean; vcpuCap: number | null }): Promise<InstancePresence> {
       const here = await thisHost(xenapi, host.name);
-      const vm = await residentVm(xenapi, here, input.instanceUuid);
+      const vm = await localVm(xenapi, here, input.instanceUuid);
       if (!vm) {
         throw ApplicationFailure.retryable(`instance ${input.instanceUuid} is not on ${host.name} yet`, 'RollbackPending');
+      }
+      if (vm.record.power_state === 'Halted') {
+        // Nothing to resume: the host crashed under it. The workflow reports the error.
+        return { host: host.name, present: true, powerState: 'Halted', vcpuCap: vcpuCap(vm.record) };
       }
       await setCap(vm.ref, vm.record.VCPUs_params, input.vcpuCap);
       if (input.resume && vm.record.power_state === 'Paused') await xenapi.call('VM.unpause', vm.ref);

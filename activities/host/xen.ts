@@ -2,7 +2,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { XenApiClient } from '../../xenapi/client';
 import { XenApiCode, XenApiError, isXenApiError } from '../../xenapi/errors';
-import type { HostRecord, VmRecord } from '../../xenapi/records';
+import { NULL_REF, type HostRecord, type VmRecord } from '../../xenapi/records';
 
 export interface ThisHost {
   ref: string;
@@ -26,6 +26,15 @@ export async function findVm(xenapi: XenApiClient, uuid: string): Promise<{ ref:
     if (isXenApiError(err, XenApiCode.UUID_INVALID) || isXenApiError(err, XenApiCode.HANDLE_INVALID)) return null;
     throw err;
   }
+}
+
+/**
+ * The VM if it is this host's: resident here, or halted (resident nowhere) and known to this
+ * XenAPI, as a VM is after its host crashed.
+ */
+export async function localVm(xenapi: XenApiClient, here: ThisHost, uuid: string) {
+  const vm = await findVm(xenapi, uuid);
+  return vm && (vm.record.resident_on === here.ref || vm.record.resident_on === NULL_REF) ? vm : null;
 }
 
 /** The VM if it is resident on this host, else null. */

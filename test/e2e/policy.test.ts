@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeControlUpdate } from '../../lib/control-update';
 import { startStack, type Stack } from '../../lib/stack';
-import { forceCompleteUpdate } from '../../workflows/definitions';
+import { abortSignal, forceCompleteUpdate } from '../../workflows/definitions';
 import { XenApiClient } from '../../xenapi/client';
 import { failureOf, inPhase, leftovers, placements, slots, startMigration, status, waitForStatus } from './helpers';
 
@@ -187,5 +187,37 @@ describe('visibility', () => {
       if (found.length === 0) await new Promise((r) => setTimeout(r, 200));
     }
     expect(found).toEqual([handle.workflowId]);
+  });
+});
+
+describe('abort by signal and host crash', () => {
+  it('the abort signal rolls a transfer back like the update', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'signal-abort', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 32 });
+    await withLink('xen-a', 16, 0, async () => {
+      const handle = await startMigration(stack, { instanceUuid: vm.uuid });
+      await waitForStatus(handle, (s) => s.phase === 'precopy' && (s.progress?.bytesSent ?? 0) > 0);
+      await handle.signal(abortSignal, 'signalled');
+      expect((await handle.result()).status).toBe('cancelled');
+      expect((await status(handle)).error?.message).toBe('signalled');
+    });
+    expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
+    expect(await leftovers(stack)).toEqual([]);
+  });
+
+  it('the source host crashing mid-transfer ends in error: VM halted on the source only, destination clean', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'power-cut', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 32 });
+    await withLink('xen-a', 16, 0, async () => {
+      const handle = await startMigration(stack, { instanceUuid: vm.uuid });
+      await waitForStatus(handle, (s) => s.phase === 'precopy' && (s.progress?.bytesSent ?? 0) > 0);
+      await stack.sims.crash('xen-a');
+      await new Promise((r) => setTimeout(r, 1000));
+      await stack.sims.restart('xen-a');
+      const failure = await failureOf(handle);
+      expect(failure.message).toMatch(/halted on xen-a/);
+      expect((await status(handle)).status).toBe('error');
+    });
+    expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Halted' }]);
+    expect(await leftovers(stack)).toEqual([]);
+    expect((await slots(stack)).holders).toEqual([]);
   });
 });
