@@ -234,6 +234,8 @@ export interface ReservationAnswer {
   destHost: string;
   ok: boolean;
   reason: string | null;
+  /** Refused only because the destination receives as many migrations as allowed: it may free up. */
+  busy?: boolean;
 }
 
 export const requestSlotSignal = defineSignal<[SlotRequest]>('requestSlot');

@@ -12,6 +12,7 @@ import {
   log,
   setCurrentDetails,
   setHandler,
+  sleep,
   upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
@@ -305,7 +306,15 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
 
   // 6. postLiveMigration on both hosts: past the point of no return nothing may interrupt these.
   await CancellationScope.nonCancellable(async () => {
-    if (view.status !== 'completed') await finishOnDestination();
+    try {
+      if (view.status !== 'completed') await finishOnDestination();
+    } catch (err) {
+      // Past the point of no return there is nothing to roll back: say so, as Nova's error status.
+      view.error = describeFailure(err);
+      enter('done', 'error');
+      await releaseSlot();
+      throw ApplicationFailure.nonRetryable(`after the transfer: ${view.error.message}`, view.error.type);
+    }
     await releaseSlot();
   });
   return outcome(transfer);
@@ -355,17 +364,29 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
     return !(instance.storage !== 'local' && candidate.pool === src.pool);
   }
 
-  async function reserveDestination(candidate: ClusterHost, instance: InstanceView): Promise<string | null> {
-    reservation = null;
-    await slots.signal(reserveDestinationSignal, {
-      workflowId: info.workflowId,
-      destHost: candidate.name,
-      memoryBytes: instance.memoryBytes,
-      memoryFreeBytes: candidate.memoryFreeBytes,
-    });
-    await condition(() => reservation !== null && reservation.destHost === candidate.name);
-    const answer = reservation as ReservationAnswer | null;
-    return answer?.ok ? null : (answer?.reason ?? 'reservation refused');
+  /**
+   * Reserves the candidate in the slots entity. A requested host that is only busy (its inbound
+   * limit reached) is waited for, queued, as Nova's compute queues its live migrations.
+   */
+  async function reserveDestination(candidate: ClusterHost, instance: InstanceView, waitWhileBusy: boolean): Promise<string | null> {
+    for (;;) {
+      reservation = null;
+      await slots.signal(reserveDestinationSignal, {
+        workflowId: info.workflowId,
+        destHost: candidate.name,
+        memoryBytes: instance.memoryBytes,
+        memoryFreeBytes: candidate.memoryFreeBytes,
+      });
+      await condition(() => reservation !== null && reservation.destHost === candidate.name);
+      const answer = reservation as ReservationAnswer | null;
+      if (answer?.ok) {
+        if (view.phase === 'queued') enter('scheduling', 'preparing');
+        return null;
+      }
+      if (!(waitWhileBusy && answer?.busy)) return answer?.reason ?? 'reservation refused';
+      if (view.phase !== 'queued') enter('queued', 'queued');
+      await sleep('2s');
+    }
   }
 
   async function findDestination(
@@ -404,7 +425,7 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
       }
       tries++;
       const block = needsBlock(instance, src, candidate);
-      const refused = await reserveDestination(candidate, instance);
+      const refused = await reserveDestination(candidate, instance, requested !== null);
       if (refused) {
         attempts.push({ host: candidate.name, reason: refused });
         continue;

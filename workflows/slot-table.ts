@@ -43,15 +43,23 @@ export class SlotTable {
 
   /** Null when the destination is reserved for the migration, else why not. */
   reserveDestination(reservation: DestinationReservation): string | null {
+    return this.refusal(reservation)?.reason ?? null;
+  }
+
+  /** Why the destination cannot take the migration (busy: only its inbound limit), or null after reserving it. */
+  refusal(reservation: DestinationReservation): { reason: string; busy: boolean } | null {
     const holder = this.holder(reservation.workflowId);
-    if (!holder) return 'the migration holds no slot';
+    if (!holder) return { reason: 'the migration holds no slot', busy: false };
     const others = this.state.holders.filter((h) => h.destHost === reservation.destHost && h.workflowId !== reservation.workflowId);
     const reserved = this.reservedBytes(reservation.workflowId)[reservation.destHost] ?? 0;
     if (others.length >= this.limits.inboundPerHost) {
-      return `${reservation.destHost} already receives ${others.length} migration(s), the limit is ${this.limits.inboundPerHost}`;
+      return { reason: `${reservation.destHost} already receives ${others.length} migration(s), the limit is ${this.limits.inboundPerHost}`, busy: true };
     }
     if (reservation.memoryFreeBytes - reserved < reservation.memoryBytes) {
-      return `not enough free memory on ${reservation.destHost} after reservations: ${reservation.memoryFreeBytes - reserved} bytes, ${reservation.memoryBytes} needed`;
+      return {
+        reason: `not enough free memory on ${reservation.destHost} after reservations: ${reservation.memoryFreeBytes - reserved} bytes, ${reservation.memoryBytes} needed`,
+        busy: false,
+      };
     }
     holder.destHost = reservation.destHost;
     holder.memoryBytes = reservation.memoryBytes;

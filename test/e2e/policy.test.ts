@@ -13,7 +13,7 @@ beforeAll(async () => {
   stack = await startStack({
     bandwidthMiBps: 512,
     migration: {
-      limits: { outboundPerHost: 1, inboundPerHost: 2, cluster: 2 },
+      limits: { outboundPerHost: 1, inboundPerHost: 1, cluster: 2 },
       autoConverge: { enabled: false, stepSeconds: 1, capSteps: [50, 10], forceCompleteAfterLastStep: true },
     },
   });
@@ -56,6 +56,22 @@ describe('concurrency limits', () => {
       expect((d2.closeTime as Date).getTime()).toBeGreaterThan((d1.closeTime as Date).getTime());
     });
     expect((await slots(stack)).holders).toEqual([]);
+  });
+
+  it('a requested destination at its inbound limit is waited for, queued', async () => {
+    const hot = await admin('xen-a').createVm({ nameLabel: 'in-1', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 32 });
+    const next = await admin('xen-b').createVm({ nameLabel: 'in-2', memoryMiB: 8, sr: 'local', diskMiB: [4] });
+    await withLink('xen-a', 16, 0, async () => {
+      const h1 = await startMigration(stack, { instanceUuid: hot.uuid, host: 'xen-c', blockMigration: true });
+      await waitForStatus(h1, inPhase('precopy'));
+      const h2 = await startMigration(stack, { instanceUuid: next.uuid, host: 'xen-c' });
+      const waiting = await waitForStatus(h2, (s) => s.phase === 'queued' && s.dest_compute === null);
+      expect(waiting.status).toBe('queued');
+      await executeControlUpdate(h1, forceCompleteUpdate);
+      expect((await h1.result()).status).toBe('completed');
+      expect((await h2.result()).status).toBe('completed');
+    });
+    expect(await placements(stack, next.uuid)).toEqual([{ host: 'xen-c', powerState: 'Running' }]);
   });
 
   it('the leases survive a restart of the conductor worker', async () => {
