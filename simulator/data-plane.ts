@@ -134,9 +134,10 @@ export class Link {
   /** Waits until `bytes` would have left the link at its bandwidth. */
   async pace(bytes: number): Promise<void> {
     const now = performance.now();
-    // Timers oversleep by a millisecond or so; a short burst allowance wins that time back, so
-    // the average rate is B rather than B minus the timer slack.
-    const start = Math.max(now - BURST_MS, this.nextFree);
+    // Timers oversleep by a millisecond or so: a stream that is behind its schedule by less than
+    // BURST_MS catches up, so the average rate is B rather than B minus the timer slack. A link
+    // idle for longer starts afresh (no credit for idle time, the rate never exceeds B overall).
+    const start = now - this.nextFree > BURST_MS ? now : this.nextFree;
     this.nextFree = start + (bytes / this.bandwidthBytesPerS) * 1000;
     const wait = this.nextFree - now;
     // Sleep only when noticeably ahead: timers have ~1 ms granularity.

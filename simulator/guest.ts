@@ -62,6 +62,15 @@ export class GuestMemory {
     this.timer = undefined;
   }
 
+  /**
+   * Applies the writes the guest would have made since its last tick. The migration loop calls it
+   * between frames and before deciding on a round: a busy sender can hold the event loop longer
+   * than a tick, and a real guest keeps running meanwhile.
+   */
+  catchUp(): void {
+    if (this.timer) this.tick();
+  }
+
   /** Dirties pages for the time elapsed since the last tick (not per tick: ticks can be late). */
   private tick(): void {
     const now = performance.now();

@@ -265,11 +265,13 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string, control:
         checkCancel();
         const to = Math.min(pages.length, i + PAGES_PER_FRAME);
         await conn.sendPages(guest.mem, pages, i, to);
+        guest.catchUp();
         memProcessed += (to - i) * PAGE;
         memRemaining = (pages.length - to) * PAGE + guest.dirtyCount * PAGE;
         report();
       }
       checkCancel();
+      guest.catchUp();
       const roundSeconds = Math.max(1e-3, (performance.now() - roundStart) / 1000);
       dirtyRate = (guest.dirtyCount * PAGE) / roundSeconds;
       host.log.debug({ iteration, pages: pages.length, ms: roundSeconds * 1000, dirtyPages: guest.dirtyCount, sinceStartMs: performance.now() - started }, 'pre-copy round');
@@ -283,6 +285,7 @@ async function runMigration(host: SimHost, plan: Plan, taskRef: string, control:
     host.cancelHandlers.delete(taskRef);
     s.update('task', taskRef, { allowed_operations: [] });
     const pausedByUser = host.vm(vmRef).power_state === 'Paused';
+    guest.catchUp();
     const pauseAt = performance.now();
     if (guest.running) {
       guest.stop();

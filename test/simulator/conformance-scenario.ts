@@ -147,6 +147,8 @@ export async function runScenario(urlA: string, urlC: string, password: string, 
   out.cancel_status = rec.status;
   out.cancel_error = rec.error_info[0];
   out.vm3_after_cancel = await x.call('VM.get_power_state', vm3);
+  await x.call('VM.hard_shutdown', vm3);
+  out.vm3_shutdown = await x.call('VM.get_power_state', vm3);
 
   const ev = await x.call<{ events: unknown[]; token: unknown }>('event.from', ['VM'], '', 1.0);
   out.event_from = ev.events.length > 0 && typeof ev.token === 'string';

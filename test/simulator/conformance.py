@@ -151,6 +151,8 @@ rec, _ = wait_task(x, task)
 out["cancel_status"] = rec["status"]
 out["cancel_error"] = rec["error_info"][0]
 out["vm3_after_cancel"] = x.VM.get_power_state(vm3)
+x.VM.hard_shutdown(vm3)
+out["vm3_shutdown"] = x.VM.get_power_state(vm3)
 
 ev = getattr(x.event, "from")(["VM"], "", 1.0)
 out["event_from"] = len(ev["events"]) > 0 and isinstance(ev["token"], str)

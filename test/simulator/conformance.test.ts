@@ -47,6 +47,7 @@ const expected = {
   cancel_status: 'cancelled',
   cancel_error: 'TASK_CANCELLED',
   vm3_after_cancel: 'Running',
+  vm3_shutdown: 'Halted',
   event_from: true,
 };
 
