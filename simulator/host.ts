@@ -135,6 +135,8 @@ export class SimHost {
         software_version: {
           product_version: o.productVersion,
           platform_version: o.platformVersion,
+          // Nova's XenAPI driver reads these to skip VDI_NOT_IN_MAP on XCP >= 2.1 (DESIGN section 3).
+          platform_name: 'XCP',
           product_brand: 'XCP-ng',
           xapi: '1.20',
           xen: '4.17.0',
