@@ -228,7 +228,7 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
       const cluster = await collectClusterView();
       source = locateSource(cluster, input.instanceUuid);
       const instance = await hostChecks(source.queue).checkInstanceActive.executeWithOptions(
-        { summary: `checkInstanceActive ${input.instanceUuid} on ${source.name}` },
+        { summary: `${input.instanceUuid} on ${source.name}` },
         [{ instanceUuid: input.instanceUuid }],
       );
       originalCap = instance.vcpuCap;
@@ -272,10 +272,10 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
       const token: MigrateToken | null =
         chosen.token ??
         (chosen.block || !samePool
-          ? await hostSteps(dest.queue).migrateReceive.executeWithOptions({ summary: `migrateReceive on ${dest.name}` }, [])
+          ? await hostSteps(dest.queue).migrateReceive.executeWithOptions({ summary: `token from ${dest.name}` }, [])
           : null);
       const facts = await hostSteps(dest.queue).preLiveMigration.executeWithOptions(
-        { summary: `preLiveMigration on ${dest.name}` },
+        { summary: `networks and storage on ${dest.name}` },
         [],
       );
 
@@ -402,7 +402,7 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
       candidates = [requested];
     } else {
       const scheduled = await conductor.findDestination.executeWithOptions(
-        { summary: `findDestination for ${instance.name} (${instance.memoryBytes} bytes) from ${src.name}` },
+        { summary: `${instance.name} (${instance.memoryBytes} bytes) from ${src.name}` },
         [
           {
             hosts: cluster.hosts,
@@ -434,22 +434,22 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
         let token: MigrateToken | null = null;
         if (!input.force) {
           await hostChecks(candidate.queue).checkCanLiveMigrateDestination.executeWithOptions(
-            { summary: `checkCanLiveMigrateDestination on ${candidate.name}` },
+            { summary: `free memory and storage on ${candidate.name}` },
             [{ instance, sourceHost: { name: src.name, pool: src.pool }, blockMigration: block }],
           );
           const facts = await hostChecks(candidate.queue).preLiveMigration.executeWithOptions(
-            { summary: `destination facts of ${candidate.name}` },
+            { summary: `destination SR and network of ${candidate.name}` },
             [],
           );
           const samePool = candidate.pool === src.pool;
           if (block || !samePool) {
             token = await hostChecks(candidate.queue).migrateReceive.executeWithOptions(
-              { summary: `migrateReceive on ${candidate.name} (token for the source check)` },
+              { summary: `token from ${candidate.name} for the source check` },
               [],
             );
           }
           await hostChecks(src.queue).assertCanMigrate.executeWithOptions(
-            { summary: `checkCanLiveMigrateSource: assert_can_migrate to ${candidate.name}` },
+            { summary: `checkCanLiveMigrateSource: VM.assert_can_migrate to ${candidate.name}` },
             [{ instanceUuid: instance.uuid, destination: facts, blockMigration: block, token, samePool }],
           );
         }
@@ -493,7 +493,7 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
 
     const send = hostTransfer(src.queue)
       .migrateSend.executeWithOptions(
-        { summary: `migrateSend ${instance.name} ${src.name} → ${dst.name} (${block ? 'with storage' : 'shared storage'})` },
+        { summary: `${instance.name} ${src.name} → ${dst.name} (${block ? 'migrate_send with storage' : 'pool_migrate, shared storage'})` },
         [{ instanceUuid: instance.uuid, destination: facts, blockMigration: block, token, samePool, workflowId: info.workflowId }],
       )
       .finally(() => {
@@ -574,10 +574,10 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
     if (!dst || !src) return;
     enter('post_migration');
     await hostSteps(dst.queue).postLiveMigrationAtDestination.executeWithOptions(
-      { summary: `postLiveMigrationAtDestination on ${dst.name}` },
+      { summary: `resume on ${dst.name}` },
       [{ instanceUuid: input.instanceUuid, resume: pausedByFerry, vcpuCap: originalCap }],
     );
-    await hostSteps(src.queue).postLiveMigration.executeWithOptions({ summary: `postLiveMigration on ${src.name}` }, [
+    await hostSteps(src.queue).postLiveMigration.executeWithOptions({ summary: `clean up ${src.name}` }, [
       { instanceUuid: input.instanceUuid },
     ]);
     enter('done', 'completed');
@@ -595,12 +595,12 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
     if (src && dst && (destTouched || sourceTouched)) {
       enter('rolling_back');
       let onSource: InstancePresence = await hostSteps(src.queue).instancePresence.executeWithOptions(
-        { summary: `where is ${input.instanceUuid}: source ${src.name}` },
+        { summary: `is ${input.instanceUuid} still on the source ${src.name}?` },
         [{ instanceUuid: input.instanceUuid }],
       );
       if (!onSource.present) {
         const onDest = await hostSteps(dst.queue).instancePresence.executeWithOptions(
-          { summary: `where is ${input.instanceUuid}: destination ${dst.name}` },
+          { summary: `did ${input.instanceUuid} arrive on ${dst.name}?` },
           [{ instanceUuid: input.instanceUuid }],
         );
         if (onDest.present) {
@@ -612,12 +612,12 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
       }
       if (sourceTouched) {
         onSource = await hostSteps(src.queue).rollbackLiveMigration.executeWithOptions(
-          { summary: `rollbackLiveMigration on ${src.name}` },
+          { summary: `keep the VM running on ${src.name}` },
           [{ instanceUuid: input.instanceUuid, resume: pausedByFerry, vcpuCap: originalCap }],
         );
       }
       await hostSteps(dst.queue).rollbackLiveMigrationAtDestination.executeWithOptions(
-        { summary: `rollbackLiveMigrationAtDestination on ${dst.name}` },
+        { summary: `remove what arrived on ${dst.name}` },
         [{ instanceUuid: input.instanceUuid }],
       );
       if (onSource.powerState === 'Halted') {
