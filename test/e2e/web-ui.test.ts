@@ -71,7 +71,7 @@ describe('Temporal web UI', () => {
       }
       const body = await page.locator('body').innerText();
       expect(body).toContain('liveMigration');
-      expect(body).toMatch(/migrateSend web-ui-demo xen-a → xen-b/); // the activity summary tells the story
+      expect(body).toMatch(/migrateSend.*web-ui-demo xen-a → xen-b/); // the activity summary tells the story
       await page.screenshot({ path: resolve(ARTIFACTS, 'web-ui.png'), fullPage: true });
     } finally {
       await page.close();
