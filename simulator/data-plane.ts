@@ -12,6 +12,8 @@ export const Frame = {
   PAGES: 3,
   DISK: 4,
   COMMIT: 5,
+  /** A pool member asking for this host's memory and liveness (host_metrics of peers). */
+  STATUS: 6,
   OK: 100,
   ERR: 101,
 } as const;

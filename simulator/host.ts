@@ -7,7 +7,7 @@ import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync,
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../lib/logger';
 import { XenApiError } from '../xenapi/errors';
-import { Link } from './data-plane';
+import { DataConnection, Frame, Link, jsonFrame } from './data-plane';
 import { Faults } from './faults';
 import { GuestMemory } from './guest';
 import { NULL_REF, macFor, newUuid, stableRef, stableUuid } from './ids';
@@ -206,6 +206,46 @@ export class SimHost {
     for (const dir of [this.srDir(this.localSrRef), this.srDir(this.sharedSrRef)]) {
       for (const f of readdirSync(dir)) if (f.endsWith(`.${this.name}.partial`)) rmSync(join(dir, f), { force: true });
     }
+  }
+
+  /**
+   * Keeps the host_metrics of the other pool members current (memory_free, live), as a pool master's
+   * database would be: asks each peer over its data port every second. A frozen or dead peer is
+   * reported live=false.
+   */
+  watchPeers(intervalMs = 1000): () => void {
+    const peers = this.poolMembers.filter((p) => p.name !== this.name);
+    const poll = async (peer: PeerHost) => {
+      const metricsRef = refs.hostMetrics(peer.name);
+      let patch: Rec = { live: false };
+      try {
+        const conn = await DataConnection.open('127.0.0.1', peer.dataPort, new Link(Infinity), () => undefined, 500);
+        try {
+          await conn.send(jsonFrame(Frame.STATUS, {}));
+          const reply = await conn.reply(Math.max(200, intervalMs - 100));
+          const status = JSON.parse(reply.payload.toString()) as { memoryFree: number };
+          patch = { live: true, memory_free: String(status.memoryFree) };
+        } finally {
+          conn.close();
+        }
+      } catch {
+        // unreachable or not answering: live=false
+      }
+      const current = this.store.raw('host_metrics', metricsRef);
+      if (current.live !== patch.live || (patch.memory_free !== undefined && current.memory_free !== patch.memory_free)) {
+        this.store.update('host_metrics', metricsRef, { ...patch, last_updated: new Date() });
+      }
+    };
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      Promise.all(peers.map(poll)).finally(() => {
+        running = false;
+      });
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
   }
 
   // ---- persistence: VMs, VDIs, VBDs, VIFs survive a crash; memory does not ----

@@ -159,6 +159,9 @@ class IncomingMigration {
         this.socket.end(jsonFrame(Frame.OK, {}));
         return;
       }
+      case Frame.STATUS:
+        this.socket.end(jsonFrame(Frame.OK, { memoryFree: this.host.memoryFree(), memoryTotal: this.host.memoryTotal() }));
+        return;
       case Frame.HELLO:
         return this.start(JSON.parse(payload.toString()) as Hello);
       case Frame.DISK: {

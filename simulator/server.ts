@@ -39,10 +39,12 @@ export async function startSimHost(opts: HostOptions, onCrash: () => void = () =
   await listen(xmlrpc, opts.xenapiPort);
   await listen(data, opts.dataPort);
   await listen(admin, opts.adminPort);
+  const stopWatching = host.watchPeers();
   host.log.info({ xenapiPort: opts.xenapiPort, dataPort: opts.dataPort, adminPort: opts.adminPort }, 'simulated host ready');
   return {
     host,
     close: async () => {
+      stopWatching();
       host.haltAllForCrash();
       host.save();
       for (const s of [xmlrpc, data, admin]) {

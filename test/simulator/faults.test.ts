@@ -113,10 +113,20 @@ describe('faults', () => {
     const a = cluster.host('xen-a').admin;
     const xa = clientFor(cluster, 'xen-a');
     const { ref } = await a.createVm({ nameLabel: 'unreachable', memoryMiB: 8, sr: 'shared' });
-    await cluster.crash('xen-b');
     const hostB = await hostRefOf(xa, 'xen-b');
+    const metricsB = await xa.call<string>('host.get_metrics', hostB);
+    const liveB = async () => (await xa.getRecord('host_metrics', metricsB)).live;
+    await waitUntil(liveB, 'xen-a to see xen-b live');
+    await cluster.crash('xen-b');
     await expect(xa.call('VM.pool_migrate', ref, hostB, {})).rejects.toMatchObject({ code: 'CANNOT_CONTACT_HOST', params: [hostB] });
     expect(await xa.call('VM.get_power_state', ref)).toBe('Running');
+    // The pool's view of the dead member, as a pool master's would: live=false until it is back.
+    await waitUntil(async () => !(await liveB()), 'xen-a to see xen-b down');
     await cluster.restart('xen-b');
+    await waitUntil(liveB, 'xen-a to see xen-b back');
+    // Its free memory as xen-b itself reports it.
+    const own = clientFor(cluster, 'xen-b');
+    const ownFree = (await own.getRecord('host_metrics', metricsB)).memory_free;
+    await waitUntil(async () => (await xa.getRecord('host_metrics', metricsB)).memory_free === ownFree, 'memory_free to agree');
   });
 });
