@@ -81,7 +81,8 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
       '--exit-with-parent',
     ];
     const log = opts.logDir ? openSync(join(opts.logDir, `${h.name}.log`), 'a') : 'ignore';
-    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', log], env: process.env });
+    // cwd: the project root, where `--import tsx` resolves whatever the caller's cwd.
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', log], env: process.env, cwd: resolve(__dirname, '..') });
     await new Promise<void>((resolveReady, reject) => {
       let out = '';
       const timer = setTimeout(() => reject(new Error(`simulator ${h.name} not ready within ${opts.startTimeoutMs ?? 20_000} ms`)), opts.startTimeoutMs ?? 20_000);
