@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { XenApiError } from '../xenapi/errors';
 import { type SimHost, vmDefaults } from './host';
-import { NULL_REF, newUuid } from './ids';
+import { NULL_REF, macFor, newUuid } from './ids';
 import type { Rec } from './store';
 
 const MiB = 1024 * 1024;
@@ -63,7 +63,7 @@ export function createVm(host: SimHost, req: CreateVmRequest): { uuid: string; r
     });
   });
   const vifUuid = newUuid();
-  s.add('VIF', { uuid: vifUuid, device: '0', VM: ref, network: host.networkRef, MAC: `02:00:${vifUuid.slice(0, 8).match(/../g)?.join(':')}`, MTU: '1500', currently_attached: true, other_config: {} });
+  s.add('VIF', { uuid: vifUuid, device: '0', VM: ref, network: host.networkRef, MAC: macFor(vifUuid), MTU: '1500', currently_attached: true, other_config: {} });
   try {
     host.startVm(ref, false);
   } catch (err) {
@@ -172,8 +172,14 @@ export function createAdminServer(host: SimHost, onCrash: () => void): Server {
       host.faults.cutDataAfterBytes = Number(b.bytes);
       return { ok: true };
     }
-    if (method === 'POST' && path === '/faults/freeze') return (host.faults.freeze(), { ok: true });
-    if (method === 'POST' && path === '/faults/thaw') return (host.faults.thaw(), { ok: true });
+    if (method === 'POST' && path === '/faults/freeze') {
+      host.faults.freeze();
+      return { ok: true };
+    }
+    if (method === 'POST' && path === '/faults/thaw') {
+      host.faults.thaw();
+      return { ok: true };
+    }
     if (method === 'POST' && path === '/faults/slow') {
       host.faults.delayMs = Number(b.ms ?? 0);
       return { ok: true };

@@ -123,7 +123,12 @@ export function buildMethods(host: SimHost): Methods {
       currently_attached: false,
     });
   });
-  def('VBD.destroy', 1, ([vbd]) => s.remove('VBD', (s.raw('VBD', str(vbd)), str(vbd))));
+  /** Removes an existing object (HANDLE_INVALID for an unknown ref). */
+  const destroy = (cls: ClassName, ref: string) => {
+    s.raw(cls, ref);
+    s.remove(cls, ref);
+  };
+  def('VBD.destroy', 1, ([vbd]) => destroy('VBD', str(vbd)));
   def('VIF.create', 1, ([record]) => {
     const r = record as Rec;
     host.vm(str(r.VM));
@@ -141,11 +146,11 @@ export function buildMethods(host: SimHost): Methods {
       currently_attached: false,
     });
   });
-  def('VIF.destroy', 1, ([vif]) => s.remove('VIF', (s.raw('VIF', str(vif)), str(vif))));
+  def('VIF.destroy', 1, ([vif]) => destroy('VIF', str(vif)));
 
   // ---- tasks and events ----
   def('task.cancel', 1, ([task]) => host.cancelTask(str(task)));
-  def('task.destroy', 1, ([task]) => s.remove('task', (s.raw('task', str(task)), str(task))));
+  def('task.destroy', 1, ([task]) => destroy('task', str(task)));
   def('event.from', 3, async ([classes, token, timeout]) => {
     const wanted = new Set((classes as string[]).map(String));
     const since = token === '' ? -1 : Number(token);
@@ -200,7 +205,14 @@ export function fieldMethod(host: SimHost, name: string): Method | undefined {
     case 'get':
       return { arity: 1, fn: ([ref]) => known(str(ref))[field] };
     case 'set':
-      return { arity: 2, fn: ([ref, value]) => (writable(), known(str(ref)), s.update(cls, str(ref), { [field]: value })) };
+      return {
+        arity: 2,
+        fn: ([ref, value]) => {
+          writable();
+          known(str(ref));
+          s.update(cls, str(ref), { [field]: value });
+        },
+      };
     case 'add_to':
       return {
         arity: 3,
