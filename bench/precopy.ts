@@ -113,11 +113,7 @@ async function main(): Promise<void> {
   }
 }
 
-// lib/ports' freePort() unrefs its probe server: keep the process alive until main settles.
-const keepAlive = setInterval(() => undefined, 1_000);
-main()
-  .finally(() => clearInterval(keepAlive))
-  .catch((err: unknown) => {
-    process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
-    process.exit(1);
-  });
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -10,7 +10,6 @@ const handedOut = new Set<number>();
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolveListen) => {
     const server = createServer();
-    server.unref();
     server.once('error', () => resolveListen(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolveListen(true)));
   });

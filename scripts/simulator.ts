@@ -45,10 +45,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', stop);
 }
 
-// Keeps the process alive while ports are probed and hosts start.
-const keepAlive = setInterval(() => undefined, 60_000);
 main().catch((err: unknown) => {
-  clearInterval(keepAlive);
   process.stderr.write(`simulator: ${(err as Error).message}\n`);
   process.exit(1);
 });
