@@ -5,31 +5,13 @@
 // estimate M*(D/B)^rounds/B. A last line measures a 3-VM evacuation against sum(M)/B.
 //   npx tsx bench/precopy.ts [--memory-mib 256] [--bandwidth 256] [--max-iterations 5]
 import { parseArgs } from 'node:util';
-import { loadConfig, type HostConfig } from '../lib/config';
-import { freePort } from '../lib/ports';
-import { startSimulators } from '../simulator/cluster';
+import { loadConfig } from '../lib/config';
+import { simulatedHostConfig, startSimulators } from '../simulator/cluster';
 import { XenApiClient } from '../xenapi/client';
 import { waitForTask } from '../xenapi/task';
 
 const MiB = 1024 * 1024;
 
-async function hostConfig(name: string): Promise<HostConfig> {
-  return {
-    name,
-    pool: 'bench',
-    xenapiUrl: `http://127.0.0.1:${await freePort()}/`,
-    user: 'root',
-    passwordEnv: 'FERRY_XENAPI_PASSWORD',
-    simulator: {
-      dataPort: await freePort(),
-      adminPort: await freePort(),
-      memoryMiB: 8192,
-      cpuModel: 'bench',
-      productVersion: '8.2.1',
-      platformVersion: '3.4.0',
-    },
-  };
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -47,7 +29,7 @@ async function main(): Promise<void> {
   const maxIterations = Number(values['max-iterations'] ?? 5);
   const ratios = (values.ratios ?? '0,0.3,0.7,0.95').split(',').map(Number);
   const password = 'bench';
-  const hosts = [await hostConfig('bench-src'), await hostConfig('bench-dst')];
+  const hosts = [await simulatedHostConfig('bench-src', 'bench', { memoryMiB: 8192 }), await simulatedHostConfig('bench-dst', 'bench', { memoryMiB: 8192 })];
   const cluster = await startSimulators({ hosts, bandwidthMiBps: bandwidth, password, maxIterations, logDir: process.env.FERRY_SIM_LOG_DIR });
   try {
     const src = cluster.host('bench-src');

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { startSimulators, type SimCluster } from '../simulator/cluster';
+import { simulatedHostConfig, startSimulators, type SimCluster } from '../simulator/cluster';
 import { hostQueue, loadConfig, parseConfig, type FerryConfig } from './config';
 import { freePort } from './ports';
 import { spawnTs } from './processes';
@@ -63,19 +63,12 @@ export const DEFAULT_HOSTS: StackHost[] = [
 async function generatedConfig(opts: StackOptions): Promise<unknown> {
   const hosts = [];
   for (const h of opts.hosts ?? DEFAULT_HOSTS) {
-    hosts.push({
-      name: h.name,
-      pool: h.pool,
-      xenapiUrl: `http://127.0.0.1:${await freePort()}/`,
-      user: 'root',
-      passwordEnv: 'FERRY_XENAPI_PASSWORD',
-      simulator: {
-        dataPort: await freePort(),
-        adminPort: await freePort(),
-        ...(h.memoryMiB ? { memoryMiB: h.memoryMiB } : {}),
+    hosts.push(
+      await simulatedHostConfig(h.name, h.pool, {
+        memoryMiB: h.memoryMiB ?? 16384,
         ...(h.productVersion ? { productVersion: h.productVersion } : {}),
-      },
-    });
+      }),
+    );
   }
   return {
     temporal: { address: `127.0.0.1:${await freePort()}`, uiPort: await freePort() },

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { HostConfig } from '../lib/config';
+import { freePort } from '../lib/ports';
 import { AdminClient } from './admin-client';
 import { DEFAULTS, type PeerHost } from './options';
 
@@ -44,6 +45,28 @@ export interface StartSimulatorsOptions {
 }
 
 const MAIN = resolve(__dirname, 'main.ts');
+
+type SimulatorBlock = NonNullable<HostConfig['simulator']>;
+
+/** A simulated host's config on free loopback ports (tests, benchmarks, the generated stack). */
+export async function simulatedHostConfig(name: string, pool: string, simulator: Partial<SimulatorBlock> = {}): Promise<HostConfig> {
+  return {
+    name,
+    pool,
+    xenapiUrl: `http://127.0.0.1:${await freePort()}/`,
+    user: 'root',
+    passwordEnv: 'FERRY_XENAPI_PASSWORD',
+    simulator: {
+      dataPort: await freePort(),
+      adminPort: await freePort(),
+      memoryMiB: 2048,
+      cpuModel: 'Intel Xeon (simulated)',
+      productVersion: '8.2.1',
+      platformVersion: '3.4.0',
+      ...simulator,
+    },
+  };
+}
 
 function portOf(url: string): number {
   return Number(new URL(url).port || 80);

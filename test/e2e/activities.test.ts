@@ -5,8 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHostActivities, type HostActivities } from '../../activities/host';
 import type { HostConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logger';
-import { freePort } from '../../lib/ports';
-import { startSimulators, type SimCluster } from '../../simulator/cluster';
+import { simulatedHostConfig, startSimulators, type SimCluster } from '../../simulator/cluster';
 import { XenApiClient } from '../../xenapi/client';
 import type { TransferProgress } from '../../workflows/definitions';
 
@@ -19,14 +18,7 @@ const progress: TransferProgress[] = [];
 
 beforeAll(async () => {
   for (const [name, pool] of [['xen-a', 'pool-1'], ['xen-b', 'pool-1'], ['xen-c', 'pool-2']] as const) {
-    hosts.push({
-      name,
-      pool,
-      xenapiUrl: `http://127.0.0.1:${await freePort()}/`,
-      user: 'root',
-      passwordEnv: 'UNUSED',
-      simulator: { dataPort: await freePort(), adminPort: await freePort(), memoryMiB: 4096, cpuModel: 'sim', productVersion: '8.2.1', platformVersion: '3.4.0' },
-    });
+    hosts.push(await simulatedHostConfig(name, pool, { memoryMiB: 4096 }));
   }
   sims = await startSimulators({ hosts, bandwidthMiBps: 512, password });
   for (const host of hosts) {

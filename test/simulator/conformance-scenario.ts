@@ -138,7 +138,7 @@ export async function runScenario(urlA: string, urlC: string, password: string, 
   const vdiOnC = await xc.call<string>('VBD.get_VDI', (await xc.call<string[]>('VM.get_VBDs', newVm2))[0]);
   out.vm2_disk_on_c_sr = (await xc.call<string>('VDI.get_SR', vdiOnC)) === srC;
 
-  const vm3 = await makeVm(x, `${prefix}-vm3`, sharedSr, net, 16, 1, { sim_dirty_rate_mibps: '512', sim_working_set_mib: '16' });
+  const vm3 = await makeVm(x, `${prefix}-vm3`, sharedSr, net, 16, 1, { sim_dirty_rate_mibps: '2048', sim_working_set_mib: '16' });
   task = await x.call<string>('Async.VM.pool_migrate', vm3, byName['xen-b'], {});
   while (Number((await x.call<Record<string, string>>('task.get_other_config', task)).iteration ?? 0) < 3) await sleep(50);
   out.second_migration = (await codeOf(() => x.call('VM.pool_migrate', vm3, byName['xen-b'], {})))?.[0];
