@@ -3,6 +3,7 @@
 // bottom fail the typecheck if the two drift apart.
 import { z } from 'zod';
 import {
+  LiveMigrationInputSchema,
   MIGRATION_PHASES,
   MIGRATION_STATUSES,
   type ClusterView,
@@ -84,17 +85,10 @@ export const StartMigrationSchema = z
   .object({
     instanceUuid: Uuid,
     host: HostName.nullish().meta({ description: 'Destination host; absent or null lets the scheduler choose.' }),
-    blockMigration: z.union([z.boolean(), z.literal('auto')]).default('auto'),
-    force: z.boolean().default(false).meta({ description: 'Skip the destination checks (needs host).' }),
-    options: z
-      .object({
-        completionTimeoutPerGiB: z.number().min(0).optional(),
-        timeoutAction: z.enum(['abort', 'force_complete']).optional(),
-        progressTimeout: z.number().min(0).optional(),
-        autoConverge: z.boolean().optional(),
-      })
-      .strict()
-      .default({}),
+    // The rest is the workflow's own input schema: one definition of what a migration accepts.
+    blockMigration: LiveMigrationInputSchema.shape.blockMigration,
+    force: LiveMigrationInputSchema.shape.force.meta({ description: 'Skip the destination checks (needs host).' }),
+    options: LiveMigrationInputSchema.shape.options,
   })
   .strict()
   .meta({ id: 'StartMigration' });
