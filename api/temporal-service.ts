@@ -26,6 +26,7 @@ import {
   abortUpdate,
   forceCompleteUpdate,
   liveMigrationWorkflowId,
+  newMigrationView,
   novaMigrationId,
   statusQuery,
   type ClusterView,
@@ -337,37 +338,22 @@ export function fallbackView(info: ExecInfo): MigrationStatusView {
   const status = summary.status ?? executionStatus(info);
   const final = !summary.running;
   return {
-    id: novaMigrationId(info.runId),
-    uuid: info.runId,
-    workflowId: info.workflowId,
-    server_uuid: summary.instanceUuid,
-    status,
-    phase: final ? 'done' : 'validating',
-    source_compute: summary.sourceHost,
-    source_node: summary.sourceHost,
-    dest_compute: summary.destHost,
-    dest_host: summary.destHost,
-    dest_node: summary.destHost,
-    migration_type: 'live-migration',
-    block_migration: null,
-    memory_total_bytes: null,
-    memory_processed_bytes: null,
-    memory_remaining_bytes: null,
-    disk_total_bytes: null,
-    disk_processed_bytes: null,
-    disk_remaining_bytes: null,
-    created_at: info.startTime.toISOString(),
-    updated_at: (info.closeTime ?? info.startTime).toISOString(),
-    user_id: null,
-    project_id: null,
-    progress: null,
-    attempts: [],
+    ...newMigrationView({
+      runId: info.runId,
+      workflowId: info.workflowId,
+      instanceUuid: summary.instanceUuid,
+      createdAt: info.startTime.toISOString(),
+      updatedAt: (info.closeTime ?? info.startTime).toISOString(),
+      status,
+      phase: final ? 'done' : 'validating',
+      sourceHost: summary.sourceHost,
+      destHost: summary.destHost,
+    }),
     error:
       status === 'failed' || status === 'error'
         ? { type: `Workflow${info.status.name}`, message: 'the status query did not answer; see the workflow history' }
         : null,
     abortable: false,
     notAbortableReason: final ? `the migration is ${status}` : 'the workflow does not answer its status query',
-    forceCompleteRequested: false,
   };
 }

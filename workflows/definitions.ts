@@ -127,6 +127,58 @@ export interface MigrationStatusView {
   forceCompleteRequested: boolean;
 }
 
+/**
+ * A migration's view with nothing known beyond who and when: where the workflow starts, and what
+ * the API fills from visibility when a run cannot answer its status query.
+ */
+export function newMigrationView(init: {
+  runId: string;
+  workflowId: string;
+  instanceUuid: string;
+  createdAt: string;
+  updatedAt?: string;
+  status?: NovaMigrationStatus;
+  phase?: MigrationPhase;
+  sourceHost?: string | null;
+  destHost?: string | null;
+  blockMigration?: boolean | null;
+  requestedBy?: { userId: string; projectId: string };
+}): MigrationStatusView {
+  const source = init.sourceHost ?? null;
+  const dest = init.destHost ?? null;
+  return {
+    id: novaMigrationId(init.runId),
+    uuid: init.runId,
+    workflowId: init.workflowId,
+    server_uuid: init.instanceUuid,
+    status: init.status ?? 'accepted',
+    phase: init.phase ?? 'validating',
+    source_compute: source,
+    source_node: source,
+    dest_compute: dest,
+    dest_host: dest,
+    dest_node: dest,
+    migration_type: 'live-migration',
+    block_migration: init.blockMigration ?? null,
+    memory_total_bytes: null,
+    memory_processed_bytes: null,
+    memory_remaining_bytes: null,
+    disk_total_bytes: null,
+    disk_processed_bytes: null,
+    disk_remaining_bytes: null,
+    created_at: init.createdAt,
+    updated_at: init.updatedAt ?? init.createdAt,
+    user_id: init.requestedBy?.userId ?? null,
+    project_id: init.requestedBy?.projectId ?? null,
+    progress: null,
+    attempts: [],
+    error: null,
+    abortable: true,
+    notAbortableReason: null,
+    forceCompleteRequested: false,
+  };
+}
+
 /** Answer of the abort and forceComplete updates when accepted (a refusal is an update failure with the reason). */
 export interface ControlAccepted {
   accepted: true;

@@ -30,7 +30,7 @@ import {
   forceCompleteUpdate,
   LiveMigrationInputSchema,
   MIGRATION_SLOTS_WORKFLOW_ID,
-  novaMigrationId,
+  newMigrationView,
   progressSignal,
   releaseDestinationSignal,
   releaseSlotSignal,
@@ -81,37 +81,14 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
   const createdAt = new Date(info.startTime.getTime()).toISOString();
 
   // ---- state visible through the status query ----
-  const view: MigrationStatusView = {
-    id: novaMigrationId(info.runId),
-    uuid: info.runId,
+  const view: MigrationStatusView = newMigrationView({
+    runId: info.runId,
     workflowId: info.workflowId,
-    server_uuid: input.instanceUuid,
-    status: 'accepted',
-    phase: 'validating',
-    source_compute: null,
-    source_node: null,
-    dest_compute: null,
-    dest_host: null,
-    dest_node: null,
-    migration_type: 'live-migration',
-    block_migration: input.blockMigration === 'auto' ? null : input.blockMigration,
-    memory_total_bytes: null,
-    memory_processed_bytes: null,
-    memory_remaining_bytes: null,
-    disk_total_bytes: null,
-    disk_processed_bytes: null,
-    disk_remaining_bytes: null,
-    created_at: createdAt,
-    updated_at: createdAt,
-    user_id: input.requestedBy?.userId ?? null,
-    project_id: input.requestedBy?.projectId ?? null,
-    progress: null,
-    attempts: [],
-    error: null,
-    abortable: true,
-    notAbortableReason: null,
-    forceCompleteRequested: false,
-  };
+    instanceUuid: input.instanceUuid,
+    createdAt,
+    blockMigration: input.blockMigration === 'auto' ? null : input.blockMigration,
+    requestedBy: input.requestedBy,
+  });
   let abortReason: string | null = null;
   let grant: SlotGrant | null = null;
   let reservation: ReservationAnswer | null = null;

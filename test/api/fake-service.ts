@@ -1,7 +1,7 @@
 // An in-memory FerryService for the API and CLI unit tests: a small cluster, migrations that move
 // through their statuses when a test says so, and updates that can be refused with a reason.
 import type { ClusterView, ControlAccepted, LiveMigrationRequest, MigrationStatusView } from '../../workflows/definitions';
-import { liveMigrationWorkflowId, novaMigrationId } from '../../workflows/definitions';
+import { liveMigrationWorkflowId, newMigrationView, novaMigrationId } from '../../workflows/definitions';
 import {
   AlreadyMigratingError,
   MigrationNotFoundError,
@@ -53,38 +53,16 @@ export function fakeCluster(): ClusterView {
 }
 
 export function migrationView(runId: string, request: LiveMigrationRequest, source: string): MigrationStatusView {
-  const now = new Date('2026-11-24T07:00:00.000Z').toISOString();
-  return {
-    id: novaMigrationId(runId),
-    uuid: runId,
+  return newMigrationView({
+    runId,
     workflowId: liveMigrationWorkflowId(request.instanceUuid),
-    server_uuid: request.instanceUuid,
-    status: 'accepted',
-    phase: 'validating',
-    source_compute: source,
-    source_node: source,
-    dest_compute: request.host ?? null,
-    dest_host: request.host ?? null,
-    dest_node: request.host ?? null,
-    migration_type: 'live-migration',
-    block_migration: request.blockMigration === 'auto' ? null : request.blockMigration,
-    memory_total_bytes: null,
-    memory_processed_bytes: null,
-    memory_remaining_bytes: null,
-    disk_total_bytes: null,
-    disk_processed_bytes: null,
-    disk_remaining_bytes: null,
-    created_at: now,
-    updated_at: now,
-    user_id: request.requestedBy?.userId ?? null,
-    project_id: request.requestedBy?.projectId ?? null,
-    progress: null,
-    attempts: [],
-    error: null,
-    abortable: true,
-    notAbortableReason: null,
-    forceCompleteRequested: false,
-  };
+    instanceUuid: request.instanceUuid,
+    createdAt: '2026-11-24T07:00:00.000Z',
+    sourceHost: source,
+    destHost: request.host ?? null,
+    blockMigration: request.blockMigration === 'auto' ? null : request.blockMigration,
+    requestedBy: request.requestedBy,
+  });
 }
 
 export class FakeFerryService implements FerryService {
