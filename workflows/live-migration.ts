@@ -10,6 +10,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -410,14 +411,18 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
       try {
         let token: MigrateToken | null = null;
         if (!input.force) {
-          await hostChecks(candidate.queue).checkCanLiveMigrateDestination.executeWithOptions(
+          const checked = await hostChecks(candidate.queue).checkCanLiveMigrateDestination.executeWithOptions(
             { summary: `free memory and storage on ${candidate.name}` },
             [{ instance, sourceHost: { name: src.name, pool: src.pool }, blockMigration: block }],
           );
-          const facts = await hostChecks(candidate.queue).preLiveMigration.executeWithOptions(
-            { summary: `destination SR and network of ${candidate.name}` },
-            [],
-          );
+          // The check already answers with the destination's SR and network. Runs started before
+          // this change asked preLiveMigration for them a second time: they replay that way.
+          const facts = patched('destination-check-returns-facts')
+            ? checked
+            : await hostChecks(candidate.queue).preLiveMigration.executeWithOptions(
+                { summary: `destination SR and network of ${candidate.name}` },
+                [],
+              );
           const samePool = candidate.pool === src.pool;
           if (block || !samePool) {
             token = await hostChecks(candidate.queue).migrateReceive.executeWithOptions(
