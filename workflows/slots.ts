@@ -7,6 +7,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   log,
+  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -20,9 +21,12 @@ import {
   slotsQuery,
   type SlotsState,
 } from './definitions';
+import { conductor } from './activities';
 import { SlotTable } from './slot-table';
 
 const MAX_HISTORY = 5000;
+/** How often the leases are checked against their workflows while any are held. */
+const LEASE_AUDIT_INTERVAL = '60s';
 
 export async function migrationSlots(initial: SlotsState): Promise<void> {
   const table = new SlotTable(initial);
@@ -58,7 +62,17 @@ export async function migrationSlots(initial: SlotsState): Promise<void> {
 
   const historyFull = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY;
   for (;;) {
-    await condition(() => outbox.length > 0 || historyFull());
+    // patched(): entity runs from before the audit (the demo's persisted one) replay as they ran.
+    const woken = table.state.holders.length > 0 && patched('slots-lease-audit')
+      ? await condition(() => outbox.length > 0 || historyFull(), LEASE_AUDIT_INTERVAL)
+      : await condition(() => outbox.length > 0 || historyFull()).then(() => true);
+    if (!woken) {
+      // A terminated migration never released its lease: take it back.
+      for (const workflowId of await conductor.closedMigrations(table.state.holders.map((h) => h.workflowId))) {
+        log.warn('lease of a closed migration workflow released', { workflowId });
+        grant(table.release(workflowId));
+      }
+    }
     while (outbox.length > 0) await (outbox.shift() as () => Promise<void>)();
     if (historyFull()) {
       await condition(allHandlersFinished);

@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { FerryConfig } from '../../lib/config';
 import { listPolledHosts } from './hosts';
 import { schedule, type ScheduleRequest, type ScheduleResult } from './scheduler';
-import { requestSlot, type SlotRequest } from './slots';
+import { closedMigrations, requestSlot, type SlotRequest } from './slots';
 
 export interface ConductorActivityDeps {
   config: FerryConfig;
@@ -19,6 +19,8 @@ export function createConductorActivities({ config, client }: ConductorActivityD
     findDestination: async (request: ScheduleRequest): Promise<ScheduleResult> => schedule(request),
     /** Joins the queue of the migration-slots entity workflow (starting it if needed). */
     requestMigrationSlot: (request: SlotRequest) => requestSlot(client, config, request),
+    /** The lease holders whose workflow is no longer running (terminated runs never release). */
+    closedMigrations: (workflowIds: string[]) => closedMigrations(client, workflowIds),
   };
 }
 

@@ -20,3 +20,21 @@ export async function requestSlot(client: Client, config: FerryConfig, request: 
     staticSummary: 'ferry: migration concurrency limits (leases per host and cluster)',
   });
 }
+
+/**
+ * Which of these migration workflows have closed. A run that was terminated never releases its
+ * lease itself; the entity asks this now and then and takes such leases back.
+ */
+export async function closedMigrations(client: Client, workflowIds: string[]): Promise<string[]> {
+  const closed: string[] = [];
+  for (const workflowId of workflowIds) {
+    try {
+      const description = await client.workflow.getHandle(workflowId).describe();
+      if (description.status.name !== 'RUNNING') closed.push(workflowId);
+    } catch (err) {
+      if ((err as Error).name === 'WorkflowNotFoundError') closed.push(workflowId);
+      else throw err;
+    }
+  }
+  return closed;
+}

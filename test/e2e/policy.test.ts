@@ -237,3 +237,21 @@ describe('abort by signal and host crash', () => {
     expect((await slots(stack)).holders).toEqual([]);
   });
 });
+
+describe('leases of terminated migrations', () => {
+  it('a migration terminated while holding a slot gets its lease taken back by the audit', async () => {
+    const vm = await admin('xen-b').createVm({ nameLabel: 'terminated', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 32 });
+    await withLink('xen-b', 16, 0, async () => {
+      const handle = await startMigration(stack, { instanceUuid: vm.uuid, options: { autoConverge: false, completionTimeoutPerGiB: 0 } });
+      await waitForStatus(handle, inPhase('precopy'));
+      await handle.terminate('operator pulled the plug');
+      // The entity audits its leases every 60 s.
+      const deadline = Date.now() + 90_000;
+      while ((await slots(stack)).holders.some((h) => h.workflowId === handle.workflowId)) {
+        if (Date.now() > deadline) throw new Error('the lease of the terminated migration was never released');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    });
+    expect((await slots(stack)).holders).toEqual([]);
+  }, 150_000);
+});
