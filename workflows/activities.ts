@@ -49,3 +49,13 @@ export function hostTransfer(queue: string) {
     retry: { initialInterval: '1s', maximumInterval: '10s', nonRetryableErrorTypes: ['TASK_CANCELLED'] },
   });
 }
+
+/** Ending a leftover transfer before a rollback: as long as stop-and-copy takes, retried until done. */
+export function hostSettle(queue: string) {
+  return proxyActivities<HostActivities>({
+    taskQueue: queue,
+    startToCloseTimeout: '1h',
+    heartbeatTimeout: '10s',
+    retry: { initialInterval: '1s', maximumInterval: '30s' },
+  });
+}

@@ -21,7 +21,7 @@ import {
 import type { MigrateSendResult, MigrateToken, DestinationFacts, InstancePresence } from '../activities/types';
 import type { FerryConfig } from '../lib/config';
 import { DestHost, InstanceUuid, MigrationStatus, SourceHost } from '../lib/search-attributes';
-import { conductor, hostChecks, hostSteps, hostTransfer } from './activities';
+import { conductor, hostChecks, hostSettle, hostSteps, hostTransfer } from './activities';
 import { collectClusterView, type ClusterHost, type ClusterSnapshot } from './cluster';
 import {
   abortSignal,
@@ -576,6 +576,13 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
     view.error = { type: cancelled ? 'Aborted' : failure.type, message: cancelled ? (abortReason ?? 'cancelled') : failure.message };
     if (src && dst && (destTouched || sourceTouched)) {
       enter('rolling_back');
+      // A transfer whose activity gave up may still run in xapi: end it before undoing anything.
+      if (sourceTouched && patched('settle-task-before-rollback')) {
+        await hostSettle(src.queue).settleMigrationTask.executeWithOptions(
+          { summary: `make sure no migration task of ${input.instanceUuid} still runs on ${src.name}` },
+          [{ instanceUuid: input.instanceUuid }],
+        );
+      }
       let onSource: InstancePresence = await hostSteps(src.queue).instancePresence.executeWithOptions(
         { summary: `is ${input.instanceUuid} still on the source ${src.name}?` },
         [{ instanceUuid: input.instanceUuid }],

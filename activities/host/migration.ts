@@ -243,6 +243,31 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
       };
     },
 
+    /**
+     * Before a rollback: no migration task of the VM may still run on this host (a transfer whose
+     * activity timed out goes on in xapi). Cancels it if it can still be cancelled and waits until
+     * it ends; 'success' means the VM left, and the workflow must finish instead of rolling back.
+     */
+    async settleMigrationTask({ instanceUuid }: InstanceRef): Promise<{ outcome: 'none' | 'success' | 'failure' | 'cancelled' }> {
+      const ctx = Context.current();
+      const taskRef = await pendingMigrationTask(instanceUuid);
+      if (!taskRef) return { outcome: 'none' };
+      logger.warn({ instanceUuid, task: taskRef }, 'a migration task still runs before rollback: cancelling it');
+      try {
+        await waitForTask(xenapi, taskRef, {
+          signal: AbortSignal.abort(),
+          pollMs: 200,
+          onProgress: () => ctx.heartbeat(),
+          onCancelRefused: (err) => logger.warn({ err: err.message }, 'task.cancel refused: waiting for the task to end'),
+        });
+        return { outcome: 'success' };
+      } catch (err) {
+        if (isXenApiError(err, XenApiCode.TASK_CANCELLED)) return { outcome: 'cancelled' };
+        if (isXenApiError(err)) return { outcome: 'failure' };
+        throw err;
+      }
+    },
+
     /** Force-complete on Xen: pause the guest so no page is dirtied and pre-copy converges. */
     async forceCompleteGuest({ instanceUuid }: InstanceRef): Promise<void> {
       const here = await thisHost(xenapi, host.name);

@@ -255,3 +255,31 @@ describe('leases of terminated migrations', () => {
     expect((await slots(stack)).holders).toEqual([]);
   }, 150_000);
 });
+
+describe('progress timeout', () => {
+  it('no progress for progressTimeout s aborts; the transfer still running in xapi is cancelled before the rollback', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'stalled', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 32 });
+    await withLink('xen-a', 16, 0, async () => {
+      const handle = await startMigration(stack, { instanceUuid: vm.uuid, options: { autoConverge: false, progressTimeout: 3 } });
+      await waitForStatus(handle, (s) => s.phase === 'precopy' && (s.progress?.bytesSent ?? 0) > 0);
+      // The source's XenAPI stops answering and its agent dies: no progress reaches the workflow,
+      // though xapi keeps sending, and nobody is left to cancel that task but the rollback.
+      await admin('xen-a').freeze();
+      await stack.killAgent('xen-a');
+      try {
+        await waitForStatus(handle, inPhase('rolling_back'), 60_000);
+      } finally {
+        await admin('xen-a').thaw();
+        await stack.startAgent('xen-a');
+      }
+      expect((await handle.result()).status).toBe('cancelled');
+      // Had the task survived, it would converge now that rounds are limited again.
+      await admin('xen-a').setMaxIterations(5);
+      await new Promise((r) => setTimeout(r, 3000));
+      expect((await status(handle)).error?.message).toMatch(/progress timeout/);
+    });
+    expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
+    expect(await leftovers(stack)).toEqual([]);
+    expect((await slots(stack)).holders).toEqual([]);
+  });
+});
