@@ -81,6 +81,17 @@ export async function slots(stack: Stack): Promise<SlotsState> {
   return stack.client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).query(slotsQuery);
 }
 
+/** Polls the slots entity until `predicate` holds (its signals arrive a moment after the status changes). */
+export async function waitForSlots(stack: Stack, predicate: (s: SlotsState) => boolean, timeoutMs = 30_000): Promise<SlotsState> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const state = await slots(stack);
+    if (predicate(state)) return state;
+    if (Date.now() > deadline) throw new Error(`slots did not reach the expected state; last: ${JSON.stringify(state)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** The failure a workflow ended with: the ApplicationFailure's type and message. */
 export async function failureOf(handle: WorkflowHandle): Promise<{ type: string; message: string }> {
   try {

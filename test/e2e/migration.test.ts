@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeControlUpdate } from '../../lib/control-update';
 import { startStack, type Stack } from '../../lib/stack';
 import { abortUpdate, forceCompleteUpdate } from '../../workflows/definitions';
-import { failureOf, inPhase, recordHistory, leftovers, placements, slots, startMigration, status, waitForStatus } from './helpers';
+import { failureOf, inPhase, recordHistory, leftovers, placements, startMigration, status, waitForSlots, waitForStatus } from './helpers';
 
 let stack: Stack;
 
@@ -108,7 +108,7 @@ describe('clear failures', () => {
     const s = await status(handle);
     expect(s.attempts.map((a) => a.host).sort()).toEqual(['xen-b', 'xen-c']);
     expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
-    expect((await slots(stack)).holders).toEqual([]);
+    expect((await waitForSlots(stack, (s) => s.holders.length === 0)).holders).toEqual([]);
     await recordHistory(stack, handle, 'failed-no-valid-host');
   });
 
@@ -158,7 +158,7 @@ describe('abort and force-complete', () => {
       expect(s.error?.message).toContain('operator changed their mind');
       // A second abort after the end is refused with the reason.
       await expect(executeControlUpdate(handle, abortUpdate, 'again')).rejects.toThrow(/already completed|cannot abort/);
-      expect((await slots(stack)).holders).toEqual([]);
+      expect((await waitForSlots(stack, (s) => s.holders.length === 0)).holders).toEqual([]);
       await recordHistory(stack, handle, 'aborted');
     } finally {
       await admin('xen-a').setBandwidth(512);
@@ -198,7 +198,7 @@ describe('compensation', () => {
     expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
     expect(await leftovers(stack)).toEqual([]);
     expect((await status(handle)).status).toBe('failed');
-    expect((await slots(stack)).holders).toEqual([]);
+    expect((await waitForSlots(stack, (s) => s.holders.length === 0)).holders).toEqual([]);
     await recordHistory(stack, handle, 'failed-transfer-cut');
   });
 

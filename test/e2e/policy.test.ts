@@ -5,7 +5,7 @@ import { executeControlUpdate } from '../../lib/control-update';
 import { startStack, type Stack } from '../../lib/stack';
 import { abortSignal, forceCompleteUpdate } from '../../workflows/definitions';
 import { XenApiClient } from '../../xenapi/client';
-import { failureOf, inPhase, leftovers, placements, slots, startMigration, status, waitForStatus } from './helpers';
+import { failureOf, inPhase, leftovers, placements, slots, startMigration, status, waitForSlots, waitForStatus } from './helpers';
 
 let stack: Stack;
 
@@ -46,7 +46,7 @@ describe('concurrency limits', () => {
       const h2 = await startMigration(stack, { instanceUuid: second.uuid });
       const queued = await waitForStatus(h2, inPhase('queued'));
       expect(queued.status).toBe('queued');
-      const held = await slots(stack);
+      const held = await waitForSlots(stack, (state) => state.queue.some((q) => q.workflowId === h2.workflowId));
       expect(held.holders.map((h) => h.workflowId)).toEqual([h1.workflowId]);
       expect(held.queue.map((q) => q.workflowId)).toEqual([h2.workflowId]);
       await executeControlUpdate(h1, forceCompleteUpdate);
@@ -55,7 +55,7 @@ describe('concurrency limits', () => {
       const [d1, d2] = await Promise.all([h1.describe(), h2.describe()]);
       expect((d2.closeTime as Date).getTime()).toBeGreaterThan((d1.closeTime as Date).getTime());
     });
-    expect((await slots(stack)).holders).toEqual([]);
+    expect((await waitForSlots(stack, (s) => s.holders.length === 0)).holders).toEqual([]);
   });
 
   it('a requested destination at its inbound limit is waited for, queued', async () => {
@@ -85,7 +85,8 @@ describe('concurrency limits', () => {
       await stack.startConductor();
       const h2 = await startMigration(stack, { instanceUuid: other.uuid });
       await waitForStatus(h2, inPhase('queued'));
-      expect((await slots(stack)).holders.map((h) => h.workflowId)).toEqual([h1.workflowId]);
+      const held = await waitForSlots(stack, (state) => state.queue.some((q) => q.workflowId === h2.workflowId));
+      expect(held.holders.map((h) => h.workflowId)).toEqual([h1.workflowId]);
       await executeControlUpdate(h1, forceCompleteUpdate);
       expect((await h1.result()).status).toBe('completed');
       expect((await h2.result()).status).toBe('completed');
@@ -173,7 +174,7 @@ describe('compensation at each step', () => {
     expect((await status(handle)).status).toBe('failed');
     expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
     expect(await leftovers(stack)).toEqual([]);
-    expect((await slots(stack)).holders).toEqual([]);
+    expect((await waitForSlots(stack, (s) => s.holders.length === 0)).holders).toEqual([]);
   });
 
   it('migrate_send refused at the start: rolled back, and the rollback survives a failing call', async () => {
@@ -186,7 +187,7 @@ describe('compensation at each step', () => {
     expect(failure.type).toBe('TOO_MANY_STORAGE_MIGRATES');
     expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
     expect(await leftovers(stack)).toEqual([]);
-    expect((await slots(stack)).holders).toEqual([]);
+    expect((await waitForSlots(stack, (s) => s.holders.length === 0)).holders).toEqual([]);
   });
 });
 
@@ -234,7 +235,7 @@ describe('abort by signal and host crash', () => {
     });
     expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Halted' }]);
     expect(await leftovers(stack)).toEqual([]);
-    expect((await slots(stack)).holders).toEqual([]);
+    expect((await waitForSlots(stack, (s) => s.holders.length === 0)).holders).toEqual([]);
   });
 });
 
@@ -252,7 +253,10 @@ describe('leases of terminated migrations', () => {
         await new Promise((r) => setTimeout(r, 1000));
       }
     });
-    expect((await slots(stack)).holders).toEqual([]);
+    expect((await waitForSlots(stack, (s) => s.holders.length === 0)).holders).toEqual([]);
+    // Terminate does not stop xapi: with rounds limited again the orphaned task converges. Let it
+    // end before the next test looks for leftovers.
+    for (let i = 0; i < 60 && (await leftovers(stack)).length > 0; i++) await new Promise((r) => setTimeout(r, 500));
   }, 150_000);
 });
 
@@ -280,6 +284,6 @@ describe('progress timeout', () => {
     });
     expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
     expect(await leftovers(stack)).toEqual([]);
-    expect((await slots(stack)).holders).toEqual([]);
+    expect((await waitForSlots(stack, (s) => s.holders.length === 0)).holders).toEqual([]);
   });
 });
