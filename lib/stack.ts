@@ -141,7 +141,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     conductor: undefined as unknown as ChildProcess,
     agents,
     async startConductor() {
-      const child = spawnTs('workers/conductor.ts', ['--config', configPath], { env, logFile: join(logs, 'conductor.log') });
+      const child = spawnTs('workers/conductor.ts', ['--config', configPath], { env, logFile: join(logs, 'conductor.log'), exitWithParent: true });
       stack.conductor = child;
       await waitForPoller(client, config.temporal.namespace, config.taskQueues.conductor, 1, child);
     },
@@ -149,6 +149,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       const child = spawnTs('workers/host-agent.ts', ['--config', configPath, '--host', host], {
         env,
         logFile: join(logs, `agent-${host}.log`),
+        exitWithParent: true,
       });
       agents.set(host, child);
       await waitForPoller(client, config.temporal.namespace, hostQueue(config, host), 2, child);

@@ -3,6 +3,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import type { FerryConfig } from '../lib/config';
 import type { Logger } from '../lib/logger';
 import { connectionOptions } from '../lib/temporal-connection';
+import { exitWithParent } from '../lib/processes';
 import { installTemporalRuntime } from '../lib/temporal-logger';
 
 export async function runWorker(
@@ -11,6 +12,7 @@ export async function runWorker(
   options: Omit<WorkerOptions, 'connection' | 'namespace'>,
 ): Promise<void> {
   installTemporalRuntime(logger);
+  exitWithParent();
   const connection = await NativeConnection.connect(connectionOptions(config));
   try {
     const worker = await Worker.create({
