@@ -95,6 +95,7 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
   let reservation: ReservationAnswer | null = null;
   let lastProgressAt = Date.now();
   let transferring = false;
+  let appliedCap: number | null = null;
 
   const touch = () => {
     view.updated_at = new Date(Date.now()).toISOString();
@@ -175,7 +176,8 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
   setHandler(progressSignal, (p) => {
     if (!transferring) return;
     if (p.bytesSent > (view.progress?.bytesSent ?? 0)) lastProgressAt = Date.now();
-    view.progress = p;
+    // The agent knows the cap the VM started with; the cap auto-converge applied is the workflow's.
+    view.progress = appliedCap !== null ? { ...p, vcpuCap: appliedCap } : p;
     view.memory_total_bytes = p.memoryTotalBytes;
     view.memory_processed_bytes = p.memoryProcessedBytes;
     view.memory_remaining_bytes = p.memoryRemainingBytes;
@@ -522,6 +524,7 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
           lastStepAt = t;
           if (nextStep < steps.length) {
             const cap = steps[nextStep++] as number;
+            appliedCap = cap;
             await hostSteps(src.queue).capGuestVcpu.executeWithOptions({ summary: `auto-converge: cap ${instance.name} to ${cap}% vCPU` }, [
               { instanceUuid: instance.uuid, vcpuCap: cap },
             ]);

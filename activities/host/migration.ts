@@ -19,7 +19,7 @@ import type {
   MigrateToken,
   TransferProgress,
 } from '../types';
-import { findVm, localVm, residentVm, thisHost, vcpuCap, vmDisks, xenFailure } from './xen';
+import { findVm, localVm, residentVm, thisHost, vcpuCap, vmDisks, xenFailure, type ThisHost } from './xen';
 
 /** Sends the migration's progress to its workflow (a signal), so the status query and the policy see it. */
 export type ProgressReporter = (workflowId: string, progress: TransferProgress) => Promise<void>;
@@ -27,6 +27,12 @@ export type ProgressReporter = (workflowId: string, progress: TransferProgress) 
 const REPORT_EVERY_MS = 1000;
 
 export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient, reportProgress: ProgressReporter, logger: Logger) {
+  /** The network of this host's management PIF: where VIFs land and migrate_receive listens. */
+  async function managementNetwork(here: ThisHost): Promise<string> {
+    const pif = await xenapi.getRecord('PIF', here.record.PIFs[0] ?? NULL_REF);
+    return pif.network;
+  }
+
   /** This host's local SR and management network: where a moved VM's disks and VIFs land. */
   async function destinationFacts(): Promise<DestinationFacts> {
     const here = await thisHost(xenapi, host.name);
@@ -34,21 +40,18 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
     const srs = Object.entries(await xenapi.getAllRecords('SR')).filter(([, sr]) => !sr.shared && sr.content_type !== 'iso');
     const localSrRef = (srs.find(([, sr]) => sr.name_label.includes(host.name)) ?? srs[0])?.[0];
     if (!localSrRef) throw ApplicationFailure.nonRetryable(`${host.name} has no local SR to receive disks`, 'MigrationPreCheckError');
-    const pif = await xenapi.getRecord('PIF', here.record.PIFs[0] ?? NULL_REF);
     return {
       host: host.name,
       hostUuid: here.record.uuid,
       srRef: localSrRef,
-      networkRef: pif.network,
+      networkRef: await managementNetwork(here),
       memoryFreeBytes: Number(metrics.memory_free),
     };
   }
 
   async function receiveToken(): Promise<MigrateToken> {
     const here = await thisHost(xenapi, host.name);
-    const pifRef = here.record.PIFs[0] ?? NULL_REF;
-    const pif = await xenapi.getRecord('PIF', pifRef);
-    return xenapi.call<MigrateToken>('host.migrate_receive', here.ref, pif.network, {});
+    return xenapi.call<MigrateToken>('host.migrate_receive', here.ref, await managementNetwork(here), {});
   }
 
   /** vdi_map and vif_map in the source's refs, pointing at the destination's SR and network. */

@@ -103,6 +103,8 @@ describe('convergence', () => {
       const history = await handle.fetchHistory();
       const steps = (history.events ?? []).flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
       expect(steps).toContain('capGuestVcpu');
+      // The status shows the cap auto-converge applied (capSteps 50 then 10).
+      expect([50, 10]).toContain((await status(handle)).progress?.vcpuCap);
     });
     const placed = await placements(stack, vm.uuid);
     expect(placed).toEqual([{ host: 'xen-b', powerState: 'Running' }]);
