@@ -1,4 +1,5 @@
 // Builds the API on the fake service with token auth, for inject()-based tests.
+import { afterEach } from 'vitest';
 import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { parseConfig } from '../../lib/config';
@@ -26,6 +27,22 @@ export function testServer(service = new FakeFerryService()): { app: FastifyInst
     pollIntervalMs: 100,
   });
   return { app, service };
+}
+
+/**
+ * For a test file: a factory of test servers, each closed after its test (registers an afterEach).
+ */
+export function serverPerTest(): (service?: FakeFerryService) => { app: FastifyInstance; service: FakeFerryService } {
+  let close: (() => Promise<void>) | undefined;
+  afterEach(async () => {
+    await close?.();
+    close = undefined;
+  });
+  return (service) => {
+    const built = testServer(service);
+    close = () => built.app.close();
+    return built;
+  };
 }
 
 export const asRead = { authorization: `Bearer ${READ}` };

@@ -1,19 +1,11 @@
 // The Nova-compatible subset: version documents, microversion headers and 406, servers, os-migrateLive
 // per microversion, server migrations (2.22 to 2.80 fields and routes), os-migrations, Nova error bodies.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { novaMigrationId } from '../../workflows/definitions';
 import { VM1, VM2, VM_HALTED } from './fake-service';
-import { READ, nova, testServer } from './helpers';
+import { READ, nova, serverPerTest } from './helpers';
 
-let close: (() => Promise<void>) | undefined;
-function server() {
-  const built = testServer();
-  close = () => built.app.close();
-  return built;
-}
-afterEach(async () => {
-  await close?.();
-});
+const server = serverPerTest();
 
 const migrateLive = (args: unknown) => ({ 'os-migrateLive': args });
 

@@ -1,20 +1,12 @@
 // The API's HTTP behaviour on a fake FerryService: status codes, error bodies, auth, /v1 routes,
 // the progress stream, and operations endpoints.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { authenticatorFromConfig } from '../../api/auth';
 import { parseSseBlock } from '../../cli/client';
-import { READ, asOperator, asRead, testConfig, testServer } from './helpers';
+import { READ, asOperator, asRead, serverPerTest, testConfig, testServer } from './helpers';
 import { VM1, VM2, VM_HALTED } from './fake-service';
 
-let close: (() => Promise<void>) | undefined;
-function server() {
-  const built = testServer();
-  close = () => built.app.close();
-  return built;
-}
-afterEach(async () => {
-  await close?.();
-});
+const server = serverPerTest();
 
 describe('auth', () => {
   it('answers 401 without a token or with an unknown one, in ferry\'s error shape', async () => {
