@@ -58,6 +58,31 @@ describe('concurrency limits', () => {
     expect((await waitForSlots(stack, (s) => s.holders.length === 0)).holders).toEqual([]);
   });
 
+  it('the cluster-wide limit queues a migration from an idle host until a slot frees', async () => {
+    // cluster: 2. Two never-converging migrations hold both slots; a third, from another host, waits.
+    const a = await admin('xen-a').createVm({ nameLabel: 'cl-a', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 32 });
+    const b = await admin('xen-b').createVm({ nameLabel: 'cl-b', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 32 });
+    const c = await admin('xen-c').createVm({ nameLabel: 'cl-c', memoryMiB: 8, sr: 'local', diskMiB: [4] });
+    await withLink('xen-a', 16, 0, () =>
+      withLink('xen-b', 16, 0, async () => {
+        const ha = await startMigration(stack, { instanceUuid: a.uuid, host: 'xen-b', options: { autoConverge: false } });
+        const hb = await startMigration(stack, { instanceUuid: b.uuid, host: 'xen-a', options: { autoConverge: false } });
+        await waitForStatus(ha, inPhase('precopy'));
+        await waitForStatus(hb, inPhase('precopy'));
+        const hc = await startMigration(stack, { instanceUuid: c.uuid, host: 'xen-a' });
+        const held = await waitForSlots(stack, (state) => state.queue.some((q) => q.workflowId === hc.workflowId));
+        expect(held.holders.map((h) => h.workflowId).sort()).toEqual([ha.workflowId, hb.workflowId].sort());
+        expect((await status(hc)).status).toBe('queued');
+        await executeControlUpdate(ha, forceCompleteUpdate);
+        await executeControlUpdate(hb, forceCompleteUpdate);
+        expect((await ha.result()).status).toBe('completed');
+        expect((await hb.result()).status).toBe('completed');
+        expect((await hc.result()).status).toBe('completed');
+      }),
+    );
+    expect(await placements(stack, c.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
+  });
+
   it('a requested destination at its inbound limit is waited for, queued', async () => {
     const hot = await admin('xen-a').createVm({ nameLabel: 'in-1', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 32 });
     const next = await admin('xen-b').createVm({ nameLabel: 'in-2', memoryMiB: 8, sr: 'local', diskMiB: [4] });
