@@ -201,105 +201,111 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
   const slots = getExternalWorkflowHandle(MIGRATION_SLOTS_WORKFLOW_ID);
 
   try {
-    await mainScope.run(async () => {
-      const policy = await conductor.migrationPolicy();
+    return await migrateAndFinish();
+  } finally {
+    // Every way out gives the slot back, after compensation or post-migration ran.
+    await CancellationScope.nonCancellable(() => releaseSlot());
+  }
 
-      // 1. checkInstanceActive, 2. source host up
-      const cluster = await collectClusterView();
-      source = locateSource(cluster, input.instanceUuid);
-      const instance = await hostChecks(source.queue).checkInstanceActive.executeWithOptions(
-        { summary: `${input.instanceUuid} on ${source.name}` },
-        [{ instanceUuid: input.instanceUuid }],
-      );
-      originalCap = instance.vcpuCap;
-      view.source_compute = source.name;
-      view.source_node = source.name;
-      view.memory_total_bytes = instance.memoryBytes;
-      upsertSearchAttributes([{ key: SourceHost, value: source.name }]);
-      if (input.blockMigration === false && instance.storage === 'local') {
-        throw ApplicationFailure.nonRetryable(
-          `instance ${input.instanceUuid} has disks on local storage: block_migration false needs shared storage`,
-          'InvalidSharedStorage',
+  // ---------------------------------------------------------------------------------------------
+
+  /** Steps 1 to 6, and compensation when something fails before the transfer finished. */
+  async function migrateAndFinish(): Promise<MigrationOutcome> {
+    try {
+      await mainScope.run(async () => {
+        const policy = await conductor.migrationPolicy();
+
+        // 1. checkInstanceActive, 2. source host up
+        const cluster = await collectClusterView();
+        source = locateSource(cluster, input.instanceUuid);
+        const instance = await hostChecks(source.queue).checkInstanceActive.executeWithOptions(
+          { summary: `${input.instanceUuid} on ${source.name}` },
+          [{ instanceUuid: input.instanceUuid }],
         );
-      }
-      const requested = input.host ? validateRequestedHost(cluster, source, input.host) : null;
+        originalCap = instance.vcpuCap;
+        view.source_compute = source.name;
+        view.source_node = source.name;
+        view.memory_total_bytes = instance.memoryBytes;
+        upsertSearchAttributes([{ key: SourceHost, value: source.name }]);
+        if (input.blockMigration === false && instance.storage === 'local') {
+          throw ApplicationFailure.nonRetryable(
+            `instance ${input.instanceUuid} has disks on local storage: block_migration false needs shared storage`,
+            'InvalidSharedStorage',
+          );
+        }
+        const requested = input.host ? validateRequestedHost(cluster, source, input.host) : null;
 
-      // Concurrency limits: wait for a slot in the entity workflow (status queued).
-      enter('queued', 'queued');
-      slotRequested = true;
-      await conductor.requestMigrationSlot({
-        workflowId: info.workflowId,
-        sourceHost: source.name,
-        memoryBytes: instance.memoryBytes,
-        limits: policy.limits,
+        // Concurrency limits: wait for a slot in the entity workflow (status queued).
+        enter('queued', 'queued');
+        slotRequested = true;
+        await conductor.requestMigrationSlot({
+          workflowId: info.workflowId,
+          sourceHost: source.name,
+          memoryBytes: instance.memoryBytes,
+          limits: policy.limits,
+        });
+        await condition(() => grant !== null);
+
+        // 3. findDestination loop
+        enter('scheduling', 'preparing');
+        const chosen = await findDestination(cluster, source, instance, requested, policy);
+        dest = chosen.host;
+        view.dest_compute = dest.name;
+        view.dest_host = dest.name;
+        view.dest_node = dest.name;
+        view.block_migration = chosen.block;
+        upsertSearchAttributes([{ key: DestHost, value: dest.name }]);
+
+        // 4. migrateReceive and preLiveMigration on the destination
+        enter('preparing');
+        destTouched = true; // registered before the do-step: a timed-out receive may still have left something
+        const samePool = dest.pool === source.pool;
+        const token: MigrateToken | null =
+          chosen.token ??
+          (chosen.block || !samePool
+            ? await hostSteps(dest.queue).migrateReceive.executeWithOptions({ summary: `token from ${dest.name}` }, [])
+            : null);
+        const facts = await hostSteps(dest.queue).preLiveMigration.executeWithOptions(
+          { summary: `networks and storage on ${dest.name}` },
+          [],
+        );
+
+        // 5. migrateSend on the source, with the convergence policy watching it
+        enter('precopy', 'running');
+        sourceTouched = true;
+        transferring = true;
+        lastProgressAt = Date.now();
+        transfer = await transferWithPolicy(source, dest, instance, facts, token, chosen.block, samePool, policy);
+        transferring = false;
       });
-      await condition(() => grant !== null);
-
-      // 3. findDestination loop
-      enter('scheduling', 'preparing');
-      const chosen = await findDestination(cluster, source, instance, requested, policy);
-      dest = chosen.host;
-      view.dest_compute = dest.name;
-      view.dest_host = dest.name;
-      view.dest_node = dest.name;
-      view.block_migration = chosen.block;
-      upsertSearchAttributes([{ key: DestHost, value: dest.name }]);
-
-      // 4. migrateReceive and preLiveMigration on the destination
-      enter('preparing');
-      destTouched = true; // registered before the do-step: a timed-out receive may still have left something
-      const samePool = dest.pool === source.pool;
-      const token: MigrateToken | null =
-        chosen.token ??
-        (chosen.block || !samePool
-          ? await hostSteps(dest.queue).migrateReceive.executeWithOptions({ summary: `token from ${dest.name}` }, [])
-          : null);
-      const facts = await hostSteps(dest.queue).preLiveMigration.executeWithOptions(
-        { summary: `networks and storage on ${dest.name}` },
-        [],
-      );
-
-      // 5. migrateSend on the source, with the convergence policy watching it
-      enter('precopy', 'running');
-      sourceTouched = true;
-      transferring = true;
-      lastProgressAt = Date.now();
-      transfer = await transferWithPolicy(source, dest, instance, facts, token, chosen.block, samePool, policy);
+    } catch (err) {
+      // Nothing has moved yet (the transfer is the scope's last step): compensate.
       transferring = false;
-    });
-  } catch (err) {
-    transferring = false;
-    // An abort may surface as the transfer's TASK_CANCELLED failure rather than a cancellation.
-    const cancelled = isCancellation(err) || mainScope.consideredCancelled;
-    const failure = describeFailure(err);
-    if (transfer === null) {
+      // An abort may surface as the transfer's TASK_CANCELLED failure rather than a cancellation.
+      const cancelled = isCancellation(err) || mainScope.consideredCancelled;
+      const failure = describeFailure(err);
       await CancellationScope.nonCancellable(() => compensate(cancelled, failure));
       if (view.status !== 'completed') {
-        await CancellationScope.nonCancellable(() => releaseSlot());
         // A Temporal cancel request (CLI, web UI): the run ends Canceled, after compensation.
         if (cancelled && abortReason === null) throw isCancellation(err) ? err : new CancelledFailure('migration cancelled');
         if (cancelled) return outcome(null);
         throw ApplicationFailure.nonRetryable(failure.message, failure.type);
       }
     }
+
+    // 6. postLiveMigration on both hosts: past the point of no return nothing may interrupt these.
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        if (view.status !== 'completed') await finishOnDestination();
+      } catch (err) {
+        // Past the point of no return there is nothing to roll back: say so, as Nova's error status.
+        view.error = describeFailure(err);
+        enter('done', 'error');
+        throw ApplicationFailure.nonRetryable(`after the transfer: ${view.error.message}`, view.error.type);
+      }
+    });
+    return outcome(transfer);
   }
-
-  // 6. postLiveMigration on both hosts: past the point of no return nothing may interrupt these.
-  await CancellationScope.nonCancellable(async () => {
-    try {
-      if (view.status !== 'completed') await finishOnDestination();
-    } catch (err) {
-      // Past the point of no return there is nothing to roll back: say so, as Nova's error status.
-      view.error = describeFailure(err);
-      enter('done', 'error');
-      await releaseSlot();
-      throw ApplicationFailure.nonRetryable(`after the transfer: ${view.error.message}`, view.error.type);
-    }
-    await releaseSlot();
-  });
-  return outcome(transfer);
-
-  // ---------------------------------------------------------------------------------------------
 
   function outcome(result: MigrateSendResult | null): MigrationOutcome {
     return {
