@@ -41,13 +41,11 @@ export class SlotTable {
     return this.grantWaiting();
   }
 
-  /** Null when the destination is reserved for the migration, else why not. */
-  reserveDestination(reservation: DestinationReservation): string | null {
-    return this.refusal(reservation)?.reason ?? null;
-  }
-
-  /** Why the destination cannot take the migration (busy: only its inbound limit), or null after reserving it. */
-  refusal(reservation: DestinationReservation): { reason: string; busy: boolean } | null {
+  /**
+   * Reserves the destination for the migration and answers null, or says why it cannot take it
+   * (busy: only its inbound limit is reached, which may free up).
+   */
+  reserveDestination(reservation: DestinationReservation): { reason: string; busy: boolean } | null {
     const holder = this.holder(reservation.workflowId);
     if (!holder) return { reason: 'the migration holds no slot', busy: false };
     const others = this.state.holders.filter((h) => h.destHost === reservation.destHost && h.workflowId !== reservation.workflowId);

@@ -55,7 +55,7 @@ export async function migrationSlots(initial: SlotsState): Promise<void> {
   setHandler(releaseSlotSignal, ({ workflowId }) => grant(table.release(workflowId)));
   setHandler(releaseDestinationSignal, ({ workflowId }) => table.releaseDestination(workflowId));
   setHandler(reserveDestinationSignal, (reservation) => {
-    const refusal = table.refusal(reservation);
+    const refusal = table.reserveDestination(reservation);
     const answer = { destHost: reservation.destHost, ok: refusal === null, reason: refusal?.reason ?? null, busy: refusal?.busy ?? false };
     send(reservation.workflowId, () => getExternalWorkflowHandle(reservation.workflowId).signal(destinationReservedSignal, answer));
   });

@@ -30,11 +30,17 @@ describe('SlotTable', () => {
     t.request(req('m1', 'a'));
     t.request(req('m2', 'b'));
     expect(t.reserveDestination({ workflowId: 'm1', destHost: 'x', memoryBytes: 600, memoryFreeBytes: 1000 })).toBeNull();
-    expect(t.reserveDestination({ workflowId: 'm2', destHost: 'x', memoryBytes: 100, memoryFreeBytes: 1000 })).toMatch(/already receives 1/);
-    expect(t.reserveDestination({ workflowId: 'm2', destHost: 'y', memoryBytes: 600, memoryFreeBytes: 500 })).toMatch(/not enough free memory/);
+    expect(t.reserveDestination({ workflowId: 'm2', destHost: 'x', memoryBytes: 100, memoryFreeBytes: 1000 })).toEqual({
+      reason: expect.stringMatching(/already receives 1/),
+      busy: true,
+    });
+    expect(t.reserveDestination({ workflowId: 'm2', destHost: 'y', memoryBytes: 600, memoryFreeBytes: 500 })).toEqual({
+      reason: expect.stringMatching(/not enough free memory/),
+      busy: false,
+    });
     expect(t.reservedBytes()).toEqual({ x: 600 });
     t.releaseDestination('m1');
     expect(t.reservedBytes()).toEqual({});
-    expect(t.reserveDestination({ workflowId: 'nobody', destHost: 'x', memoryBytes: 1, memoryFreeBytes: 10 })).toMatch(/holds no slot/);
+    expect(t.reserveDestination({ workflowId: 'nobody', destHost: 'x', memoryBytes: 1, memoryFreeBytes: 10 })?.reason).toMatch(/holds no slot/);
   });
 });
