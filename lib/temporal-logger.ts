@@ -11,13 +11,14 @@ const levels: Record<LogLevel, 'trace' | 'debug' | 'info' | 'warn' | 'error'> = 
 };
 
 export function installTemporalRuntime(logger: Logger): void {
+  const at = (level: LogLevel) => (message: string, meta?: LogMetadata) => logger[levels[level]](meta ?? {}, message);
   const adapter: TemporalLogger = {
-    log: (level: LogLevel, message: string, meta?: LogMetadata) => logger[levels[level]](meta ?? {}, message),
-    trace: (message, meta) => logger.trace(meta ?? {}, message),
-    debug: (message, meta) => logger.debug(meta ?? {}, message),
-    info: (message, meta) => logger.info(meta ?? {}, message),
-    warn: (message, meta) => logger.warn(meta ?? {}, message),
-    error: (message, meta) => logger.error(meta ?? {}, message),
+    log: (level, message, meta) => at(level)(message, meta),
+    trace: at('TRACE'),
+    debug: at('DEBUG'),
+    info: at('INFO'),
+    warn: at('WARN'),
+    error: at('ERROR'),
   };
   Runtime.install({
     logger: adapter,
