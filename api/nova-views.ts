@@ -63,49 +63,47 @@ export function novaServer(instance: InstanceView, migration: MigrationState, ba
 
 // ---- migrations ----
 
+/** Fields Nova's two migration objects (server migrations and os-migrations) share. */
+const migrationIdentity = {
+  id: z.number().int(),
+  uuid: z.string().optional().meta({ description: '2.59+' }),
+  status: z.string(),
+  source_compute: z.string().nullable(),
+  source_node: z.string().nullable(),
+  dest_compute: z.string().nullable(),
+  dest_host: z.string().nullable(),
+  dest_node: z.string().nullable(),
+};
+const migrationTimesAndOwner = {
+  created_at: z.string(),
+  updated_at: z.string(),
+  user_id: z.string().nullable().optional().meta({ description: '2.80+' }),
+  project_id: z.string().nullable().optional().meta({ description: '2.80+' }),
+};
+
 export const NovaServerMigrationSchema = z
   .object({
-    id: z.number().int(),
-    uuid: z.string().optional().meta({ description: '2.59+' }),
+    ...migrationIdentity,
     server_uuid: z.string(),
-    status: z.string(),
-    source_compute: z.string().nullable(),
-    source_node: z.string().nullable(),
-    dest_compute: z.string().nullable(),
-    dest_host: z.string().nullable(),
-    dest_node: z.string().nullable(),
     memory_total_bytes: z.number().nullable(),
     memory_processed_bytes: z.number().nullable(),
     memory_remaining_bytes: z.number().nullable(),
     disk_total_bytes: z.number().nullable(),
     disk_processed_bytes: z.number().nullable(),
     disk_remaining_bytes: z.number().nullable(),
-    created_at: z.string(),
-    updated_at: z.string(),
-    user_id: z.string().nullable().optional().meta({ description: '2.80+' }),
-    project_id: z.string().nullable().optional().meta({ description: '2.80+' }),
+    ...migrationTimesAndOwner,
   })
   .meta({ id: 'NovaServerMigration' });
 
 export const NovaMigrationSchema = z
   .object({
-    id: z.number().int(),
-    uuid: z.string().optional().meta({ description: '2.59+' }),
+    ...migrationIdentity,
     instance_uuid: z.string(),
-    status: z.string(),
-    source_compute: z.string().nullable(),
-    source_node: z.string().nullable(),
-    dest_compute: z.string().nullable(),
-    dest_host: z.string().nullable(),
-    dest_node: z.string().nullable(),
     old_instance_type_id: z.number().nullable(),
     new_instance_type_id: z.number().nullable(),
     migration_type: z.string().optional().meta({ description: '2.23+' }),
     links: z.array(Link).optional().meta({ description: '2.23+, for in-progress live migrations' }),
-    created_at: z.string(),
-    updated_at: z.string(),
-    user_id: z.string().nullable().optional().meta({ description: '2.80+' }),
-    project_id: z.string().nullable().optional().meta({ description: '2.80+' }),
+    ...migrationTimesAndOwner,
   })
   .meta({ id: 'NovaMigration' });
 
