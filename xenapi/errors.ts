@@ -39,8 +39,16 @@ export const XenApiCode = {
   VM_INCOMPATIBLE_WITH_THIS_HOST: 'VM_INCOMPATIBLE_WITH_THIS_HOST',
   /** [ref, allowed operations, op] */
   OPERATION_NOT_ALLOWED: 'OPERATION_NOT_ALLOWED',
-  /** [class, ref, operation] */
+  /** [class, ref, operation, task] (xapi_vm_lifecycle.ml: report_concurrent_operations_error) */
   OTHER_OPERATION_IN_PROGRESS: 'OTHER_OPERATION_IN_PROGRESS',
+  /** [master address]: login on a pool member that is not the master (xapi_session.ml) */
+  HOST_IS_SLAVE: 'HOST_IS_SLAVE',
+  /** [name]: host.call_plugin of a plugin the host does not have */
+  XENAPI_MISSING_PLUGIN: 'XENAPI_MISSING_PLUGIN',
+  /** [status, stdout, stderr]: a plugin call that failed */
+  XENAPI_PLUGIN_FAILURE: 'XENAPI_PLUGIN_FAILURE',
+  /** [] */
+  NOT_IMPLEMENTED: 'NOT_IMPLEMENTED',
   /** [value] */
   INVALID_VALUE: 'INVALID_VALUE',
   /** [message] */
