@@ -54,11 +54,37 @@ export interface MigrateSendResult {
   alreadyDone: boolean;
 }
 
-/** Where the instance stands on one host, for compensation to decide what to undo. */
+/**
+ * Where the instance stands, as seen from one host's pool database, for compensation to decide
+ * what to undo. In one pool both hosts see the same record: `runningHere` tells them apart.
+ */
 export interface InstancePresence {
   host: string;
+  /** Its domain runs here, or it is halted and counted as this host's. */
   present: boolean;
+  /** Its domain runs (or is paused) on this host. */
+  runningHere: boolean;
+  /** Power state of the pool's record; null when the pool does not know the VM. */
   powerState: InstanceView['powerState'] | null;
+  /** Name of the host the pool's record says it is resident on, if any. */
+  residentOn: string | null;
+  /** The migration task in the VM's current_operations, while one runs. */
+  migrationTask: string | null;
+  vcpuCap: number | null;
+}
+
+export interface RollbackAtDestinationInput {
+  instanceUuid: string;
+  /** The source's pool: in the same pool there is one VM record, and it is never destroyed. */
+  sourcePool?: string;
+}
+
+/** How the source puts the guest back after a failed or aborted transfer. */
+export interface RollbackSourceInput {
+  instanceUuid: string;
+  /** Unpause the domain ferry paused (force-complete). */
+  resume: boolean;
+  /** The cap the domain ran with before auto-converge (null: uncapped). */
   vcpuCap: number | null;
 }
 

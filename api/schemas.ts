@@ -31,15 +31,12 @@ export const TransferProgressSchema = z
     diskTotalBytes: z.number(),
     diskProcessedBytes: z.number(),
     diskRemainingBytes: z.number(),
-    iteration: z.number().int(),
-    dirtyRateBytesPerSecond: z.number(),
-    bandwidthBytesPerSecond: z.number(),
-    expectedDowntimeMs: z.number(),
-    downtimeMs: z.number().optional(),
-    bytesSent: z.number(),
     fraction: z.number().min(0).max(1),
+    fractionPerSecond: z.number(),
+    etaSeconds: z.number().nullable(),
     transferPhase: z.enum(['precopy', 'stop_and_copy', 'done']),
     vcpuCap: z.number().optional(),
+    guestPaused: z.boolean().optional(),
   })
   .meta({ id: 'TransferProgress' });
 

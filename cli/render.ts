@@ -60,28 +60,22 @@ function route(view: MigrationStatusView): string {
 }
 
 function phaseText(view: MigrationStatusView): string {
-  const p = view.progress;
-  if (view.phase === 'precopy' && p) return `precopy, round ${p.iteration}`;
   return view.phase.replace(/_/g, '-');
 }
 
-/** One line: route, phase, bar, percent, bytes, rate, ETA, expected downtime. */
+/** One line: route, phase, bar, percent, bytes (estimated from xapi's task progress), ETA. */
 export function progressLine(view: MigrationStatusView, barWidth = 24): string {
   const parts = [route(view), phaseText(view)];
   const t = totals(view);
   const p = view.progress;
   if (t) {
     parts.push(`${bar(t.fraction, barWidth)} ${String(Math.floor(t.fraction * 100)).padStart(3)}%`);
-    // Pre-copy resends dirtied pages, so the bytes sent may exceed the VM's size.
-    parts.push(`${formatBytes(p?.bytesSent ?? t.processed)} sent of ${formatBytes(t.total)}`);
+    parts.push(`~${formatBytes(t.processed)} of ${formatBytes(t.total)}`);
   }
   if (p && view.status !== 'completed') {
-    parts.push(`${formatBytes(p.bandwidthBytesPerSecond)}/s`);
-    const eta = p.bandwidthBytesPerSecond > 0 && t ? t.remaining / p.bandwidthBytesPerSecond : null;
-    parts.push(`ETA ${formatDuration(eta)}`);
-    parts.push(`downtime ~${Math.round(p.expectedDowntimeMs)} ms`);
-    if (p.dirtyRateBytesPerSecond > 0) parts.push(`dirtying ${formatBytes(p.dirtyRateBytesPerSecond)}/s`);
+    parts.push(`ETA ${formatDuration(p.etaSeconds)}`);
     if (p.vcpuCap !== undefined) parts.push(`vCPU cap ${p.vcpuCap}%`);
+    if (p.guestPaused) parts.push('guest paused');
   }
   if (view.forceCompleteRequested && view.status === 'running') parts.push('force-complete requested');
   return parts.join('  ');
@@ -91,9 +85,8 @@ export function progressLine(view: MigrationStatusView, barWidth = 24): string {
 export function outcomeLine(view: MigrationStatusView): string {
   const p = view.progress;
   if (view.status === 'completed') {
-    const downtime = p?.downtimeMs !== undefined ? `, downtime ${Math.round(p.downtimeMs)} ms` : '';
-    const sent = p ? `, ${formatBytes(p.bytesSent)} sent` : '';
-    return `completed: ${view.server_uuid} now runs on ${view.dest_compute ?? '?'}${sent}${downtime}`;
+    const moved = p ? `, ${formatBytes(p.memoryTotalBytes + p.diskTotalBytes)} moved` : '';
+    return `completed: ${view.server_uuid} now runs on ${view.dest_compute ?? '?'}${moved}`;
   }
   const why = view.error ? `: ${view.error.type}: ${view.error.message}` : '';
   return `${view.status}${why} (${view.server_uuid} stays on ${view.source_compute ?? '?'})`;

@@ -60,29 +60,33 @@ export const MIGRATION_PHASES = [
 ] as const;
 export type MigrationPhase = (typeof MIGRATION_PHASES)[number];
 
+/**
+ * A running transfer as ferry can know it from xapi: the migration task's progress (0..1) and
+ * whether it can still be cancelled. xapi publishes no byte counts, rounds or dirty rates, so the
+ * byte fields are estimates: the fraction of what moves (memory, plus disks when they move).
+ */
 export interface TransferProgress {
+  /** 0..1, the XenAPI task's progress. */
+  fraction: number;
   memoryTotalBytes: number;
   memoryProcessedBytes: number;
   memoryRemainingBytes: number;
   diskTotalBytes: number;
   diskProcessedBytes: number;
   diskRemainingBytes: number;
-  /** Pre-copy iteration, 0 before the first. */
-  iteration: number;
-  dirtyRateBytesPerSecond: number;
-  /** Measured transfer rate over the last interval. */
-  bandwidthBytesPerSecond: number;
-  /** Remaining dirty bytes over the bandwidth: what stop-and-copy would cost now. */
-  expectedDowntimeMs: number;
-  /** Measured once the VM resumed on the destination. */
-  downtimeMs?: number;
-  bytesSent: number;
-  /** 0..1, the XenAPI task's progress. */
-  fraction: number;
-  /** Pre-copy or stop-and-copy. */
+  /** How fast the fraction grew over the last interval, per second. */
+  fractionPerSecond: number;
+  /** Seconds left at that pace; null while it is not advancing. */
+  etaSeconds: number | null;
+  /**
+   * precopy while the task can be cancelled; stop_and_copy once xapi made it not cancellable
+   * (the point of no return); done when the task succeeded.
+   */
   transferPhase: 'precopy' | 'stop_and_copy' | 'done';
-  /** vCPU cap applied by auto-converge, percent; absent when uncapped. */
+  /** vCPU cap applied by auto-converge through the dom0 plugin, percent; absent when uncapped. */
   vcpuCap?: number;
+  /** True once force-complete paused the guest's domain on the source. */
+  guestPaused?: boolean;
 }
 
 export interface HostAttempt {

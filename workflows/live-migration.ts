@@ -1,7 +1,13 @@
 // liveMigration: Nova's conductor live migration (LiveMigrationTask) as a durable workflow.
 // It reads top to bottom like the conductor: check the instance, check the source host, find a
 // destination, prepare it, send the VM, finish on both hosts. A failure after the destination was
-// touched runs the undo steps (Nova's _rollback_live_migration) until they succeed.
+// touched runs the undo steps (Nova's _rollback_live_migration) until they succeed, and never
+// destroys or shuts down the copy of the VM that runs: where the source copy may be gone, the
+// destination is asked first.
+//
+// Version 2 (the patch 'xapi-fidelity'): progress from task.progress only, steering through the
+// dom0 plugin, compensation that asks where the VM runs. Runs started before it finish with
+// live-migration-v1.ts.
 import {
   ApplicationFailure,
   CancellationScope,
@@ -19,6 +25,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { MigrateSendResult, MigrateToken, DestinationFacts, InstancePresence } from '../activities/types';
+import { nextAction, observe, startConvergence, type ConvergenceState } from './convergence';
+import { liveMigrationV1 } from './live-migration-v1';
 import type { FerryConfig } from '../lib/config';
 import { DestHost, InstanceUuid, MigrationStatus, SourceHost } from '../lib/search-attributes';
 import { conductor, hostChecks, hostSettle, hostSteps, hostTransfer } from './activities';
@@ -48,7 +56,6 @@ import {
   type NovaMigrationStatus,
   type ReservationAnswer,
   type SlotGrant,
-  type TransferProgress,
 } from './definitions';
 
 type Policy = FerryConfig['migration'];
@@ -72,6 +79,7 @@ const NOT_ABORTABLE: Partial<Record<MigrationPhase, string>> = {
 };
 
 export async function liveMigration(rawInput: LiveMigrationInput): Promise<MigrationOutcome> {
+  if (!patched('xapi-fidelity')) return liveMigrationV1(rawInput);
   const parsed = LiveMigrationInputSchema.safeParse(rawInput);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
@@ -93,7 +101,7 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
   let abortReason: string | null = null;
   let grant: SlotGrant | null = null;
   let reservation: ReservationAnswer | null = null;
-  let lastProgressAt = Date.now();
+  let convergence: ConvergenceState = startConvergence(Date.now());
   let transferring = false;
   let appliedCap: number | null = null;
 
@@ -156,13 +164,15 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
     },
     { validator: (_reason: string) => validateAbort() },
   );
-  setHandler(forceCompleteSignal, () => {
+  const requestForceComplete = () => {
     view.forceCompleteRequested = true;
-  });
+    convergence = { ...convergence, forceRequested: true };
+  };
+  setHandler(forceCompleteSignal, requestForceComplete);
   setHandler(
     forceCompleteUpdate,
     () => {
-      view.forceCompleteRequested = true;
+      requestForceComplete();
       return accepted();
     },
     { validator: validateForceComplete },
@@ -175,9 +185,9 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
   });
   setHandler(progressSignal, (p) => {
     if (!transferring) return;
-    if (p.bytesSent > (view.progress?.bytesSent ?? 0)) lastProgressAt = Date.now();
-    // The agent knows the cap the VM started with; the cap auto-converge applied is the workflow's.
-    view.progress = appliedCap !== null ? { ...p, vcpuCap: appliedCap } : p;
+    convergence = observe(convergence, p, Date.now());
+    // The agent reports the task; the cap and the pause it applied through the plugin are the workflow's.
+    view.progress = { ...p, ...(appliedCap !== null ? { vcpuCap: appliedCap } : {}), ...(pausedByFerry ? { guestPaused: true } : {}) };
     view.memory_total_bytes = p.memoryTotalBytes;
     view.memory_processed_bytes = p.memoryProcessedBytes;
     view.memory_remaining_bytes = p.memoryRemainingBytes;
@@ -274,7 +284,7 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
         enter('precopy', 'running');
         sourceTouched = true;
         transferring = true;
-        lastProgressAt = Date.now();
+        convergence = { ...startConvergence(Date.now()), forceRequested: view.forceCompleteRequested };
         transfer = await transferWithPolicy(source, dest, instance, facts, token, chosen.block, samePool, policy);
         transferring = false;
       });
@@ -312,7 +322,7 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
       status: view.status,
       sourceHost: view.source_compute,
       destHost: view.dest_compute,
-      bytesSent: result?.bytesSent ?? view.progress?.bytesSent ?? 0,
+      bytesSent: result?.bytesSent ?? 0,
       downtimeMs: result?.downtimeMs ?? null,
       transferMs: result?.transferMs ?? 0,
       message: view.error?.message ?? null,
@@ -455,8 +465,9 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
   }
 
   /**
-   * migrateSend, while watching the transfer: completion and progress timeouts, auto-converge
-   * (vCPU cap steps) and force-complete (pause the guest so pre-copy converges).
+   * migrateSend, while the convergence policy (convergence.ts) watches it: completion and progress
+   * timeouts, auto-converge (vCPU caps through the dom0 plugin) and force-complete (the plugin
+   * pauses the domain so pre-copy converges).
    */
   async function transferWithPolicy(
     src: ClusterHost,
@@ -469,17 +480,17 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
     policy: Policy,
   ): Promise<MigrateSendResult> {
     const options = input.options;
-    const startedAt = Date.now();
     const gib = (instance.memoryBytes + (block ? instance.diskBytes : 0)) / 2 ** 30;
-    const completionSeconds = (options.completionTimeoutPerGiB ?? policy.completionTimeoutPerGiB) * gib;
-    const timeoutAction = options.timeoutAction ?? policy.timeoutAction;
-    const progressTimeout = options.progressTimeout ?? policy.progressTimeout;
-    const autoConverge = options.autoConverge ?? policy.autoConverge.enabled;
-    const steps = policy.autoConverge.capSteps;
-    let nextStep = 0;
-    let lastStepAt = startedAt;
+    const rules = {
+      completionSeconds: (options.completionTimeoutPerGiB ?? policy.completionTimeoutPerGiB) * gib,
+      timeoutAction: options.timeoutAction ?? policy.timeoutAction,
+      progressTimeoutSeconds: options.progressTimeout ?? policy.progressTimeout,
+      autoConverge: options.autoConverge ?? policy.autoConverge.enabled,
+      capSteps: policy.autoConverge.capSteps,
+      stepSeconds: policy.autoConverge.stepSeconds,
+      forceCompleteAfterLastStep: policy.autoConverge.forceCompleteAfterLastStep,
+    };
     let done = false;
-    let forced = false;
 
     const send = hostTransfer(src.queue)
       .migrateSend.executeWithOptions(
@@ -490,54 +501,35 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
         done = true;
       });
 
-    const forceComplete = async (why: string) => {
-      if (forced) return;
-      forced = true;
-      pausedByFerry = instance.powerState === 'Running';
-      log.info('force-completing', { why });
-      await hostSteps(src.queue).forceCompleteGuest.executeWithOptions({ summary: `force-complete: pause ${instance.name} (${why})` }, [
-        { instanceUuid: instance.uuid },
-      ]);
-    };
-
     const watch = async () => {
       while (!done) {
-        const now = Date.now();
-        const wakeAt = Math.min(
-          completionSeconds > 0 ? startedAt + completionSeconds * 1000 : Infinity,
-          progressTimeout > 0 ? lastProgressAt + progressTimeout * 1000 : Infinity,
-          autoConverge && nextStep <= steps.length ? lastStepAt + policy.autoConverge.stepSeconds * 1000 : Infinity,
-        );
-        const waitMs = Math.max(100, Math.min(wakeAt - now, 60_000));
-        await condition(() => done || (view.forceCompleteRequested && !forced), waitMs);
-        if (done) return;
-        if (view.forceCompleteRequested && !forced) {
-          await forceComplete('requested by an operator');
-          continue;
-        }
-        const t = Date.now();
-        if (completionSeconds > 0 && t >= startedAt + completionSeconds * 1000) {
-          const why = `completion timeout: ${Math.round(completionSeconds)} s for ${gib.toFixed(2)} GiB`;
-          if (timeoutAction === 'force_complete') await forceComplete(why);
-          else requestAbort(why);
-          if (forced || abortReason) return;
-        }
-        if (progressTimeout > 0 && t >= lastProgressAt + progressTimeout * 1000) {
-          requestAbort(`progress timeout: no data moved for ${progressTimeout} s`);
-          return;
-        }
-        if (autoConverge && !forced && t >= lastStepAt + policy.autoConverge.stepSeconds * 1000 && notConverging(view.progress)) {
-          lastStepAt = t;
-          if (nextStep < steps.length) {
-            const cap = steps[nextStep++] as number;
-            appliedCap = cap;
-            await hostSteps(src.queue).capGuestVcpu.executeWithOptions({ summary: `auto-converge: cap ${instance.name} to ${cap}% vCPU` }, [
-              { instanceUuid: instance.uuid, vcpuCap: cap },
-            ]);
-          } else if (policy.autoConverge.forceCompleteAfterLastStep) {
-            nextStep++;
-            await forceComplete('auto-converge: the last vCPU cap did not make pre-copy converge');
+        const { action, state } = nextAction(convergence, view.progress, Date.now(), rules);
+        convergence = state;
+        switch (action.kind) {
+          case 'wait': {
+            const forceRequested = convergence.forceRequested;
+            await condition(() => done || convergence.forceRequested !== forceRequested, Math.max(100, action.untilMs - Date.now()));
+            break;
           }
+          case 'cap':
+            appliedCap = action.cap;
+            log.info('auto-converge', { cap: action.cap });
+            await hostSteps(src.queue).capGuestVcpu.executeWithOptions({ summary: `auto-converge: cap ${instance.name} to ${action.cap}% vCPU` }, [
+              { instanceUuid: instance.uuid, vcpuCap: action.cap },
+            ]);
+            break;
+          case 'force_complete': {
+            log.info('force-completing', { why: action.why });
+            const paused = await hostSteps(src.queue).forceCompleteGuest.executeWithOptions(
+              { summary: `force-complete: pause ${instance.name}'s domain (${action.why})` },
+              [{ instanceUuid: instance.uuid }],
+            );
+            pausedByFerry = pausedByFerry || paused.paused;
+            break;
+          }
+          case 'abort':
+            requestAbort(action.why);
+            return;
         }
       }
     };
@@ -553,78 +545,98 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
     return result;
   }
 
-  /** Pre-copy is not converging when the guest dirties memory nearly as fast as the link sends it. */
-  function notConverging(p: TransferProgress | null): boolean {
-    if (!p || p.transferPhase !== 'precopy' || p.iteration < 2) return false;
-    return p.dirtyRateBytesPerSecond >= 0.8 * Math.max(1, p.bandwidthBytesPerSecond);
-  }
-
   async function finishOnDestination(): Promise<void> {
     const dst = dest as ClusterHost | null;
     const src = source as ClusterHost | null;
     if (!dst || !src) return;
     enter('post_migration');
-    await hostSteps(dst.queue).postLiveMigrationAtDestination.executeWithOptions(
-      { summary: `resume on ${dst.name}` },
-      [{ instanceUuid: input.instanceUuid, resume: pausedByFerry, vcpuCap: originalCap }],
-    );
+    await hostSteps(dst.queue).postLiveMigrationAtDestination.executeWithOptions({ summary: `${input.instanceUuid} runs on ${dst.name}` }, [
+      { instanceUuid: input.instanceUuid },
+    ]);
     await hostSteps(src.queue).postLiveMigration.executeWithOptions({ summary: `clean up ${src.name}` }, [
       { instanceUuid: input.instanceUuid },
     ]);
     enter('done', 'completed');
   }
 
+  /** Where the VM stands as the destination's pool sees it, or null when its agent cannot tell. */
+  async function askDestination(dst: ClusterHost): Promise<InstancePresence | null> {
+    try {
+      return await hostChecks(dst.queue).instancePresence.executeWithOptions({ summary: `does ${input.instanceUuid} run on ${dst.name}?` }, [
+        { instanceUuid: input.instanceUuid },
+      ]);
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      log.warn('the destination could not say where the instance runs', { error: describeFailure(err).message });
+      return null;
+    }
+  }
+
   /**
-   * Nova's _rollback_live_migration. Where the VM really is decides: still on the source, undo on
-   * both hosts; already running on the destination (the transfer finished as it failed), finish
-   * the migration instead. Retried until it succeeds; never cancelled.
+   * Nova's _rollback_live_migration, which never destroys or shuts down the copy that runs. While
+   * the source copy runs, undo on both hosts. When it does not (stop-and-copy handed the domain
+   * over, or the source host crashed), the destination decides: if the VM runs there, finish the
+   * migration; if nobody can tell, resume nothing and end in Nova's error status.
    */
   async function compensate(cancelled: boolean, failure: { type: string; message: string }): Promise<void> {
     const src = source as ClusterHost | null;
     const dst = dest as ClusterHost | null;
     view.error = { type: cancelled ? 'Aborted' : failure.type, message: cancelled ? (abortReason ?? 'cancelled') : failure.message };
-    if (src && dst && (destTouched || sourceTouched)) {
-      enter('rolling_back');
-      // A transfer whose activity gave up may still run in xapi: end it before undoing anything.
-      if (sourceTouched && patched('settle-task-before-rollback')) {
-        await hostSettle(src.queue).settleMigrationTask.executeWithOptions(
-          { summary: `make sure no migration task of ${input.instanceUuid} still runs on ${src.name}` },
-          [{ instanceUuid: input.instanceUuid }],
-        );
-      }
-      let onSource: InstancePresence = await hostSteps(src.queue).instancePresence.executeWithOptions(
-        { summary: `is ${input.instanceUuid} still on the source ${src.name}?` },
+    if (!src || !dst || !(destTouched || sourceTouched)) {
+      enter('done', cancelled ? 'cancelled' : 'failed');
+      return;
+    }
+    enter('rolling_back');
+    // A transfer whose activity gave up may still run in xapi: end it before deciding anything.
+    if (sourceTouched) {
+      await hostSettle(src.queue).settleMigrationTask.executeWithOptions(
+        { summary: `make sure no migration task of ${input.instanceUuid} still runs` },
         [{ instanceUuid: input.instanceUuid }],
       );
-      if (!onSource.present) {
-        const onDest = await hostSteps(dst.queue).instancePresence.executeWithOptions(
-          { summary: `did ${input.instanceUuid} arrive on ${dst.name}?` },
-          [{ instanceUuid: input.instanceUuid }],
-        );
-        if (onDest.present) {
-          log.warn('the transfer finished although the step failed: completing instead of rolling back');
-          view.error = null;
-          await finishOnDestination();
-          return;
-        }
+    }
+    const onSource = await hostSteps(src.queue).instancePresence.executeWithOptions(
+      { summary: `does ${input.instanceUuid} still run on the source ${src.name}?` },
+      [{ instanceUuid: input.instanceUuid }],
+    );
+    const handedOver = view.progress?.transferPhase === 'stop_and_copy' || view.progress?.transferPhase === 'done';
+    if (!onSource.runningHere || handedOver) {
+      const onDest = await askDestination(dst);
+      if (onDest?.runningHere && onSource.runningHere) {
+        view.error = { type: 'InstanceOnTwoHosts', message: `${view.error.message}; ${input.instanceUuid} runs on both ${src.name} and ${dst.name}: nothing was touched, an operator must decide` };
+        enter('done', 'error');
+        return;
       }
-      if (sourceTouched) {
-        onSource = await hostSteps(src.queue).rollbackLiveMigration.executeWithOptions(
-          { summary: `keep the VM running on ${src.name}` },
-          [{ instanceUuid: input.instanceUuid, resume: pausedByFerry, vcpuCap: originalCap }],
-        );
+      if (onDest?.runningHere) {
+        log.warn('the VM runs on the destination although the transfer failed: completing instead of rolling back');
+        view.error = null;
+        await finishOnDestination();
+        return;
       }
-      await hostSteps(dst.queue).rollbackLiveMigrationAtDestination.executeWithOptions(
-        { summary: `remove what arrived on ${dst.name}` },
-        [{ instanceUuid: input.instanceUuid }],
-      );
-      if (onSource.powerState === 'Halted') {
-        view.error = { type: 'InstanceHalted', message: `${view.error.message}; the instance is halted on ${src.name} (its host crashed)` };
+      if (!onSource.runningHere) {
+        const where = onDest === null ? `${dst.name} could not be asked` : `it does not run on ${dst.name} either`;
+        // The source's record stays the VM's: a halted copy the destination's pool kept goes.
+        if (onDest !== null) await rollbackAtDestination(src, dst);
+        view.error = {
+          type: 'InstanceNotRunning',
+          message: `${view.error.message}; ${input.instanceUuid} no longer runs on the source ${src.name} (${onSource.powerState ?? 'unknown to its pool'}) and ${where}: nothing was resumed or destroyed`,
+        };
         enter('done', 'error');
         return;
       }
     }
+    if (sourceTouched) {
+      await hostSteps(src.queue).rollbackLiveMigration.executeWithOptions({ summary: `keep the VM running on ${src.name}` }, [
+        { instanceUuid: input.instanceUuid, resume: pausedByFerry, vcpuCap: originalCap },
+      ]);
+    }
+    await rollbackAtDestination(src, dst);
     enter('done', cancelled ? 'cancelled' : 'failed');
+  }
+
+  async function rollbackAtDestination(src: ClusterHost, dst: ClusterHost): Promise<void> {
+    await hostSteps(dst.queue).rollbackLiveMigrationAtDestination.executeWithOptions({ summary: `remove what arrived on ${dst.name}` }, [
+      { instanceUuid: input.instanceUuid, sourcePool: src.pool },
+    ]);
   }
 
   async function releaseSlot(): Promise<void> {
@@ -645,7 +657,7 @@ function describeForUi(v: MigrationStatusView): string {
     `**${v.status}** · phase \`${v.phase}\``,
     `instance \`${v.server_uuid}\`: ${v.source_compute ?? '?'} → ${v.dest_compute ?? '?'}`,
   ];
-  if (v.progress) lines.push(`sent ${(v.progress.bytesSent / 2 ** 20).toFixed(1)} MiB, iteration ${v.progress.iteration}`);
+  if (v.progress) lines.push(`${Math.floor(v.progress.fraction * 100)}% transferred${v.progress.etaSeconds !== null ? `, about ${Math.ceil(v.progress.etaSeconds)} s left` : ''}`);
   if (v.attempts.length) lines.push(`hosts tried: ${v.attempts.map((a) => `${a.host} (${a.reason})`).join('; ')}`);
   if (v.error) lines.push(`error: ${v.error.message}`);
   return lines.join('\n\n');

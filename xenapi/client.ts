@@ -1,6 +1,8 @@
 // ferry's XenAPI client over the `xmlrpc` package: one session per client, re-login after
 // SESSION_INVALID (a restarted xapi forgets sessions), a timeout on every call, and xapi failures
-// turned into XenApiError. int64 values are strings both ways (the xmlrpc package would send a JS
+// turned into XenApiError. A pool member refuses logins with HOST_IS_SLAVE [master address]
+// (xapi_session.ml); the client then logs in to the master, as os-xenapi does: the same URL with
+// the member's address swapped for the master's, and makes every call there. int64 values are strings both ways (the xmlrpc package would send a JS
 // integer as a 32-bit <int>), so callers pass strings for int64 parameters.
 import { createClient, type Client } from 'xmlrpc';
 import { XenApiCode, XenApiError, XenApiTransportError } from './errors';
@@ -18,9 +20,17 @@ export interface XenApiClientOptions {
 
 type XmlRpcValue = unknown;
 
+/** The URL with its host swapped for `address`, scheme and port kept (os-xenapi's swap_xapi_host). */
+export function swapXapiHost(url: string, address: string): string {
+  const u = new URL(url);
+  u.hostname = address;
+  return u.toString();
+}
+
 export class XenApiClient {
-  readonly url: string;
-  private readonly rpc: Client;
+  /** Where calls go: the configured URL, or its pool master's after HOST_IS_SLAVE. */
+  url: string;
+  private rpc: Client;
   private session: string | undefined;
   private loggingIn: Promise<string> | undefined;
   private readonly timeoutMs: number;
@@ -28,12 +38,12 @@ export class XenApiClient {
   constructor(private readonly options: XenApiClientOptions) {
     this.url = options.url;
     this.timeoutMs = options.timeoutMs ?? 30_000;
-    const u = new URL(options.url);
-    this.rpc = createClient({
-      host: u.hostname,
-      port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)),
-      path: u.pathname || '/',
-    });
+    this.rpc = rpcClient(options.url);
+  }
+
+  private target(url: string): void {
+    this.url = url;
+    this.rpc = rpcClient(url);
   }
 
   /** The current session ref, if logged in. */
@@ -43,17 +53,29 @@ export class XenApiClient {
 
   async login(): Promise<string> {
     if (!this.loggingIn) {
-      this.loggingIn = this.rawCall<string>('session.login_with_password', [
-        this.options.user,
-        this.options.password,
-        '2.21',
-        this.options.originator ?? 'ferry',
-      ]).finally(() => {
+      this.loggingIn = this.loginFollowingMaster().finally(() => {
         this.loggingIn = undefined;
       });
     }
     this.session = await this.loggingIn;
     return this.session;
+  }
+
+  /**
+   * Logs in where the configuration points; a member answers HOST_IS_SLAVE with its master's
+   * address, and the login goes there. Each fresh login starts from the configured host again, so
+   * a pool whose master changed (designate_new_master) is followed too.
+   */
+  private async loginFollowingMaster(): Promise<string> {
+    const credentials = [this.options.user, this.options.password, '2.21', this.options.originator ?? 'ferry'];
+    if (this.url !== this.options.url) this.target(this.options.url);
+    try {
+      return await this.rawCall<string>('session.login_with_password', credentials);
+    } catch (err) {
+      if (!(err instanceof XenApiError && err.code === XenApiCode.HOST_IS_SLAVE && err.params[0])) throw err;
+      this.target(swapXapiHost(this.options.url, err.params[0]));
+      return this.rawCall<string>('session.login_with_password', credentials);
+    }
   }
 
   async logout(): Promise<void> {
@@ -126,6 +148,11 @@ export class XenApiClient {
     return this.call<string[]>(`${cls}.get_by_name_label`, name);
   }
 
+  /** host.call_plugin: runs a dom0 plugin function on `hostRef` (args are strings, so is the answer). */
+  callPlugin(hostRef: string, plugin: string, fn: string, args: Record<string, string>): Promise<string> {
+    return this.call<string>('host.call_plugin', hostRef, plugin, fn, args);
+  }
+
   private parseRecordMap<C extends XenApiClass>(cls: C, value: unknown): Record<string, RecordOf<C>> {
     const out: Record<string, RecordOf<C>> = {};
     for (const [ref, rec] of Object.entries(value as Record<string, unknown>)) {
@@ -133,4 +160,9 @@ export class XenApiClient {
     }
     return out;
   }
+}
+
+function rpcClient(url: string): Client {
+  const u = new URL(url);
+  return createClient({ host: u.hostname, port: Number(u.port || (u.protocol === 'https:' ? 443 : 80)), path: u.pathname || '/' });
 }

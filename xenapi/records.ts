@@ -117,6 +117,7 @@ export const VmRecord = z.looseObject({
   name_description: z.string(),
   power_state: PowerState,
   is_a_template: z.boolean(),
+  is_a_snapshot: z.boolean(),
   is_control_domain: z.boolean(),
   memory_static_max: Int64,
   memory_dynamic_max: Int64,
@@ -190,24 +191,3 @@ export const recordSchemas = {
 
 export type XenApiClass = keyof typeof recordSchemas;
 export type RecordOf<C extends XenApiClass> = z.infer<(typeof recordSchemas)[C]>;
-
-/**
- * Migration progress the simulator (and ferry's expectations of a real host) keep in a
- * migration task's other_config; see simulator/README.md. All byte counts are decimal strings.
- */
-export const MigrationProgress = z.object({
-  vm_uuid: z.string().optional(),
-  phase: z.string().optional(),
-  memory_total_bytes: z.coerce.number().optional(),
-  memory_processed_bytes: z.coerce.number().optional(),
-  memory_remaining_bytes: z.coerce.number().optional(),
-  disk_total_bytes: z.coerce.number().optional(),
-  disk_processed_bytes: z.coerce.number().optional(),
-  disk_remaining_bytes: z.coerce.number().optional(),
-  iteration: z.coerce.number().optional(),
-  dirty_rate_bytes_per_s: z.coerce.number().optional(),
-  bytes_sent: z.coerce.number().optional(),
-  downtime_ms: z.coerce.number().optional(),
-  expected_downtime_ms: z.coerce.number().optional(),
-});
-export type MigrationProgress = z.infer<typeof MigrationProgress>;

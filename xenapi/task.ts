@@ -1,15 +1,20 @@
-// Waits for a XenAPI task: polls it, reports progress (with the migration keys of other_config
-// parsed), cancels it when the AbortSignal fires, and resolves with its result or throws the
-// XenApiError of its error_info.
+// Waits for a XenAPI task: polls it, reports what xapi publishes of it (status, progress 0..1,
+// whether it can still be cancelled), cancels it when the AbortSignal fires, and resolves with its
+// result or throws the XenApiError of its error_info. xapi writes no migration figures (bytes,
+// rounds, phase) anywhere a client can read them: task.progress is all there is.
 import type { XenApiClient } from './client';
 import { XenApiCode, XenApiError } from './errors';
-import { MigrationProgress, TaskRecord } from './records';
+import type { TaskRecord } from './records';
 
 export interface TaskProgress {
   status: TaskRecord['status'];
   progress: number;
-  migration: MigrationProgress;
-  otherConfig: Record<string, string>;
+  /**
+   * Whether task.cancel is still allowed. xapi makes a migration task not cancellable once the
+   * main body of the migration is done (TaskHelper.set_not_cancellable in xapi_vm_migrate.ml):
+   * from then on there is no way back to the source.
+   */
+  cancellable: boolean;
 }
 
 export interface WaitForTaskOptions {
@@ -57,8 +62,7 @@ export async function waitForTask(client: XenApiClient, taskRef: string, options
     await options.onProgress?.({
       status: task.status,
       progress: task.progress,
-      migration: MigrationProgress.parse(task.other_config),
-      otherConfig: task.other_config,
+      cancellable: task.allowed_operations.includes('cancel'),
     });
     switch (task.status) {
       case 'success':

@@ -2,13 +2,12 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { HostConfig } from '../../lib/config';
 import type { XenApiClient } from '../../xenapi/client';
-import type { HostReport, InstancePresence, InstanceRef, InstanceView } from '../types';
-import { NULL_REF } from '../../xenapi/records';
-import { findVm, localVm, thisHost, vcpuCap, vmDisks, type ThisHost } from './xen';
+import type { HostReport, InstanceRef, InstanceView } from '../types';
+import type { VmRecord } from '../../xenapi/records';
+import { findVm, ownsHalted, thisHost, vcpuCap, vmDisks, type ThisHost } from './xen';
 
 export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient) {
-  async function instanceView(here: ThisHost, ref: string): Promise<InstanceView> {
-    const vm = await xenapi.getRecord('VM', ref);
+  async function instanceView(vm: VmRecord): Promise<InstanceView> {
     const disks = await vmDisks(xenapi, vm);
     return {
       uuid: vm.uuid,
@@ -23,26 +22,26 @@ export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient
     };
   }
 
+  /** This host's: resident here (running or paused), or halted and counted as this host's. */
+  const mine = (vm: VmRecord, self: ThisHost) => vm.resident_on === self.ref || ownsHalted(vm, self);
+
   return {
-    /** This host and the VMs resident on it (not dom0, not templates). */
+    /** This host and the VMs on it (not dom0, not templates), from its pool's database. */
     async describeHost(): Promise<HostReport> {
-      const here = await thisHost(xenapi, host.name);
-      const metrics = await xenapi.getRecord('host_metrics', here.record.metrics);
-      // Running and paused VMs are resident here; a halted one has no host, so it counts as this
-      // host's when its affinity points here or nowhere (Nova would still list it on its host).
+      const self = await thisHost(xenapi, host);
+      const metrics = await xenapi.getRecord('host_metrics', self.record.metrics);
       const instances: InstanceView[] = [];
-      for (const [ref, vm] of Object.entries(await xenapi.getAllRecords('VM'))) {
-        if (vm.is_control_domain || vm.is_a_template) continue;
-        const mine = vm.resident_on === here.ref || (vm.resident_on === NULL_REF && (vm.affinity === here.ref || vm.affinity === NULL_REF));
-        if (mine) instances.push(await instanceView(here, ref));
+      for (const vm of Object.values(await xenapi.getAllRecords('VM'))) {
+        if (vm.is_control_domain || vm.is_a_template || vm.is_a_snapshot) continue;
+        if (mine(vm, self)) instances.push(await instanceView(vm));
       }
       return {
         name: host.name,
         pool: host.pool,
-        hostUuid: here.record.uuid,
-        enabled: here.record.enabled,
-        productVersion: here.record.software_version.product_version ?? null,
-        platformVersion: here.record.software_version.platform_version ?? null,
+        hostUuid: self.record.uuid,
+        enabled: self.record.enabled,
+        productVersion: self.record.software_version.product_version ?? null,
+        platformVersion: self.record.software_version.platform_version ?? null,
         memoryTotalBytes: Number(metrics.memory_total),
         memoryFreeBytes: Number(metrics.memory_free),
         instances,
@@ -51,9 +50,9 @@ export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient
 
     /** Nova's check_instance_active, on the host the instance is resident on. */
     async checkInstanceActive({ instanceUuid }: InstanceRef): Promise<InstanceView> {
-      const here = await thisHost(xenapi, host.name);
+      const self = await thisHost(xenapi, host);
       const vm = await findVm(xenapi, instanceUuid);
-      if (!vm || (vm.record.resident_on !== here.ref && vm.record.resident_on !== NULL_REF)) {
+      if (!vm || !mine(vm.record, self)) {
         throw ApplicationFailure.nonRetryable(`instance ${instanceUuid} is not on ${host.name}`, 'InstanceNotFound');
       }
       if (vm.record.power_state !== 'Running' && vm.record.power_state !== 'Paused') {
@@ -62,19 +61,7 @@ export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient
           'InstanceInvalidState',
         );
       }
-      return instanceView(here, vm.ref);
-    },
-
-    /** Whether the instance is resident here, and how: compensation decides from this. */
-    async instancePresence({ instanceUuid }: InstanceRef): Promise<InstancePresence> {
-      const here = await thisHost(xenapi, host.name);
-      const vm = await localVm(xenapi, here, instanceUuid);
-      return {
-        host: host.name,
-        present: vm !== null,
-        powerState: vm?.record.power_state ?? null,
-        vcpuCap: vm ? vcpuCap(vm.record) : null,
-      };
+      return instanceView(vm.record);
     },
   };
 }

@@ -1,11 +1,14 @@
 // Host-side steps of a live migration, named after Nova's compute manager and xenapi driver.
 // Every step is idempotent: run twice (a retry after a worker crash), it changes nothing more.
+// Only what a real xapi offers is read: records, VM.current_operations, task.progress and whether
+// the task is still cancellable. What XenAPI cannot do to a migrating domain goes through ferry's
+// dom0 plugin (dom0-plugin.ts).
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { HostConfig } from '../../lib/config';
 import type { Logger } from '../../lib/logger';
 import type { XenApiClient } from '../../xenapi/client';
 import { XenApiCode, isXenApiError } from '../../xenapi/errors';
-import { NULL_REF, type MigrationProgress } from '../../xenapi/records';
+import { NULL_REF } from '../../xenapi/records';
 import { waitForTask, type TaskProgress } from '../../xenapi/task';
 import type {
   AssertCanMigrateInput,
@@ -17,99 +20,140 @@ import type {
   MigrateSendInput,
   MigrateSendResult,
   MigrateToken,
+  RollbackAtDestinationInput,
+  RollbackSourceInput,
   TransferProgress,
 } from '../types';
-import { findVm, localVm, residentVm, thisHost, vcpuCap, vmDisks, xenFailure, type ThisHost } from './xen';
+import { dom0Plugin } from './dom0-plugin';
+import { findVm, migrationTaskOf, ownsHalted, runsHere, thisHost, vcpuCap, vmDisks, xenFailure, type FoundVm, type ThisHost } from './xen';
 
 /** Sends the migration's progress to its workflow (a signal), so the status query and the policy see it. */
 export type ProgressReporter = (workflowId: string, progress: TransferProgress) => Promise<void>;
 
 const REPORT_EVERY_MS = 1000;
+const POLL_MS = 200;
 
 export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient, reportProgress: ProgressReporter, logger: Logger) {
+  const here = () => thisHost(xenapi, host);
+
   /** The network of this host's management PIF: where VIFs land and migrate_receive listens. */
-  async function managementNetwork(here: ThisHost): Promise<string> {
-    const pif = await xenapi.getRecord('PIF', here.record.PIFs[0] ?? NULL_REF);
+  async function managementNetwork(self: ThisHost): Promise<string> {
+    const pifs = await xenapi.getAllRecordsWhere('PIF', `field "host" = "${self.ref}" and field "management" = "true"`);
+    const pif = Object.values(pifs)[0];
+    if (!pif) throw ApplicationFailure.nonRetryable(`${host.name} has no management PIF`, 'MigrationPreCheckError');
     return pif.network;
   }
 
-  /** This host's local SR and management network: where a moved VM's disks and VIFs land. */
+  /**
+   * Where a moved VM's disks and VIFs land here: the pool's default SR (Nova's xenapi driver finds
+   * its SR with sr_matching_filter "default-sr:true") and the management network.
+   */
   async function destinationFacts(): Promise<DestinationFacts> {
-    const here = await thisHost(xenapi, host.name);
-    const metrics = await xenapi.getRecord('host_metrics', here.record.metrics);
-    const srs = Object.entries(await xenapi.getAllRecords('SR')).filter(([, sr]) => !sr.shared && sr.content_type !== 'iso');
-    const localSrRef = (srs.find(([, sr]) => sr.name_label.includes(host.name)) ?? srs[0])?.[0];
-    if (!localSrRef) throw ApplicationFailure.nonRetryable(`${host.name} has no local SR to receive disks`, 'MigrationPreCheckError');
+    const self = await here();
+    const metrics = await xenapi.getRecord('host_metrics', self.record.metrics);
+    const pool = Object.values(await xenapi.getAllRecords('pool'))[0];
+    if (!pool || pool.default_SR === NULL_REF) {
+      throw ApplicationFailure.nonRetryable(`the pool of ${host.name} has no default SR to receive disks`, 'MigrationPreCheckError');
+    }
     return {
       host: host.name,
-      hostUuid: here.record.uuid,
-      srRef: localSrRef,
-      networkRef: await managementNetwork(here),
+      hostUuid: self.record.uuid,
+      srRef: pool.default_SR,
+      networkRef: await managementNetwork(self),
       memoryFreeBytes: Number(metrics.memory_free),
     };
   }
 
-  async function receiveToken(): Promise<MigrateToken> {
-    const here = await thisHost(xenapi, host.name);
-    return xenapi.call<MigrateToken>('host.migrate_receive', here.ref, await managementNetwork(here), {});
-  }
-
   /** vdi_map and vif_map in the source's refs, pointing at the destination's SR and network. */
-  async function migrationMaps(vmRef: string, input: AssertCanMigrateInput) {
-    const vm = await xenapi.getRecord('VM', vmRef);
+  async function migrationMaps(vm: FoundVm, input: AssertCanMigrateInput) {
     const vdiMap: Record<string, string> = {};
     const vifMap: Record<string, string> = {};
     if (input.blockMigration) {
       // Refs of the destination's pool, as xapi expects in a cross-pool vdi_map.
-      for (const disk of await vmDisks(xenapi, vm)) vdiMap[disk.vdiRef] = input.destination.srRef;
+      for (const disk of await vmDisks(xenapi, vm.record)) vdiMap[disk.vdiRef] = input.destination.srRef;
     }
-    for (const vifRef of vm.VIFs) vifMap[vifRef] = input.destination.networkRef;
+    for (const vifRef of vm.record.VIFs) vifMap[vifRef] = input.destination.networkRef;
     return { vdiMap, vifMap };
   }
 
-  async function sourceVm(instanceUuid: string) {
-    const here = await thisHost(xenapi, host.name);
-    const vm = await residentVm(xenapi, here, instanceUuid);
-    if (!vm) throw ApplicationFailure.nonRetryable(`instance ${instanceUuid} is not resident on ${host.name}`, 'InstanceNotFound');
+  async function sourceVm(self: ThisHost, instanceUuid: string): Promise<FoundVm> {
+    const vm = await findVm(xenapi, instanceUuid);
+    if (!vm || !runsHere(vm, self)) throw ApplicationFailure.nonRetryable(`instance ${instanceUuid} does not run on ${host.name}`, 'InstanceNotFound');
     return vm;
   }
 
-  /** A migration task of this VM still running on this host: a retried migrateSend resumes it. */
-  async function pendingMigrationTask(instanceUuid: string): Promise<string | null> {
-    const tasks = await xenapi.getAllRecords('task');
-    const entry = Object.entries(tasks).find(
-      ([, t]) => t.other_config.vm_uuid === instanceUuid && (t.status === 'pending' || t.status === 'cancelling'),
-    );
-    return entry?.[0] ?? null;
+  /** A migration task of the VM that xapi still runs (pending or cancelling), if any. */
+  async function runningMigrationTask(vm: FoundVm | null): Promise<string | null> {
+    const taskRef = vm ? migrationTaskOf(vm.record) : null;
+    if (!taskRef) return null;
+    const task = await xenapi.getRecord('task', taskRef).catch(() => null);
+    return task && (task.status === 'pending' || task.status === 'cancelling') ? taskRef : null;
   }
 
-  function toTransferProgress(p: TaskProgress, cap: number | null, bandwidth: number): TransferProgress {
-    const m: MigrationProgress = p.migration;
-    const phase = m.phase === 'stop_and_copy' ? 'stop_and_copy' : m.phase === 'done' ? 'done' : 'precopy';
+  async function presence(instanceUuid: string): Promise<InstancePresence> {
+    const self = await here();
+    const vm = await findVm(xenapi, instanceUuid);
+    const running = runsHere(vm, self);
+    let residentOn: string | null = null;
+    if (vm && vm.record.resident_on !== NULL_REF) {
+      residentOn = (await xenapi.getRecord('host', vm.record.resident_on).catch(() => null))?.name_label ?? vm.record.resident_on;
+    }
     return {
-      memoryTotalBytes: m.memory_total_bytes ?? 0,
-      memoryProcessedBytes: m.memory_processed_bytes ?? 0,
-      memoryRemainingBytes: m.memory_remaining_bytes ?? 0,
-      diskTotalBytes: m.disk_total_bytes ?? 0,
-      diskProcessedBytes: m.disk_processed_bytes ?? 0,
-      diskRemainingBytes: m.disk_remaining_bytes ?? 0,
-      iteration: m.iteration ?? 0,
-      dirtyRateBytesPerSecond: m.dirty_rate_bytes_per_s ?? 0,
-      bandwidthBytesPerSecond: bandwidth,
-      expectedDowntimeMs: m.expected_downtime_ms ?? 0,
-      downtimeMs: m.downtime_ms,
-      bytesSent: m.bytes_sent ?? 0,
-      fraction: p.progress,
-      transferPhase: phase,
-      vcpuCap: cap ?? undefined,
+      host: host.name,
+      present: running || (vm !== null && ownsHalted(vm.record, self)),
+      runningHere: running,
+      powerState: vm?.record.power_state ?? null,
+      residentOn,
+      migrationTask: vm ? migrationTaskOf(vm.record) : null,
+      vcpuCap: vm ? vcpuCap(vm.record) : null,
+    };
+  }
+
+  /** Destroys a halted VM record, its VBDs and VIFs, and its disks unless they are on shared storage. */
+  async function destroyHaltedVm(vm: FoundVm): Promise<void> {
+    if (vm.record.power_state !== 'Halted' || vm.record.resident_on !== NULL_REF) {
+      throw ApplicationFailure.nonRetryable(`refusing to destroy ${vm.record.uuid}: it is ${vm.record.power_state}, not halted`, 'InstanceRunning');
+    }
+    for (const vbdRef of vm.record.VBDs) {
+      const vbd = await xenapi.getRecord('VBD', vbdRef).catch(() => null);
+      if (!vbd) continue;
+      const vdi = vbd.VDI !== NULL_REF ? await xenapi.getRecord('VDI', vbd.VDI).catch(() => null) : null;
+      const sr = vdi ? await xenapi.getRecord('SR', vdi.SR).catch(() => null) : null;
+      await xenapi.call('VBD.destroy', vbdRef).catch(() => undefined);
+      // Disks on a shared SR belong to the pool (the running copy may use them); local ones go.
+      if (vdi && sr && !sr.shared) await xenapi.call('VDI.destroy', vbd.VDI).catch(() => undefined);
+    }
+    for (const vifRef of vm.record.VIFs) await xenapi.call('VIF.destroy', vifRef).catch(() => undefined);
+    await xenapi.call('VM.destroy', vm.ref);
+  }
+
+  /** What the transfer has moved so far, estimated from task.progress and the sizes that move. */
+  function transferProgress(p: TaskProgress, totals: Totals, pace: Pace): TransferProgress {
+    const fraction = Math.min(1, Math.max(0, p.progress));
+    const all = totals.memoryBytes + totals.diskBytes;
+    const done = fraction * all;
+    // xapi's storage migration copies disks first, then memory.
+    const diskDone = Math.min(totals.diskBytes, done);
+    const memDone = done - diskDone;
+    return {
+      fraction,
+      memoryTotalBytes: totals.memoryBytes,
+      memoryProcessedBytes: Math.round(memDone),
+      memoryRemainingBytes: Math.round(totals.memoryBytes - memDone),
+      diskTotalBytes: totals.diskBytes,
+      diskProcessedBytes: Math.round(diskDone),
+      diskRemainingBytes: Math.round(totals.diskBytes - diskDone),
+      fractionPerSecond: pace.perSecond,
+      etaSeconds: pace.perSecond > 0 ? (1 - fraction) / pace.perSecond : null,
+      transferPhase: p.status === 'success' ? 'done' : p.cancellable ? 'precopy' : 'stop_and_copy',
     };
   }
 
   return {
     /** Nova's check_can_live_migrate_destination: free memory, SR visibility, enabled. */
     async checkCanLiveMigrateDestination(input: CheckDestinationInput): Promise<DestinationFacts> {
-      const here = await thisHost(xenapi, host.name);
-      if (!here.record.enabled) {
+      const self = await here();
+      if (!self.record.enabled) {
         throw ApplicationFailure.nonRetryable(`${host.name} is disabled (maintenance)`, 'MigrationPreCheckError');
       }
       const facts = await destinationFacts();
@@ -130,10 +174,10 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
 
     /** Nova's check_can_live_migrate_source: VM.assert_can_migrate with the real maps. */
     async assertCanMigrate(input: AssertCanMigrateInput): Promise<void> {
-      const vm = await sourceVm(input.instanceUuid);
+      const vm = await sourceVm(await here(), input.instanceUuid);
       try {
         if (input.token) {
-          const { vdiMap, vifMap } = await migrationMaps(vm.ref, input);
+          const { vdiMap, vifMap } = await migrationMaps(vm, input);
           await xenapi.call('VM.assert_can_migrate', vm.ref, input.token, true, vdiMap, vifMap, {});
         } else {
           // Shared storage in one pool: the destination must be a member of this host's pool.
@@ -147,7 +191,8 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
     /** host.migrate_receive on the destination: the token the source sends to. */
     async migrateReceive(): Promise<MigrateToken> {
       try {
-        return await receiveToken();
+        const self = await here();
+        return await xenapi.call<MigrateToken>('host.migrate_receive', self.ref, await managementNetwork(self), {});
       } catch (err) {
         throw xenFailure(err, `migrate_receive on ${host.name}`);
       }
@@ -159,64 +204,74 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
     },
 
     /**
-     * Async.VM.migrate_send (or pool_migrate) on the source: polls the task, heartbeats and
-     * signals progress, and cancels the task when the activity is cancelled (abort). A retry
-     * resumes the task already running, or finds the VM already gone from this host.
+     * Async.VM.migrate_send (or pool_migrate) on the source: follows the task, heartbeats and
+     * signals progress, and cancels the task only when the workflow asked (an abort): a worker
+     * shutting down or a missed heartbeat leaves it running, and the retry follows it again,
+     * found through the VM's current_operations.
      */
     async migrateSend(input: MigrateSendInput): Promise<MigrateSendResult> {
       const ctx = Context.current();
       const started = Date.now();
-      const here = await thisHost(xenapi, host.name);
-      let taskRef = await pendingMigrationTask(input.instanceUuid);
-      const vm = await residentVm(xenapi, here, input.instanceUuid);
-      if (!taskRef && !vm) {
-        if (await localVm(xenapi, here, input.instanceUuid)) {
-          // Halted here: this host crashed (its VMs halt) while the transfer ran.
+      const self = await here();
+      const vm = await findVm(xenapi, input.instanceUuid);
+      let taskRef = await runningMigrationTask(vm);
+      if (!taskRef && !runsHere(vm, self)) {
+        if (vm?.record.power_state === 'Halted') {
+          // The source copy is halted: its host crashed, or it gave its domain up to the
+          // destination and never heard back. Only the destination can tell which.
           throw ApplicationFailure.nonRetryable(
-            `instance ${input.instanceUuid} is halted on ${host.name}: the host went down during the transfer`,
-            XenApiCode.VM_BAD_POWER_STATE,
+            `instance ${input.instanceUuid} is halted in the pool of ${host.name}: the source copy is gone`,
+            'SourceCopyHalted',
           );
         }
-        // An earlier attempt's task finished and the VM left this host.
+        // An earlier attempt's task finished: the VM runs elsewhere in this pool, or left it.
         return { bytesSent: 0, downtimeMs: null, memoryTotalBytes: 0, diskTotalBytes: 0, transferMs: 0, alreadyDone: true };
       }
-      if (!taskRef && vm) {
+      const source = vm as FoundVm;
+      const totals: Totals = {
+        memoryBytes: Number(source.record.memory_static_max),
+        diskBytes: input.blockMigration ? (await vmDisks(xenapi, source.record)).reduce((a, d) => a + d.sizeBytes, 0) : 0,
+      };
+      if (!taskRef) {
         try {
           if (input.token) {
-            const { vdiMap, vifMap } = await migrationMaps(vm.ref, input);
-            taskRef = await xenapi.call<string>('Async.VM.migrate_send', vm.ref, input.token, true, vdiMap, vifMap, {});
+            const { vdiMap, vifMap } = await migrationMaps(source, input);
+            taskRef = await xenapi.call<string>('Async.VM.migrate_send', source.ref, input.token, true, vdiMap, vifMap, {});
           } else {
             const destRef = await xenapi.getByUuid('host', input.destination.hostUuid);
-            taskRef = await xenapi.call<string>('Async.VM.pool_migrate', vm.ref, destRef, { live: 'true' });
+            taskRef = await xenapi.call<string>('Async.VM.pool_migrate', source.ref, destRef, { live: 'true' });
           }
         } catch (err) {
           throw xenFailure(err, `migrate ${input.instanceUuid} to ${input.destination.host}`);
         }
         logger.info({ instanceUuid: input.instanceUuid, task: taskRef, dest: input.destination.host }, 'migration task started');
       } else {
-        logger.info({ instanceUuid: input.instanceUuid, task: taskRef }, 'resuming a running migration task');
+        logger.info({ instanceUuid: input.instanceUuid, task: taskRef }, 'following the migration task already running');
       }
 
+      const pace: Pace = { perSecond: 0, lastFraction: 0, lastAt: Date.now() };
       let lastReport = 0;
-      let lastBytes = 0;
-      let lastAt = Date.now();
-      let bandwidth = 0;
       let last: TransferProgress | undefined;
-      const cap = vm ? vcpuCap(vm.record) : null;
+      // Only the workflow's own cancellation (an abort) cancels the xapi task.
+      const abort = new AbortController();
+      ctx.cancellationSignal.addEventListener('abort', () => {
+        if (ctx.cancellationDetails?.cancelRequested ?? true) abort.abort();
+      });
       try {
-        await waitForTask(xenapi, taskRef as string, {
-          signal: ctx.cancellationSignal,
-          pollMs: 200,
+        await waitForTask(xenapi, taskRef, {
+          signal: abort.signal,
+          pollMs: POLL_MS,
           onCancelRefused: (err) => logger.warn({ err: err.message }, 'task.cancel refused: past the point of no return'),
           onProgress: async (p) => {
             const now = Date.now();
-            const sent = p.migration.bytes_sent ?? 0;
-            if (now > lastAt && sent >= lastBytes) bandwidth = ((sent - lastBytes) * 1000) / (now - lastAt);
-            lastBytes = sent;
-            lastAt = now;
-            const progress = toTransferProgress(p, cap, Math.round(bandwidth));
+            if (now - pace.lastAt >= REPORT_EVERY_MS) {
+              pace.perSecond = Math.max(0, ((p.progress - pace.lastFraction) * 1000) / (now - pace.lastAt));
+              pace.lastFraction = p.progress;
+              pace.lastAt = now;
+            }
+            const progress = transferProgress(p, totals, pace);
             ctx.heartbeat(progress);
-            const phaseChanged = progress.transferPhase !== last?.transferPhase || progress.iteration !== last?.iteration;
+            const phaseChanged = progress.transferPhase !== last?.transferPhase;
             last = progress;
             if (phaseChanged || now - lastReport >= REPORT_EVERY_MS) {
               lastReport = now;
@@ -227,39 +282,36 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
           },
         });
       } catch (err) {
-        // Cancelled by the workflow (abort): acknowledge the cancellation as such.
-        if (ctx.cancellationSignal.aborted) throw new CancelledFailure(`migration of ${input.instanceUuid} cancelled on ${host.name}`);
+        if (abort.signal.aborted && !isXenApiError(err)) throw new CancelledFailure(`migration of ${input.instanceUuid} cancelled on ${host.name}`);
         if (isXenApiError(err, XenApiCode.TASK_CANCELLED)) {
           throw ApplicationFailure.nonRetryable(`migration of ${input.instanceUuid} cancelled on ${host.name}`, XenApiCode.TASK_CANCELLED);
         }
         throw xenFailure(err, `migration of ${input.instanceUuid} to ${input.destination.host}`);
       }
-      const finalTask = await xenapi.getRecord('task', taskRef as string).catch(() => null);
-      const m = finalTask?.other_config ?? {};
       return {
-        bytesSent: Number(m.bytes_sent ?? last?.bytesSent ?? 0),
-        downtimeMs: m.downtime_ms !== undefined ? Number(m.downtime_ms) : null,
-        memoryTotalBytes: Number(m.memory_total_bytes ?? 0),
-        diskTotalBytes: Number(m.disk_total_bytes ?? 0),
+        bytesSent: totals.memoryBytes + totals.diskBytes,
+        downtimeMs: null,
+        memoryTotalBytes: totals.memoryBytes,
+        diskTotalBytes: totals.diskBytes,
         transferMs: Date.now() - started,
         alreadyDone: false,
       };
     },
 
     /**
-     * Before a rollback: no migration task of the VM may still run on this host (a transfer whose
-     * activity timed out goes on in xapi). Cancels it if it can still be cancelled and waits until
-     * it ends; 'success' means the VM left, and the workflow must finish instead of rolling back.
+     * Before a rollback: no migration task of the VM may still run (a transfer whose activity
+     * gave up goes on in xapi). Cancels it if it can still be cancelled and waits until it ends;
+     * 'success' means the VM left, and the workflow must finish instead of rolling back.
      */
     async settleMigrationTask({ instanceUuid }: InstanceRef): Promise<{ outcome: 'none' | 'success' | 'failure' | 'cancelled' }> {
       const ctx = Context.current();
-      const taskRef = await pendingMigrationTask(instanceUuid);
+      const taskRef = await runningMigrationTask(await findVm(xenapi, instanceUuid));
       if (!taskRef) return { outcome: 'none' };
       logger.warn({ instanceUuid, task: taskRef }, 'a migration task still runs before rollback: cancelling it');
       try {
         await waitForTask(xenapi, taskRef, {
           signal: AbortSignal.abort(),
-          pollMs: 200,
+          pollMs: POLL_MS,
           onProgress: () => ctx.heartbeat(),
           onCancelRefused: (err) => logger.warn({ err: err.message }, 'task.cancel refused: waiting for the task to end'),
         });
@@ -271,90 +323,94 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
       }
     },
 
-    /** Force-complete on Xen: pause the guest so no page is dirtied and pre-copy converges. */
-    async forceCompleteGuest({ instanceUuid }: InstanceRef): Promise<void> {
-      const here = await thisHost(xenapi, host.name);
-      const vm = await residentVm(xenapi, here, instanceUuid);
-      if (vm?.record.power_state === 'Running') await xenapi.call('VM.pause', vm.ref);
+    /**
+     * Force-complete on Xen: pause the guest's domain so no page is dirtied and pre-copy
+     * converges. VM.pause is refused during a migration, so the dom0 plugin pauses the domain.
+     */
+    async forceCompleteGuest({ instanceUuid }: InstanceRef): Promise<{ paused: boolean }> {
+      const self = await here();
+      const vm = await findVm(xenapi, instanceUuid);
+      if (!vm || !runsHere(vm, self) || vm.record.power_state !== 'Running') return { paused: false };
+      await dom0Plugin(xenapi, self.ref).pause(vm.record.domid);
+      return { paused: true };
     },
 
-    /** Auto-converge: cap the guest's vCPU (VCPUs_params cap) so it dirties fewer pages. */
+    /** Auto-converge: cap the running domain's vCPU through the dom0 plugin (the record is untouched). */
     async capGuestVcpu({ instanceUuid, vcpuCap: capPercent }: GuestSteering): Promise<void> {
-      const here = await thisHost(xenapi, host.name);
-      const vm = await residentVm(xenapi, here, instanceUuid);
-      if (!vm) return;
-      await setCap(vm.ref, vm.record.VCPUs_params, capPercent);
+      const self = await here();
+      const vm = await findVm(xenapi, instanceUuid);
+      if (!vm || !runsHere(vm, self)) return;
+      await dom0Plugin(xenapi, self.ref).setVcpuCap(vm.record.domid, capPercent);
     },
 
-    /** Nova's post_live_migration on the source: nothing of the VM is left here. */
+    /**
+     * Nova's post_live_migration on the source. Inside one pool the record is the running VM: there
+     * is nothing to remove. A cross-pool source whose task never heard back keeps a halted record
+     * of the VM that now runs in the other pool: that leftover goes, never a VM that runs.
+     */
     async postLiveMigration({ instanceUuid }: InstanceRef): Promise<void> {
-      const here = await thisHost(xenapi, host.name);
+      const self = await here();
       const vm = await findVm(xenapi, instanceUuid);
       if (!vm) return;
-      if (vm.record.resident_on === here.ref && vm.record.power_state !== 'Halted') {
+      if (runsHere(vm, self)) {
         throw ApplicationFailure.nonRetryable(`instance ${instanceUuid} still runs on the source ${host.name}`, 'MigrationNotFinished');
       }
-      // A cross-pool source keeps no record of a VM that left; a halted leftover is destroyed.
-      if (vm.record.resident_on === here.ref || vm.record.resident_on === NULL_REF) await destroyVm(vm.ref);
+      if (vm.record.power_state === 'Halted' && vm.record.resident_on === NULL_REF && !migrationTaskOf(vm.record)) await destroyHaltedVm(vm);
     },
 
-    /** Nova's post_live_migration_at_destination: the VM runs here, as it ran before the move. */
-    async postLiveMigrationAtDestination(input: { instanceUuid: string; resume: boolean; vcpuCap: number | null }): Promise<InstancePresence> {
-      const here = await thisHost(xenapi, host.name);
-      const vm = await residentVm(xenapi, here, input.instanceUuid);
-      if (!vm) throw ApplicationFailure.nonRetryable(`instance ${input.instanceUuid} did not arrive on ${host.name}`, 'MigrationNotFinished');
-      await setCap(vm.ref, vm.record.VCPUs_params, input.vcpuCap);
-      if (input.resume && vm.record.power_state === 'Paused') await xenapi.call('VM.unpause', vm.ref);
-      const after = await xenapi.getRecord('VM', vm.ref);
-      return { host: host.name, present: true, powerState: after.power_state, vcpuCap: vcpuCap(after) };
+    /** Nova's post_live_migration_at_destination: the VM runs here (a fresh domain: no cap or pause of the source's). */
+    async postLiveMigrationAtDestination(input: { instanceUuid: string }): Promise<InstancePresence> {
+      const found = await presence(input.instanceUuid);
+      if (!found.runningHere) {
+        throw ApplicationFailure.nonRetryable(`instance ${input.instanceUuid} does not run on ${host.name}`, 'MigrationNotFinished');
+      }
+      return found;
     },
 
-    /** Nova's rollback_live_migration_at_destination: no half-received VM or its disks stay here. */
-    async rollbackLiveMigrationAtDestination({ instanceUuid }: InstanceRef): Promise<{ removed: boolean }> {
-      const vm = await findVm(xenapi, instanceUuid);
+    /**
+     * Nova's rollback_live_migration_at_destination: no half-received VM stays here. xapi cleans
+     * up a failed receive itself; what can be left is a halted record in the destination's pool
+     * (cross-pool only). A VM that runs, or the one record a same-pool migration shares with the
+     * source, is never touched.
+     */
+    async rollbackLiveMigrationAtDestination(input: RollbackAtDestinationInput): Promise<{ removed: boolean; kept?: string }> {
+      const vm = await findVm(xenapi, input.instanceUuid);
       if (!vm) return { removed: false };
-      if (vm.record.power_state !== 'Halted') await xenapi.call('VM.hard_shutdown', vm.ref);
-      await destroyVm(vm.ref);
+      if (input.sourcePool === undefined || input.sourcePool === host.pool) return { removed: false, kept: `one record in pool ${host.pool}` };
+      if (vm.record.power_state !== 'Halted' || vm.record.resident_on !== NULL_REF) {
+        return { removed: false, kept: `it is ${vm.record.power_state} on ${vm.record.resident_on}` };
+      }
+      if (migrationTaskOf(vm.record)) return { removed: false, kept: 'a migration task still holds it' };
+      await destroyHaltedVm(vm);
       return { removed: true };
     },
 
     /** Nova's _rollback_live_migration on the source: the VM keeps running here, as before. */
-    async rollbackLiveMigration(input: { instanceUuid: string; resume: boolean; vcpuCap: number | null }): Promise<InstancePresence> {
-      const here = await thisHost(xenapi, host.name);
-      const vm = await localVm(xenapi, here, input.instanceUuid);
-      if (!vm) {
-        throw ApplicationFailure.retryable(`instance ${input.instanceUuid} is not on ${host.name} yet`, 'RollbackPending');
+    async rollbackLiveMigration(input: RollbackSourceInput): Promise<InstancePresence> {
+      const self = await here();
+      const vm = await findVm(xenapi, input.instanceUuid);
+      if (vm && runsHere(vm, self)) {
+        const plugin = dom0Plugin(xenapi, self.ref);
+        await plugin.setVcpuCap(vm.record.domid, input.vcpuCap);
+        if (input.resume) await plugin.unpause(vm.record.domid);
       }
-      if (vm.record.power_state === 'Halted') {
-        // Nothing to resume: the host crashed under it. The workflow reports the error.
-        return { host: host.name, present: true, powerState: 'Halted', vcpuCap: vcpuCap(vm.record) };
-      }
-      await setCap(vm.ref, vm.record.VCPUs_params, input.vcpuCap);
-      if (input.resume && vm.record.power_state === 'Paused') await xenapi.call('VM.unpause', vm.ref);
-      const after = await xenapi.getRecord('VM', vm.ref);
-      return { host: host.name, present: true, powerState: after.power_state, vcpuCap: vcpuCap(after) };
+      return presence(input.instanceUuid);
+    },
+
+    /** Where the instance stands as this host's pool sees it: compensation decides from this. */
+    async instancePresence({ instanceUuid }: InstanceRef): Promise<InstancePresence> {
+      return presence(instanceUuid);
     },
   };
+}
 
-  async function setCap(vmRef: string, params: Record<string, string>, capPercent: number | null): Promise<void> {
-    const current = Number(params.cap ?? '0') || null;
-    if (current === capPercent) return;
-    await xenapi.call('VM.remove_from_VCPUs_params', vmRef, 'cap').catch(() => undefined);
-    if (capPercent !== null) await xenapi.call('VM.add_to_VCPUs_params', vmRef, 'cap', String(capPercent));
-  }
+interface Totals {
+  memoryBytes: number;
+  diskBytes: number;
+}
 
-  async function destroyVm(vmRef: string): Promise<void> {
-    const vm = await xenapi.getRecord('VM', vmRef);
-    for (const vbdRef of vm.VBDs) {
-      const vbd = await xenapi.getRecord('VBD', vbdRef).catch(() => null);
-      if (!vbd) continue;
-      const vdi = vbd.VDI !== NULL_REF ? await xenapi.getRecord('VDI', vbd.VDI).catch(() => null) : null;
-      const sr = vdi ? await xenapi.getRecord('SR', vdi.SR).catch(() => null) : null;
-      await xenapi.call('VBD.destroy', vbdRef).catch(() => undefined);
-      // Disks on a shared SR belong to the pool (the running copy may use them); local ones go.
-      if (vdi && sr && !sr.shared) await xenapi.call('VDI.destroy', vbd.VDI).catch(() => undefined);
-    }
-    for (const vifRef of vm.VIFs) await xenapi.call('VIF.destroy', vifRef).catch(() => undefined);
-    await xenapi.call('VM.destroy', vmRef);
-  }
+interface Pace {
+  perSecond: number;
+  lastFraction: number;
+  lastAt: number;
 }

@@ -1,5 +1,8 @@
-// XenAPI look-ups the host activities share: this host's own record, a VM by uuid, its disks.
+// XenAPI look-ups the host activities share. An agent logs in to its pool's master (one database
+// per pool: refs are pool-wide, a VM keeps its ref when it moves inside the pool) and acts on its
+// own host, which it finds by its management address.
 import { ApplicationFailure } from '@temporalio/activity';
+import type { HostConfig } from '../../lib/config';
 import type { XenApiClient } from '../../xenapi/client';
 import { XenApiCode, XenApiError, isXenApiError } from '../../xenapi/errors';
 import { NULL_REF, type HostRecord, type VmRecord } from '../../xenapi/records';
@@ -7,18 +10,30 @@ import { NULL_REF, type HostRecord, type VmRecord } from '../../xenapi/records';
 export interface ThisHost {
   ref: string;
   record: HostRecord;
+  /** Whether this host is its pool's master (halted VMs with no affinity count as the master's). */
+  isMaster: boolean;
 }
 
-/** The host record whose name_label is this agent's host (a pool master lists its peers too). */
-export async function thisHost(xenapi: XenApiClient, name: string): Promise<ThisHost> {
-  const hosts = await xenapi.getAllRecordsWhere('host', `field "name_label" = "${name}"`);
+export interface FoundVm {
+  ref: string;
+  record: VmRecord;
+}
+
+/**
+ * This agent's host in the pool's database: the host whose `address` is the one the agent was
+ * configured with (xapi's management address), as every member of a pool answers for all of them.
+ */
+export async function thisHost(xenapi: XenApiClient, host: HostConfig): Promise<ThisHost> {
+  const address = new URL(host.xenapiUrl).hostname;
+  const hosts = await xenapi.getAllRecordsWhere('host', `field "address" = "${address}"`);
   const entry = Object.entries(hosts)[0];
-  if (!entry) throw ApplicationFailure.nonRetryable(`XenAPI knows no host named ${name}`, 'HostNotFound');
-  return { ref: entry[0], record: entry[1] };
+  if (!entry) throw ApplicationFailure.nonRetryable(`no host of the pool has the address ${address} (${host.name})`, 'HostNotFound');
+  const pools = Object.values(await xenapi.getAllRecords('pool'));
+  return { ref: entry[0], record: entry[1], isMaster: pools.some((p) => p.master === entry[0]) };
 }
 
-/** A VM by uuid, or null when this XenAPI does not know it. */
-export async function findVm(xenapi: XenApiClient, uuid: string): Promise<{ ref: string; record: VmRecord } | null> {
+/** A VM of this pool by uuid, or null when the pool's database does not know it. */
+export async function findVm(xenapi: XenApiClient, uuid: string): Promise<FoundVm | null> {
   try {
     const ref = await xenapi.getByUuid('VM', uuid);
     return { ref, record: await xenapi.getRecord('VM', ref) };
@@ -28,19 +43,24 @@ export async function findVm(xenapi: XenApiClient, uuid: string): Promise<{ ref:
   }
 }
 
-/**
- * The VM if it is this host's: resident here, or halted (resident nowhere) and known to this
- * XenAPI, as a VM is after its host crashed.
- */
-export async function localVm(xenapi: XenApiClient, here: ThisHost, uuid: string) {
-  const vm = await findVm(xenapi, uuid);
-  return vm && (vm.record.resident_on === here.ref || vm.record.resident_on === NULL_REF) ? vm : null;
+/** The VM runs (or is paused) on this host: its domain lives here. */
+export function runsHere(vm: FoundVm | null, here: ThisHost): boolean {
+  return vm !== null && vm.record.resident_on === here.ref && vm.record.power_state !== 'Halted';
 }
 
-/** The VM if it is resident on this host, else null. */
-export async function residentVm(xenapi: XenApiClient, here: ThisHost, uuid: string) {
-  const vm = await findVm(xenapi, uuid);
-  return vm && vm.record.resident_on === here.ref ? vm : null;
+/**
+ * A halted VM is resident nowhere; it counts as this host's when its affinity points here, or
+ * when it has none and this host is the master (so that exactly one agent lists it).
+ */
+export function ownsHalted(vm: VmRecord, here: ThisHost): boolean {
+  if (vm.resident_on !== NULL_REF || vm.power_state !== 'Halted') return false;
+  return vm.affinity === here.ref || (vm.affinity === NULL_REF && here.isMaster);
+}
+
+/** The migration task xapi lists in the VM's current_operations (xapi_vm_lifecycle.ml), if any. */
+export function migrationTaskOf(vm: VmRecord): string | null {
+  const entry = Object.entries(vm.current_operations).find(([, op]) => op === 'migrate_send' || op === 'pool_migrate');
+  return entry?.[0] ?? null;
 }
 
 export interface VmDisk {
@@ -62,6 +82,7 @@ export async function vmDisks(xenapi: XenApiClient, vm: VmRecord): Promise<VmDis
   return disks;
 }
 
+/** The cap in the VM's record (VCPUs_params), which a new domain starts with. */
 export function vcpuCap(vm: VmRecord): number | null {
   const cap = Number(vm.VCPUs_params.cap ?? '0');
   return cap > 0 ? cap : null;
@@ -71,7 +92,7 @@ export function vcpuCap(vm: VmRecord): number | null {
  * A XenAPI failure as a Temporal failure: checks that fail for a reason of the VM or host are
  * final (retrying cannot change the answer); transport trouble stays retryable.
  */
-const TRANSIENT = new Set<string>([XenApiCode.CANNOT_CONTACT_HOST, XenApiCode.HOST_OFFLINE, XenApiCode.SESSION_INVALID]);
+const TRANSIENT = new Set<string>([XenApiCode.CANNOT_CONTACT_HOST, XenApiCode.HOST_OFFLINE, XenApiCode.SESSION_INVALID, XenApiCode.HOST_IS_SLAVE]);
 
 export function xenFailure(err: unknown, context: string): unknown {
   if (err instanceof XenApiError && !TRANSIENT.has(err.code)) {

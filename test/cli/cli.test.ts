@@ -95,7 +95,7 @@ describe('ferry CLI', () => {
           dest_compute: 'xen-b',
           progress: {
             memoryTotalBytes: 100, memoryProcessedBytes: 50, memoryRemainingBytes: 50, diskTotalBytes: 0, diskProcessedBytes: 0, diskRemainingBytes: 0,
-            iteration: 1, dirtyRateBytesPerSecond: 0, bandwidthBytesPerSecond: 10, expectedDowntimeMs: 5, bytesSent: 50, fraction: 0.5, transferPhase: 'precopy',
+            fraction: 0.5, fractionPerSecond: 0.1, etaSeconds: 5, transferPhase: 'precopy',
           },
         });
       }
@@ -104,7 +104,7 @@ describe('ferry CLI', () => {
     const watched = await ferry(['watch', started.id], READ);
     service.onGet = null;
     expect(watched.code).toBe(EXIT.migrationFailed);
-    expect(watched.out).toContain('precopy, round 1');
+    expect(watched.out).toContain('precopy');
     expect(watched.out).toContain('50%');
     expect(watched.out.trim().split('\n').at(-1)).toBe(`failed: MigrationFailed: link cut (${VM1} stays on xen-a)`);
 

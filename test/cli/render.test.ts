@@ -15,12 +15,9 @@ function precopy(): MigrationStatusView {
     diskTotalBytes: 0,
     diskProcessedBytes: 0,
     diskRemainingBytes: 0,
-    iteration: 2,
-    dirtyRateBytesPerSecond: 8 * MiB,
-    bandwidthBytesPerSecond: 128 * MiB,
-    expectedDowntimeMs: 42.4,
-    bytesSent: 600 * MiB,
     fraction: 0.5,
+    fractionPerSecond: 0.125,
+    etaSeconds: 4,
     transferPhase: 'precopy',
   };
   return {
@@ -45,14 +42,13 @@ describe('rendering', () => {
     expect(bar(2, 4)).toBe('████');
   });
 
-  it('draws the progress line: route, phase, bar, bytes, rate, ETA, expected downtime', () => {
+  it('draws the progress line: route, phase, bar, estimated bytes, ETA', () => {
     const line = progressLine(precopy(), 10);
-    expect(line).toBe(
-      'xen-a → xen-b  precopy, round 2  █████░░░░░  50%  600 MiB sent of 1.0 GiB  128 MiB/s  ETA 4s  downtime ~42 ms  dirtying 8.0 MiB/s',
-    );
+    expect(line).toBe('xen-a → xen-b  precopy  █████░░░░░  50%  ~512 MiB of 1.0 GiB  ETA 4s');
     const scheduling = { ...precopy(), phase: 'scheduling' as const, progress: null, dest_compute: null };
     expect(progressLine(scheduling)).toBe('xen-a → (scheduling)  scheduling');
     expect(progressLine({ ...precopy(), progress: { ...precopy().progress!, vcpuCap: 30 } })).toContain('vCPU cap 30%');
+    expect(progressLine({ ...precopy(), progress: { ...precopy().progress!, guestPaused: true } })).toContain('guest paused');
   });
 
   it('falls back to Nova\'s byte fields when there is no live progress', () => {
@@ -61,8 +57,8 @@ describe('rendering', () => {
   });
 
   it('says how a migration ended', () => {
-    const done = { ...precopy(), status: 'completed' as const, phase: 'done' as const, progress: { ...precopy().progress!, downtimeMs: 87.6, transferPhase: 'done' as const } };
-    expect(outcomeLine(done)).toBe(`completed: ${VM} now runs on xen-b, 600 MiB sent, downtime 88 ms`);
+    const done = { ...precopy(), status: 'completed' as const, phase: 'done' as const, progress: { ...precopy().progress!, transferPhase: 'done' as const } };
+    expect(outcomeLine(done)).toBe(`completed: ${VM} now runs on xen-b, 1.0 GiB moved`);
     const failed = { ...precopy(), status: 'failed' as const, error: { type: 'NoValidHost', message: 'No valid host was found.' } };
     expect(outcomeLine(failed)).toBe(`failed: NoValidHost: No valid host was found. (${VM} stays on xen-a)`);
   });
