@@ -200,7 +200,11 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
 
     /** Nova's pre_live_migration: the destination's SR and network are there and attached. */
     async preLiveMigration(): Promise<DestinationFacts> {
-      return destinationFacts();
+      try {
+        return await destinationFacts();
+      } catch (err) {
+        throw xenFailure(err, `pre_live_migration on ${host.name}`);
+      }
     },
 
     /**

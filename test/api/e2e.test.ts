@@ -121,7 +121,7 @@ describe('ferry /v1', () => {
     const last = stream.at(-1);
     expect(last?.event).toBe('end');
     expect(last?.data.status).toBe('completed');
-    expect(stream.some((e) => e.data.progress !== null && e.data.progress.bytesSent > 0)).toBe(true);
+    expect(stream.some((e) => e.data.progress !== null && e.data.progress.fraction > 0)).toBe(true);
 
     // Visibility catches up with the final search attributes shortly after the run closes.
     const deadline = Date.now() + 15_000;
@@ -145,7 +145,7 @@ describe('ferry /v1', () => {
     expect(again.status).toBe(409);
     expect(again.body.error?.message).toContain('migrating');
 
-    await waitFor(id, (m) => m.phase === 'precopy' && (m.progress?.bytesSent ?? 0) > 0);
+    await waitFor(id, (m) => m.phase === 'precopy' && (m.progress?.fraction ?? 0) > 0);
     const server = await call('GET', `/v2.1/servers/${uuid}`, { token: READ });
     expect(server.body.server).toMatchObject({ status: 'MIGRATING', 'OS-EXT-STS:task_state': 'migrating', 'OS-EXT-SRV-ATTR:host': 'xen-a' });
 

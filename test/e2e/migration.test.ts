@@ -147,7 +147,7 @@ describe('abort and force-complete', () => {
     await admin('xen-a').setMaxIterations(0);
     try {
       const handle = await startMigration(stack, { instanceUuid: vm.uuid, options: { autoConverge: false } });
-      await waitForStatus(handle, (s) => s.phase === 'precopy' && (s.progress?.bytesSent ?? 0) > 0);
+      await waitForStatus(handle, (s) => s.phase === 'precopy' && (s.progress?.fraction ?? 0) > 0);
       const answer = await executeControlUpdate(handle, abortUpdate, 'operator changed their mind');
       expect(answer).toMatchObject({ accepted: true });
       const result = await handle.result();
@@ -172,7 +172,7 @@ describe('abort and force-complete', () => {
     await admin('xen-a').setMaxIterations(0);
     try {
       const handle = await startMigration(stack, { instanceUuid: vm.uuid, options: { autoConverge: false } });
-      const s = await waitForStatus(handle, (x) => x.phase === 'precopy' && (x.progress?.iteration ?? 0) >= 3);
+      const s = await waitForStatus(handle, (x) => x.phase === 'precopy' && (x.progress?.fraction ?? 0) > 0.2);
       expect(s.status).toBe('running');
       await executeControlUpdate(handle, forceCompleteUpdate);
       const result = await handle.result();
@@ -230,7 +230,7 @@ describe('crash of a worker during the transfer', () => {
       await admin('xen-a').setBandwidth(12);
       try {
         const handle = await startMigration(stack, { instanceUuid: vm.uuid });
-        await waitForStatus(handle, (s) => s.phase === 'precopy' && (s.progress?.bytesSent ?? 0) > 0);
+        await waitForStatus(handle, (s) => s.phase === 'precopy' && (s.progress?.fraction ?? 0) > 0);
         if (victim === 'conductor') await stack.killConductor();
         else await stack.killAgent('xen-a');
         await new Promise((r) => setTimeout(r, 1000));
