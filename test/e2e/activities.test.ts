@@ -67,9 +67,9 @@ describe('host activities run twice change nothing more', () => {
     const second = await run(a('xen-a').migrateSend, send);
     expect(second.alreadyDone).toBe(true);
 
-    const arrived = await run(a('xen-c').postLiveMigrationAtDestination, { instanceUuid: vm.uuid, resume: false, vcpuCap: null });
-    expect(await run(a('xen-c').postLiveMigrationAtDestination, { instanceUuid: vm.uuid, resume: false, vcpuCap: null })).toEqual(arrived);
-    expect(arrived).toMatchObject({ present: true, powerState: 'Running' });
+    const arrived = await run(a('xen-c').postLiveMigrationAtDestination, { instanceUuid: vm.uuid });
+    expect(await run(a('xen-c').postLiveMigrationAtDestination, { instanceUuid: vm.uuid })).toEqual(arrived);
+    expect(arrived).toMatchObject({ present: true, runningHere: true, powerState: 'Running', residentOn: 'xen-c' });
     await run(a('xen-a').postLiveMigration, { instanceUuid: vm.uuid });
     await run(a('xen-a').postLiveMigration, { instanceUuid: vm.uuid });
     expect((await sims.host('xen-a').admin.listVms()).some((v) => v.uuid === vm.uuid)).toBe(false);
@@ -78,20 +78,31 @@ describe('host activities run twice change nothing more', () => {
 
   it('steering and rollback steps, twice', async () => {
     const vm = await sims.host('xen-a').admin.createVm({ nameLabel: 'steer', memoryMiB: 16, sr: 'shared' });
+    const xen = clients[0] as XenApiClient;
+    const domain = async () => {
+      const record = await xen.getRecord('VM', vm.ref);
+      return JSON.parse(await xen.callPlugin(record.resident_on, 'ferry', 'get_domain', { domid: record.domid })) as { paused: boolean; cap: number };
+    };
     await run(a('xen-a').capGuestVcpu, { instanceUuid: vm.uuid, vcpuCap: 30 });
     await run(a('xen-a').capGuestVcpu, { instanceUuid: vm.uuid, vcpuCap: 30 });
     await run(a('xen-a').forceCompleteGuest, { instanceUuid: vm.uuid });
     await run(a('xen-a').forceCompleteGuest, { instanceUuid: vm.uuid });
-    const paused = await run(a('xen-a').instancePresence, { instanceUuid: vm.uuid });
-    expect(paused).toMatchObject({ present: true, powerState: 'Paused', vcpuCap: 30 });
+    // The plugin acts on the domain; xapi's record keeps what it had (no cap, Running).
+    expect(await domain()).toEqual({ domid: expect.any(String), paused: true, cap: 30 });
+    const steered = await run(a('xen-a').instancePresence, { instanceUuid: vm.uuid });
+    expect(steered).toMatchObject({ present: true, runningHere: true, powerState: 'Running', vcpuCap: null, migrationTask: null });
 
     const restored = await run(a('xen-a').rollbackLiveMigration, { instanceUuid: vm.uuid, resume: true, vcpuCap: null });
     expect(await run(a('xen-a').rollbackLiveMigration, { instanceUuid: vm.uuid, resume: true, vcpuCap: null })).toEqual(restored);
-    expect(restored).toMatchObject({ present: true, powerState: 'Running', vcpuCap: null });
+    expect(restored).toMatchObject({ present: true, runningHere: true, powerState: 'Running' });
+    expect(await domain()).toMatchObject({ paused: false, cap: 0 });
 
-    // Nothing of this VM on the destination: the undo there is a no-op, however often it runs.
-    expect(await run(a('xen-b').rollbackLiveMigrationAtDestination, { instanceUuid: vm.uuid })).toEqual({ removed: false });
-    expect(await run(a('xen-b').rollbackLiveMigrationAtDestination, { instanceUuid: vm.uuid })).toEqual({ removed: false });
-    expect((await sims.host('xen-a').admin.listVms()).filter((v) => v.uuid === vm.uuid)).toHaveLength(1);
+    // In one pool there is one record of the VM: the undo on the destination never touches it.
+    const kept = { removed: false, kept: 'one record in pool pool-1' };
+    expect(await run(a('xen-b').rollbackLiveMigrationAtDestination, { instanceUuid: vm.uuid, sourcePool: 'pool-1' })).toEqual(kept);
+    expect(await run(a('xen-b').rollbackLiveMigrationAtDestination, { instanceUuid: vm.uuid, sourcePool: 'pool-1' })).toEqual(kept);
+    // And seen from the destination, the VM does not run there.
+    expect(await run(a('xen-b').instancePresence, { instanceUuid: vm.uuid })).toMatchObject({ present: false, runningHere: false, residentOn: 'xen-a' });
+    expect((await xen.getRecord('VM', vm.ref)).power_state).toBe('Running');
   });
 });

@@ -51,16 +51,31 @@ export async function waitForStatus(
 export const inPhase = (...phases: MigrationPhase[]) => (s: MigrationStatusView) => phases.includes(s.phase);
 
 export interface Placement {
+  /** The host the VM runs (or is paused) on; for a halted VM, resident nowhere, its pool. */
   host: string;
   powerState: string;
 }
 
-/** Every host that has a record of the VM, with its power state. */
+/**
+ * Every record of the VM in every pool's database, with where it runs: one pool database holds a
+ * VM once, whichever member is asked, so each pool is read once.
+ */
 export async function placements(stack: Stack, uuid: string): Promise<Placement[]> {
   const out: Placement[] = [];
-  for (const host of stack.sims.hosts) {
-    for (const vm of await host.admin.listVms()) {
-      if (vm.uuid === uuid) out.push({ host: host.name, powerState: vm.powerState });
+  const pools = new Map<string, typeof stack.sims.hosts>();
+  for (const host of stack.sims.hosts) pools.set(host.pool, [...(pools.get(host.pool) ?? []), host]);
+  for (const [pool, members] of pools) {
+    const refs = new Map<string, string>();
+    for (const m of members) refs.set((await m.admin.health()).hostRef, m.name);
+    // A crashed member's admin answers only /health and /restart: ask the first one that answers.
+    let vms: Awaited<ReturnType<(typeof members)[number]['admin']['listVms']>> | undefined;
+    for (const m of members) {
+      vms = await m.admin.listVms().catch(() => undefined);
+      if (vms) break;
+    }
+    for (const vm of vms ?? []) {
+      if (vm.uuid !== uuid) continue;
+      out.push({ host: vm.powerState === 'Halted' ? pool : (refs.get(vm.residentOn) ?? vm.residentOn), powerState: vm.powerState });
     }
   }
   return out;

@@ -240,6 +240,9 @@ describe('crash of a worker during the transfer', () => {
         expect(result.status).toBe('completed');
         expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-b', powerState: 'Running' }]);
         expect((await admin('xen-b').checksums(vm.uuid))?.memory).toBe(before?.memory);
+        // The restarted agent found the running task through the VM's current_operations and
+        // followed it: one transfer, not a second one from the start.
+        expect((await admin('xen-a').migrations()).filter((m) => m.vmUuid === vm.uuid)).toHaveLength(1);
         await recordHistory(stack, handle, `completed-after-${victim.replace(' ', '-')}-crash`);
       } finally {
         await admin('xen-a').setBandwidth(512);
