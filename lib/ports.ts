@@ -5,25 +5,31 @@ import { createServer } from 'node:net';
 // down, and the host could not listen on it again after a restart.
 const LOW = 20_000;
 const HIGH = 32_000;
-const handedOut = new Set<number>();
+/** "ip:port" pairs handed out by this process. */
+const handedOut = new Set<string>();
 
-function canListen(port: number): Promise<boolean> {
+/** Whether a server could listen on ip:port now (default 127.0.0.1; any 127/8 address is loopback on Linux). */
+export function canListen(port: number, ip = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolveListen) => {
     const server = createServer();
     server.once('error', () => resolveListen(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolveListen(true)));
+    server.listen(port, ip, () => server.close(() => resolveListen(true)));
   });
 }
 
-/** A free loopback port, not handed out before by this process. */
-export async function freePort(): Promise<number> {
+/** Claims ip:port when it is free and not handed out before by this process. */
+export async function claimPort(port: number, ip = '127.0.0.1'): Promise<boolean> {
+  const key = `${ip}:${port}`;
+  if (handedOut.has(key) || !(await canListen(port, ip))) return false;
+  handedOut.add(key);
+  return true;
+}
+
+/** A free loopback port on `ip` (default 127.0.0.1), not handed out before by this process. */
+export async function freePort(ip = '127.0.0.1'): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
-    if (handedOut.has(port)) continue;
-    if (await canListen(port)) {
-      handedOut.add(port);
-      return port;
-    }
+    if (await claimPort(port, ip)) return port;
   }
-  throw new Error(`no free port between ${LOW} and ${HIGH}`);
+  throw new Error(`no free port between ${LOW} and ${HIGH} on ${ip}`);
 }

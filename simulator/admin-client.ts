@@ -1,7 +1,8 @@
 // Typed client for a simulated host's admin endpoint (see simulator/README.md for the routes).
 import type { CreateVmRequest } from './admin';
+import type { HandoffAction, HandoffPoint, MigrationFigures } from './host';
 
-export type { CreateVmRequest };
+export type { CreateVmRequest, HandoffAction, HandoffPoint, MigrationFigures };
 
 export interface VmSummary {
   uuid: string;
@@ -16,7 +17,7 @@ export interface Checksums {
   memory: string | null;
   /**
    * sha256 of the memory at the instant the VM resumed here after a live migration (null if it
-   * did not arrive by migration); compare with the source task's other_config.memory_sha256.
+   * did not arrive by migration); compare with the source's migrations() memorySha256.
    */
   memoryAtArrival: string | null;
   /** sha256 of each disk, keyed by VBD userdevice ("0", "1", ...), stable across migration. */
@@ -27,6 +28,7 @@ export interface HostState {
   name: string;
   pool: string;
   hostRef: string;
+  crashed: boolean;
   memoryTotal: number;
   memoryFree: number;
   bandwidthMiBps: number;
@@ -36,6 +38,7 @@ export interface HostState {
   records: Record<'VM' | 'VDI' | 'VBD' | 'VIF' | 'task', Record<string, Record<string, unknown>>>;
   incoming: { id: string; vmUuid: string; vmName: string; memoryBytes: number; receivedBytes: number; from: string; startedAt: string }[];
   outgoing: { taskRef: string; vmRef: string; storage: boolean }[];
+  handoffFault: { point: HandoffPoint; action: HandoffAction } | null;
   srFiles: { local: string[]; shared: string[] };
 }
 
@@ -67,7 +70,8 @@ export class AdminClient {
     return value as T;
   }
 
-  health(): Promise<{ name: string; pool: string; hostRef: string; pid: number }> {
+  /** Answers even while the host is crashed. */
+  health(): Promise<{ name: string; pool: string; hostRef: string; address: string; master: boolean; crashed: boolean; pid: number }> {
     return this.request('GET', '/health');
   }
 
@@ -119,9 +123,28 @@ export class AdminClient {
     await this.request('POST', '/faults/slow', { ms });
   }
 
-  /** The host process dies at once; its VMs are halted (they come back Halted after a restart). */
+  /**
+   * This host loses power: its guests die, its XenAPI and data servers stop accepting connections
+   * (every member's XenAPI too when it is the master). The pool database keeps its VMs as they
+   * were until restart().
+   */
   async crash(): Promise<void> {
     await this.request('POST', '/crash');
+  }
+
+  /** A crashed host comes back; every VM the pool database has resident on it is Halted. */
+  async restart(): Promise<void> {
+    await this.request('POST', '/restart');
+  }
+
+  /** Running and recently finished (last 50) migrations this host sent, with the figures xapi does not show. */
+  migrations(): Promise<MigrationFigures[]> {
+    return this.request('GET', '/migrations');
+  }
+
+  /** One-shot: the next migration this host sends breaks its end-of-migration handshake at `point` with `action`. */
+  async failAtHandoff(point: HandoffPoint, action: HandoffAction): Promise<void> {
+    await this.request('POST', '/faults/handoff', { point, action });
   }
 
   state(): Promise<HostState> {

@@ -1,11 +1,12 @@
-// The admin HTTP endpoint (JSON, separate from XML-RPC, and not affected by freeze): one-call VM
-// setup, checksums, guest and link settings, fault injection, crash, and a full state dump for
-// consistency checks. Routes are listed in simulator/README.md.
+// The admin HTTP endpoint of one host (JSON, separate from XML-RPC, and not affected by freeze):
+// one-call VM setup, checksums, guest and link settings, migration figures, fault injection, crash
+// and restart, and a full state dump for consistency checks. While the host is crashed only
+// /health and POST /restart answer (503 otherwise). Routes are listed in simulator/README.md.
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { XenApiError } from '../xenapi/errors';
-import { type SimHost, vmDefaults } from './host';
+import { type HandoffAction, type HandoffPoint, type SimHost, vmDefaults } from './host';
 import { NULL_REF, macFor, newUuid } from './ids';
 import type { Rec } from './store';
 
@@ -34,6 +35,11 @@ function findVm(host: SimHost, uuid: string): string | undefined {
   return host.store.find('VM', (r) => r.uuid === uuid)[0];
 }
 
+/** A VM is "here" when it is resident on this host, or halted with this host as its affinity. */
+function isHere(host: SimHost, rec: Record<string, unknown>): boolean {
+  return rec.resident_on === host.hostRef || (rec.resident_on === NULL_REF && rec.affinity === host.hostRef);
+}
+
 export function createVm(host: SimHost, req: CreateVmRequest): { uuid: string; ref: string } {
   const s = host.store;
   const mem = String(Math.round(req.memoryMiB * MiB));
@@ -52,22 +58,23 @@ export function createVm(host: SimHost, req: CreateVmRequest): { uuid: string; r
     memory_target: mem,
     VCPUs_max: vcpus,
     VCPUs_at_startup: vcpus,
+    affinity: host.hostRef,
     other_config: other,
   });
-  const sr = req.sr === 'shared' ? host.sharedSrRef : host.localSrRef;
+  const sr = req.sr === 'shared' ? host.pool.sharedSrRef : host.localSrRef;
   (req.diskMiB ?? []).forEach((size, i) => {
-    const vdi = host.createVdi({ SR: sr, virtual_size: String(Math.round(size * MiB)), name_label: `${req.nameLabel} disk ${i}` }, 'random');
+    const vdi = host.pool.createVdi({ SR: sr, virtual_size: String(Math.round(size * MiB)), name_label: `${req.nameLabel} disk ${i}` }, 'random');
     s.add('VBD', {
       uuid: newUuid(), VM: ref, VDI: vdi, userdevice: String(i), device: `xvd${String.fromCharCode(97 + i)}`, bootable: i === 0,
       mode: 'RW', type: 'Disk', empty: false, currently_attached: true, unpluggable: true, other_config: {},
     });
   });
   const vifUuid = newUuid();
-  s.add('VIF', { uuid: vifUuid, device: '0', VM: ref, network: host.networkRef, MAC: macFor(vifUuid), MTU: '1500', currently_attached: true, other_config: {} });
+  s.add('VIF', { uuid: vifUuid, device: '0', VM: ref, network: host.pool.networkRef, MAC: macFor(vifUuid), MTU: '1500', currently_attached: true, other_config: {} });
   try {
     host.startVm(ref, false);
   } catch (err) {
-    host.removeVm(ref);
+    host.pool.removeVm(ref);
     throw err;
   }
   return { uuid, ref };
@@ -83,18 +90,20 @@ export function checksums(
 ): { memory: string | null; memoryAtArrival: string | null; disks: Record<string, string> } | null {
   const ref = findVm(host, uuid);
   if (!ref) return null;
+  const rec = host.store.raw('VM', ref);
+  if (rec.resident_on !== host.hostRef && rec.resident_on !== NULL_REF) return null;
   const guest = host.guests.get(ref);
   const disks: Record<string, string> = {};
   for (const vbd of host.store.find('VBD', (r) => r.VM === ref && r.VDI !== NULL_REF)) {
     const rec = host.store.raw('VBD', vbd);
-    disks[String(rec.userdevice)] = sha256File(host.vdiPath(host.store.raw('VDI', String(rec.VDI))));
+    disks[String(rec.userdevice)] = sha256File(host.pool.vdiPath(host.store.raw('VDI', String(rec.VDI))));
   }
   return { memory: guest ? guest.checksum() : null, memoryAtArrival: host.arrivals.get(uuid) ?? null, disks };
 }
 
 export function listVms(host: SimHost): { uuid: string; ref: string; nameLabel: string; powerState: string; residentOn: string }[] {
   return host.store
-    .find('VM', (r) => !r.is_control_domain)
+    .find('VM', (r) => !r.is_control_domain && isHere(host, r))
     .map((ref) => {
       const r = host.store.raw('VM', ref);
       return { uuid: String(r.uuid), ref, nameLabel: String(r.name_label), powerState: String(r.power_state), residentOn: String(r.resident_on) };
@@ -103,7 +112,7 @@ export function listVms(host: SimHost): { uuid: string; ref: string; nameLabel: 
 
 export function hostState(host: SimHost): Rec {
   const s = host.store;
-  const dump = (cls: 'VM' | 'VDI' | 'VBD' | 'VIF' | 'task') => Object.fromEntries(s.refs(cls).map((r) => [r, host.view(cls, r)]));
+  const dump = (cls: 'VM' | 'VDI' | 'VBD' | 'VIF' | 'task') => Object.fromEntries(s.refs(cls).map((r) => [r, host.pool.view(cls, r)]));
   const files = (dir: string) => {
     try {
       return readdirSync(dir);
@@ -113,8 +122,9 @@ export function hostState(host: SimHost): Rec {
   };
   return {
     name: host.name,
-    pool: host.opts.pool,
+    pool: host.pool.name,
     hostRef: host.hostRef,
+    crashed: host.crashed,
     memoryTotal: host.memoryTotal(),
     memoryFree: host.memoryFree(),
     bandwidthMiBps: host.link.bandwidthBytesPerS / MiB,
@@ -123,8 +133,9 @@ export function hostState(host: SimHost): Rec {
     vms: listVms(host),
     records: { VM: dump('VM'), VDI: dump('VDI'), VBD: dump('VBD'), VIF: dump('VIF'), task: dump('task') },
     incoming: [...host.incoming.values()],
-    outgoing: [...host.outgoing.entries()].map(([taskRef, o]) => ({ taskRef, ...o })),
-    srFiles: { local: files(host.srDir(host.localSrRef)), shared: files(host.srDir(host.sharedSrRef)) },
+    outgoing: [...host.outgoing.entries()].map(([taskRef, o]) => ({ taskRef, vmRef: o.vmRef, storage: o.storage })),
+    handoffFault: host.handoffFault ?? null,
+    srFiles: { local: files(host.localSrDir), shared: files(host.pool.sharedSrDir) },
   };
 }
 
@@ -135,16 +146,27 @@ async function body(req: IncomingMessage): Promise<Record<string, unknown>> {
   return text ? (JSON.parse(text) as Record<string, unknown>) : {};
 }
 
-export function createAdminServer(host: SimHost, onCrash: () => void): Server {
+const HANDOFF_POINTS: HandoffPoint[] = ['after-handoff', 'after-ready', 'after-resume'];
+const HANDOFF_ACTIONS: HandoffAction[] = ['crash-source', 'crash-destination', 'drop-connection'];
+
+export function createAdminServer(host: SimHost): Server {
   const route = async (req: IncomingMessage): Promise<unknown> => {
     const url = new URL(req.url ?? '/', 'http://admin');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
     const b = method === 'POST' ? await body(req) : {};
     const vmMatch = /^\/vms\/([^/]+)\/(checksums|guest)$/.exec(path);
-    if (method === 'GET' && (path === '/' || path === '/health')) return { name: host.name, pool: host.opts.pool, hostRef: host.hostRef, pid: process.pid };
+    if (method === 'GET' && (path === '/' || path === '/health')) {
+      return { name: host.name, pool: host.pool.name, hostRef: host.hostRef, address: host.opts.ip, master: host.isMaster, crashed: host.crashed, pid: process.pid };
+    }
+    if (method === 'POST' && path === '/restart') {
+      await host.restart();
+      return { ok: true };
+    }
+    if (host.crashed) throw new HttpError(503, `${host.name} is crashed: only GET /health and POST /restart answer`);
     if (method === 'GET' && path === '/state') return hostState(host);
     if (method === 'GET' && path === '/vms') return listVms(host);
+    if (method === 'GET' && path === '/migrations') return host.migrations;
     if (method === 'POST' && path === '/vms') return createVm(host, b as unknown as CreateVmRequest);
     if (method === 'GET' && vmMatch?.[2] === 'checksums') return checksums(host, decodeURIComponent(vmMatch[1] as string));
     if (method === 'POST' && vmMatch?.[2] === 'guest') {
@@ -184,8 +206,16 @@ export function createAdminServer(host: SimHost, onCrash: () => void): Server {
       host.faults.delayMs = Number(b.ms ?? 0);
       return { ok: true };
     }
+    if (method === 'POST' && path === '/faults/handoff') {
+      const point = b.point as HandoffPoint;
+      const action = b.action as HandoffAction;
+      if (!HANDOFF_POINTS.includes(point)) throw new HttpError(400, `point must be one of ${HANDOFF_POINTS.join(', ')}`);
+      if (!HANDOFF_ACTIONS.includes(action)) throw new HttpError(400, `action must be one of ${HANDOFF_ACTIONS.join(', ')}`);
+      host.handoffFault = { point, action };
+      return { ok: true };
+    }
     if (method === 'POST' && path === '/crash') {
-      setImmediate(onCrash);
+      await host.crash();
       return { ok: true };
     }
     throw new HttpError(404, `no route ${method} ${path}`);

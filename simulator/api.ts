@@ -1,11 +1,14 @@
-// The XenAPI methods a host serves: session.*, the generic record calls of every class
+// The XenAPI methods a pool member serves: session.*, the generic record calls of every class
 // (get_record, get_all_records(_where), get_by_uuid, get_by_name_label, get_<field>,
 // set_<field>, add_to_/remove_from_<map>), what tests need to build and run VMs, tasks,
-// event.from, and (from migration.ts) the migration calls. Async.<Class>.<method> runs any of
-// them as a task.
-import { XenApiError } from '../xenapi/errors';
+// event.from, host.call_plugin (the ferry dom0 plugin), and (from migration.ts) the migration
+// calls. Every member works on the pool's one database (pool.ts); login only on the master.
+// Async.<Class>.<method> runs any of them as a task.
+import { XenApiCode, XenApiError } from '../xenapi/errors';
 import { newRef, newUuid, macFor, NULL_REF } from './ids';
 import { type SimHost, vmDefaults } from './host';
+import { settleMigrations } from './migration';
+import { callPlugin } from './plugin';
 import { CLASSES, type ClassName, type Rec } from './store';
 import { compileWhere } from './where';
 
@@ -46,21 +49,23 @@ export function resultXml(value: unknown): string {
 }
 
 export function buildMethods(host: SimHost): Methods {
-  const s = host.store;
+  const pool = host.pool;
+  const s = pool.store;
   const m: Methods = new Map();
   const def = (name: string, arity: Method['arity'], fn: Method['fn'], noSession = false) => m.set(name, { arity, fn, noSession });
 
-  // ---- session ----
+  // ---- session (xapi_session.ml: only the master accepts a login; sessions are pool-wide) ----
   def('session.login_with_password', [2, 4], ([user, pw]) => {
-    if (user !== host.opts.user || pw !== host.opts.password) {
-      throw new XenApiError('SESSION_AUTHENTICATION_FAILED', [str(user), 'Authentication failure']);
+    if (!host.isMaster) throw new XenApiError(XenApiCode.HOST_IS_SLAVE, [pool.master.opts.ip]);
+    if (user !== pool.opts.user || pw !== pool.opts.password) {
+      throw new XenApiError(XenApiCode.SESSION_AUTHENTICATION_FAILED, [str(user), 'Authentication failure']);
     }
     const ref = newRef();
-    host.sessions.add(ref);
+    pool.sessions.add(ref);
     return ref;
   }, true);
   def('session.logout', [0, 0], (_a, ctx) => {
-    host.sessions.delete(ctx.session);
+    pool.sessions.delete(ctx.session);
     return '';
   });
   def('session.get_this_host', 1, () => host.hostRef);
@@ -68,15 +73,38 @@ export function buildMethods(host: SimHost): Methods {
   // ---- generic record calls for every class ----
   for (const cls of CLASSES) {
     def(`${cls}.get_all`, 0, () => s.refs(cls));
-    def(`${cls}.get_record`, 1, ([ref]) => host.view(cls, str(ref)));
-    def(`${cls}.get_all_records`, 0, () => Object.fromEntries(s.refs(cls).map((r) => [r, host.view(cls, r)])));
+    def(`${cls}.get_record`, 1, ([ref]) => pool.view(cls, str(ref)));
+    def(`${cls}.get_all_records`, 0, () => Object.fromEntries(s.refs(cls).map((r) => [r, pool.view(cls, r)])));
     def(`${cls}.get_all_records_where`, 1, ([expr]) => {
       const pred = compileWhere(str(expr));
-      return Object.fromEntries(s.refs(cls).map((r) => [r, host.view(cls, r)] as const).filter(([, rec]) => pred(rec)));
+      return Object.fromEntries(s.refs(cls).map((r) => [r, pool.view(cls, r)] as const).filter(([, rec]) => pred(rec)));
     });
     def(`${cls}.get_by_uuid`, 1, ([uuid]) => s.byUuid(cls, str(uuid)));
     def(`${cls}.get_by_name_label`, 1, ([label]) => s.find(cls, (r) => r.name_label === label));
   }
+
+  /** A member that is up (HANDLE_INVALID for a ref that is no host of this pool, HOST_OFFLINE when down). */
+  const liveMember = (ref: string): SimHost => {
+    const h = pool.member(ref);
+    if (!h) throw new XenApiError(XenApiCode.HANDLE_INVALID, ['host', ref]);
+    if (h.crashed) throw new XenApiError(XenApiCode.HOST_OFFLINE, [ref]);
+    return h;
+  };
+  /** The member the VM runs on; for a VM that runs nowhere, the power-state error of `expected`. */
+  const resident = (vm: string, ...expected: string[]): SimHost => {
+    const h = pool.hostOf(vm);
+    if (!h) {
+      host.assertPowerState(vm, ...expected);
+      throw new XenApiError(XenApiCode.VM_BAD_POWER_STATE, [vm, (expected[0] ?? '').toLowerCase(), 'halted']);
+    }
+    if (h.crashed) throw new XenApiError(XenApiCode.HOST_OFFLINE, [h.hostRef]);
+    return h;
+  };
+  const assertVm = (vm: string, op: string) => {
+    const rec = host.vm(vm);
+    if (rec.is_control_domain) throw new XenApiError(XenApiCode.OPERATION_NOT_ALLOWED, [`${op} is not allowed on a control domain`]);
+    pool.assertOperationAllowed(vm, op);
+  };
 
   // ---- building VMs ----
   def('VM.create', 1, ([record]) => {
@@ -85,20 +113,52 @@ export function buildMethods(host: SimHost): Methods {
     for (const f of ['memory_static_max', 'memory_dynamic_max', 'memory_dynamic_min', 'memory_static_min', 'memory_target', 'VCPUs_max', 'VCPUs_at_startup']) {
       rec[f] = str(rec[f]);
     }
+    delete rec.allowed_operations;
     return s.add('VM', rec);
   });
-  def('VM.destroy', 1, ([vm]) => host.destroyVm(str(vm)));
-  def('VM.start', 3, ([vm, paused]) => host.startVm(str(vm), paused === true));
-  def('VM.start_on', 4, ([vm, h, paused]) => {
-    if (h !== host.hostRef) throw new XenApiError('VM_INCOMPATIBLE_WITH_THIS_HOST', [str(vm), str(h), 'VM can only start on the host serving this API']);
-    host.startVm(str(vm), paused === true);
+  def('VM.destroy', 1, ([vm]) => {
+    assertVm(str(vm), 'destroy');
+    host.assertPowerState(str(vm), 'Halted');
+    pool.removeVm(str(vm));
   });
-  def('VM.pause', 1, ([vm]) => host.pauseVm(str(vm)));
-  def('VM.unpause', 1, ([vm]) => host.unpauseVm(str(vm)));
-  def('VM.hard_shutdown', 1, ([vm]) => host.haltVm(str(vm)));
-  def('VM.clean_shutdown', 1, ([vm]) => host.haltVm(str(vm)));
-  def('VDI.create', 1, ([record]) => host.createVdi(record as Rec));
-  def('VDI.destroy', 1, ([vdi]) => host.destroyVdi(str(vdi)));
+  // xapi's master picks the host: the VM's affinity when it is up, else (here) the member that took the call.
+  def('VM.start', 3, ([vm, paused]) => {
+    assertVm(str(vm), 'start');
+    const affinity = pool.member(str(host.vm(str(vm)).affinity));
+    (affinity && !affinity.crashed ? affinity : host).startVm(str(vm), paused === true);
+  });
+  def('VM.start_on', 4, ([vm, h, paused]) => {
+    assertVm(str(vm), 'start_on');
+    liveMember(str(h)).startVm(str(vm), paused === true);
+  });
+  def('VM.pause', 1, ([vm]) => {
+    assertVm(str(vm), 'pause');
+    resident(str(vm), 'Running').pauseVm(str(vm));
+  });
+  def('VM.unpause', 1, ([vm]) => {
+    assertVm(str(vm), 'unpause');
+    resident(str(vm), 'Paused').unpauseVm(str(vm));
+  });
+  // message_forwarding.ml: hard_shutdown cancels a pool_migrate (and a migrate_send fails when
+  // its domain is destroyed); clean_shutdown may run alongside migrate_send only, after it.
+  def('VM.hard_shutdown', 1, async ([vm]) => {
+    assertVm(str(vm), 'hard_shutdown');
+    await settleMigrations(pool, str(vm), 'VM.hard_shutdown');
+    resident(str(vm), 'Running', 'Paused').haltVm(str(vm));
+  });
+  def('VM.clean_shutdown', 1, async ([vm]) => {
+    assertVm(str(vm), 'clean_shutdown');
+    await settleMigrations(pool, str(vm));
+    resident(str(vm), 'Running').haltVm(str(vm));
+  });
+  // xapi_vm.ml: a running domain's vCPU parameters cannot be changed through the API.
+  def('VM.add_to_VCPUs_params_live', 3, ([vm]) => {
+    assertVm(str(vm), 'add_to_VCPUs_params_live');
+    throw new XenApiError(XenApiCode.NOT_IMPLEMENTED, ['add_to_VCPUs_params_live']);
+  });
+  def('host.call_plugin', 4, ([h, plugin, fn, args]) => callPlugin(liveMember(str(h)), str(plugin), str(fn), (args ?? {}) as Record<string, unknown>));
+  def('VDI.create', 1, ([record]) => pool.createVdi(record as Rec));
+  def('VDI.destroy', 1, ([vdi]) => pool.destroyVdi(str(vdi)));
   def('VBD.create', 1, ([record]) => {
     const r = record as Rec;
     const vm = str(r.VM);
@@ -149,7 +209,7 @@ export function buildMethods(host: SimHost): Methods {
   def('VIF.destroy', 1, ([vif]) => destroy('VIF', str(vif)));
 
   // ---- tasks and events ----
-  def('task.cancel', 1, ([task]) => host.cancelTask(str(task)));
+  def('task.cancel', 1, ([task]) => pool.cancelTask(str(task)));
   def('task.destroy', 1, ([task]) => destroy('task', str(task)));
   def('event.from', 3, async ([classes, token, timeout]) => {
     const wanted = new Set((classes as string[]).map(String));
@@ -176,7 +236,7 @@ export function buildMethods(host: SimHost): Methods {
         class: e.class,
         operation: e.operation,
         ref: e.ref,
-        ...(e.operation !== 'del' && s.has(e.class, e.ref) ? { snapshot: host.view(e.class, e.ref) } : {}),
+        ...(e.operation !== 'del' && s.has(e.class, e.ref) ? { snapshot: pool.view(e.class, e.ref) } : {}),
       })),
       valid_ref_counts: {},
       token: String(s.eventToken).padStart(20, '0'),

@@ -1,14 +1,15 @@
-// Starts one simulator process per host (from temporal.yaml HostConfigs), waits until each is
-// ready, and can crash and restart them. All hosts of a cluster share one state directory, which
-// holds each pool's shared SR.
+// Starts one simulator process per pool (from temporal.yaml HostConfigs), waits until each is
+// ready, and can crash and restart single hosts (in-process: admin /crash and /restart) or kill
+// and respawn a whole pool process. All pools of a cluster share one state directory, which holds
+// each pool's database and shared SR and each host's local SR.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { HostConfig } from '../lib/config';
-import { freePort } from '../lib/ports';
+import { claimPort, freePort } from '../lib/ports';
 import { AdminClient } from './admin-client';
-import { DEFAULTS, type PeerHost } from './options';
+import { DEFAULTS, memberFromHostConfig, validatePool, type PoolOptions } from './options';
 
 export interface SimHostHandle {
   name: string;
@@ -24,12 +25,22 @@ export interface SimCluster {
   hosts: SimHostHandle[];
   stateDir: string;
   host(name: string): SimHostHandle;
-  /** SIGTERM every host and wait for them to exit. */
+  /** SIGTERM every pool process and wait for them to exit. */
   stop(): Promise<void>;
-  /** SIGKILL a host (as a power loss): its VMs are halted. */
+  /**
+   * A power loss of one host (admin POST /crash): its guests die, its XenAPI and data servers stop
+   * accepting connections (every member's XenAPI when it is the master); the pool database keeps
+   * its VMs as they were.
+   */
   crash(name: string): Promise<void>;
-  /** Starts a crashed or stopped host again; it comes back with its VMs halted. */
+  /**
+   * Brings a crashed host back (admin POST /restart): VMs resident on it become Halted. When its
+   * pool process is gone (killProcess, or it died), respawns the pool: it loads the pool database
+   * with every VM Halted.
+   */
   restart(name: string): Promise<void>;
+  /** SIGKILL the process of the host's pool (every member at once, as a pool-wide power loss). */
+  killProcess(name: string): Promise<void>;
 }
 
 export interface StartSimulatorsOptions {
@@ -48,17 +59,47 @@ const MAIN = resolve(__dirname, 'main.ts');
 
 type SimulatorBlock = NonNullable<HostConfig['simulator']>;
 
-/** A simulated host's config on free loopback ports (tests, benchmarks, the generated stack). */
+/** Addresses handed out by this process (127.0.<n>.<m>, never 127.0.0.x). */
+const usedIps = new Set<string>();
+/** Pool name -> the XenAPI port its members share (each on its own address). */
+const poolPorts = new Map<string, number>();
+
+function newIp(): string {
+  for (;;) {
+    const ip = `127.0.${1 + Math.floor(Math.random() * 254)}.${1 + Math.floor(Math.random() * 254)}`;
+    if (!usedIps.has(ip)) {
+      usedIps.add(ip);
+      return ip;
+    }
+  }
+}
+
+/**
+ * A simulated host's config (tests, benchmarks, the generated stack): its own loopback address,
+ * free data and admin ports there, and the XenAPI port every member of `pool` shares.
+ */
 export async function simulatedHostConfig(name: string, pool: string, simulator: Partial<SimulatorBlock> = {}): Promise<HostConfig> {
+  let ip = newIp();
+  let xenapiPort = poolPorts.get(pool);
+  if (xenapiPort === undefined) {
+    xenapiPort = await freePort(ip);
+    poolPorts.set(pool, xenapiPort);
+  } else {
+    let attempts = 0;
+    while (!(await claimPort(xenapiPort, ip))) {
+      if (++attempts > 20) throw new Error(`port ${xenapiPort} of pool ${pool} is taken on 20 addresses; cannot place ${name}`);
+      ip = newIp();
+    }
+  }
   return {
     name,
     pool,
-    xenapiUrl: `http://127.0.0.1:${await freePort()}/`,
+    xenapiUrl: `http://${ip}:${xenapiPort}/`,
     user: 'root',
     passwordEnv: 'FERRY_XENAPI_PASSWORD',
     simulator: {
-      dataPort: await freePort(),
-      adminPort: await freePort(),
+      dataPort: await freePort(ip),
+      adminPort: await freePort(ip),
       memoryMiB: 2048,
       cpuModel: 'Intel Xeon (simulated)',
       productVersion: '8.2.1',
@@ -66,10 +107,6 @@ export async function simulatedHostConfig(name: string, pool: string, simulator:
       ...simulator,
     },
   };
-}
-
-function portOf(url: string): number {
-  return Number(new URL(url).port || 80);
 }
 
 function exited(child: ChildProcess): Promise<void> {
@@ -80,35 +117,36 @@ function exited(child: ChildProcess): Promise<void> {
 export async function startSimulators(opts: StartSimulatorsOptions): Promise<SimCluster> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'ferry-sim-'));
   if (opts.logDir) mkdirSync(opts.logDir, { recursive: true });
-  const peers: PeerHost[] = opts.hosts.map((h) => ({
-    name: h.name,
-    pool: h.pool,
-    xenapiUrl: h.xenapiUrl,
-    dataPort: h.simulator?.dataPort ?? 0,
-    memoryMiB: h.simulator?.memoryMiB ?? DEFAULTS.memoryMiB,
-  }));
+  // One process per pool, members in configuration order (the first is the master).
+  const pools = new Map<string, PoolOptions>();
+  for (const h of opts.hosts) {
+    let p = pools.get(h.pool);
+    if (!p) {
+      p = {
+        pool: h.pool,
+        members: [],
+        user: h.user,
+        password: opts.password,
+        bandwidthMiBps: opts.bandwidthMiBps,
+        maxIterations: opts.maxIterations ?? DEFAULTS.maxIterations,
+        minDirtyPages: DEFAULTS.minDirtyPages,
+        stateDir,
+      };
+      pools.set(h.pool, p);
+    }
+    p.members.push(memberFromHostConfig(h));
+  }
+  for (const p of pools.values()) validatePool(p);
 
-  const spawnHost = async (h: HostConfig): Promise<ChildProcess> => {
-    const sim = h.simulator;
-    if (!sim) throw new Error(`host ${h.name} has no simulator block`);
-    const args = [
-      '--import', 'tsx', MAIN,
-      '--name', h.name, '--pool', h.pool,
-      '--xenapi-port', String(portOf(h.xenapiUrl)), '--data-port', String(sim.dataPort), '--admin-port', String(sim.adminPort),
-      '--user', h.user, '--password', opts.password,
-      '--memory-mib', String(sim.memoryMiB), '--cpu-model', sim.cpuModel,
-      '--product-version', sim.productVersion, '--platform-version', sim.platformVersion,
-      '--bandwidth', String(opts.bandwidthMiBps), '--state-dir', stateDir,
-      '--max-iterations', String(opts.maxIterations ?? DEFAULTS.maxIterations),
-      '--hosts-json', JSON.stringify(peers),
-      '--exit-with-parent',
-    ];
-    const log = opts.logDir ? openSync(join(opts.logDir, `${h.name}.log`), 'a') : 'ignore';
+  const spawnPool = async (p: PoolOptions): Promise<ChildProcess> => {
+    const { password, ...rest } = p;
+    const args = ['--import', 'tsx', MAIN, '--pool-json', JSON.stringify(rest), '--password', password, '--exit-with-parent'];
+    const log = opts.logDir ? openSync(join(opts.logDir, `${p.pool}.log`), 'a') : 'ignore';
     // cwd: the project root, where `--import tsx` resolves whatever the caller's cwd.
     const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', log], env: process.env, cwd: resolve(__dirname, '..') });
     await new Promise<void>((resolveReady, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`simulator ${h.name} not ready within ${opts.startTimeoutMs ?? 20_000} ms`)), opts.startTimeoutMs ?? 20_000);
+      const timer = setTimeout(() => reject(new Error(`simulated pool ${p.pool} not ready within ${opts.startTimeoutMs ?? 20_000} ms`)), opts.startTimeoutMs ?? 20_000);
       child.stdout?.on('data', (c: Buffer) => {
         out += c.toString();
         if (out.includes('"event":"ready"')) {
@@ -118,7 +156,7 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
       });
       child.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`simulator ${h.name} exited with ${code} before it was ready${opts.logDir ? ` (see ${opts.logDir}/${h.name}.log)` : ''}`));
+        reject(new Error(`simulated pool ${p.pool} exited with ${code} before it was ready${opts.logDir ? ` (see ${opts.logDir}/${p.pool}.log)` : ''}`));
       });
     });
     child.stdout?.resume();
@@ -126,29 +164,37 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
   };
 
   const hosts: SimHostHandle[] = [];
+  const processes = new Map<string, ChildProcess>();
   try {
-    for (const h of opts.hosts) {
-      const adminUrl = `http://127.0.0.1:${h.simulator?.adminPort}/`;
-      hosts.push({
-        name: h.name,
-        pool: h.pool,
-        xenapiUrl: h.xenapiUrl,
-        adminUrl,
-        dataPort: h.simulator?.dataPort ?? 0,
-        process: await spawnHost(h),
-        admin: new AdminClient(adminUrl),
-      });
+    for (const p of pools.values()) {
+      const child = await spawnPool(p);
+      processes.set(p.pool, child);
+      for (const m of p.members) {
+        const adminUrl = `http://${m.ip}:${m.adminPort}/`;
+        hosts.push({
+          name: m.name,
+          pool: p.pool,
+          xenapiUrl: `http://${m.ip}:${m.xenapiPort}/`,
+          adminUrl,
+          dataPort: m.dataPort,
+          process: child,
+          admin: new AdminClient(adminUrl),
+        });
+      }
     }
   } catch (err) {
-    for (const h of hosts) h.process.kill('SIGKILL');
+    for (const c of processes.values()) c.kill('SIGKILL');
     throw err;
   }
+  // Keep each host's xenapiUrl exactly as configured (trailing path and all).
+  for (const h of hosts) h.xenapiUrl = opts.hosts.find((c) => c.name === h.name)?.xenapiUrl ?? h.xenapiUrl;
 
   const find = (name: string) => {
     const h = hosts.find((x) => x.name === name);
     if (!h) throw new Error(`no simulated host ${name}`);
     return h;
   };
+  const alive = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
 
   return {
     hosts,
@@ -156,27 +202,34 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
     host: find,
     async stop() {
       await Promise.all(
-        hosts.map(async (h) => {
-          h.process.kill('SIGTERM');
-          const timer = setTimeout(() => h.process.kill('SIGKILL'), 5_000);
-          await exited(h.process);
+        [...processes.values()].map(async (c) => {
+          c.kill('SIGTERM');
+          const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
+          await exited(c);
           clearTimeout(timer);
         }),
       );
     },
     async crash(name) {
       const h = find(name);
-      h.process.kill('SIGKILL');
-      await exited(h.process);
+      if (!alive(h.process)) return;
+      await h.admin.crash();
     },
     async restart(name) {
       const h = find(name);
-      if (h.process.exitCode === null && h.process.signalCode === null) {
-        h.process.kill('SIGKILL');
-        await exited(h.process);
+      const child = processes.get(h.pool) as ChildProcess;
+      if (alive(child)) {
+        await h.admin.restart();
+        return;
       }
-      const config = opts.hosts.find((x) => x.name === name) as HostConfig;
-      h.process = await spawnHost(config);
+      const fresh = await spawnPool(pools.get(h.pool) as PoolOptions);
+      processes.set(h.pool, fresh);
+      for (const m of hosts) if (m.pool === h.pool) m.process = fresh;
+    },
+    async killProcess(name) {
+      const child = processes.get(find(name).pool) as ChildProcess;
+      child.kill('SIGKILL');
+      await exited(child);
     },
   };
 }

@@ -1,7 +1,9 @@
 // The data plane's wire format between two host processes, and the shared outbound link.
 // Frames: [u8 type][u32 length][payload]. A migration is HELLO (JSON) -> OK | ERR, then DISK and
-// PAGES frames, then COMMIT (JSON) -> OK | ERR. A connection that closes before COMMIT was
-// answered means "discard": the destination keeps nothing.
+// PAGES frames, then xenopsd's handshake: HANDOFF (JSON: the VM record) -> READY | ERR (the
+// destination staged the VM, not running), the source gives up its domain, RESUME -> DONE (the
+// destination resumed the VM). A connection that closes before RESUME means "discard": the
+// destination keeps nothing.
 import { Socket, connect } from 'node:net';
 import { PAGE } from './guest';
 
@@ -11,10 +13,17 @@ export const Frame = {
   /** [u32 first page][u32 count][count * 4 KiB]: a run of consecutive pages. */
   PAGES: 3,
   DISK: 4,
-  COMMIT: 5,
+  /** The last frame of the stream: the VM record; the destination stages the VM and answers READY. */
+  HANDOFF: 5,
   /** A pool member asking for this host's memory and liveness (host_metrics of peers). */
   STATUS: 6,
+  /** After READY: resume the VM (JSON: {then?: "crash" | "drop"}, fault injection after the resume). */
+  RESUME: 7,
+  /** Fault injection: the destination host crashes at once. */
+  CRASH: 8,
   OK: 100,
+  READY: 102,
+  DONE: 103,
   ERR: 101,
 } as const;
 

@@ -1,22 +1,24 @@
-// Turns an XML-RPC call into a XenAPI method call: injected failures first, then method lookup
-// (MESSAGE_METHOD_UNKNOWN), session check (SESSION_INVALID), arity
-// (MESSAGE_PARAMETER_COUNT_MISMATCH, counting the session like xapi), and Async.* as tasks.
+// Turns an XML-RPC call on one member's endpoint into a XenAPI method call: injected failures
+// first, then method lookup (MESSAGE_METHOD_UNKNOWN), session check against the pool's sessions
+// (SESSION_INVALID), arity (MESSAGE_PARAMETER_COUNT_MISMATCH, counting the session like xapi),
+// and Async.* as tasks in the pool's database.
 import { XenApiError } from '../xenapi/errors';
 import { buildMethods, fieldMethod, resultXml, type Method } from './api';
 import type { SimHost } from './host';
 import { addMigrationMethods } from './migration';
 
 export function createDispatcher(host: SimHost): (method: string, params: unknown[]) => Promise<unknown> {
+  const pool = host.pool;
   const methods = buildMethods(host);
-  addMigrationMethods(host, methods);
+  addMigrationMethods(pool, methods);
 
   return async (method, params) => {
     const isAsync = method.startsWith('Async.');
     const injected = host.faults.takeFailure(method);
-    if (injected && isAsync && host.sessions.has(String(params[0]))) {
+    if (injected && isAsync && pool.sessions.has(String(params[0]))) {
       // As xapi would: the call returns a task, and the task fails.
-      const taskRef = host.createTask(method);
-      host.finishTask(taskRef, 'failure', '', [injected.code, ...injected.params]);
+      const taskRef = pool.createTask(method, host.hostRef);
+      pool.finishTask(taskRef, 'failure', '', [injected.code, ...injected.params]);
       return taskRef;
     }
     if (injected) throw new XenApiError(injected.code, injected.params, method);
@@ -31,20 +33,20 @@ export function createDispatcher(host: SimHost): (method: string, params: unknow
     let session = '';
     if (!def.noSession) {
       session = String(params[0]);
-      if (!host.sessions.has(session)) throw new XenApiError('SESSION_INVALID', [session]);
+      if (!pool.sessions.has(session)) throw new XenApiError('SESSION_INVALID', [session]);
     }
     const args = params.slice(extra);
     if (!isAsync) return (await def.fn(args, { method, session })) ?? '';
 
-    const taskRef = host.createTask(method);
+    const taskRef = pool.createTask(method, host.hostRef);
     void (async () => {
       try {
         const value = await def.fn(args, { method, session, taskRef });
-        host.finishTask(taskRef, 'success', resultXml(value));
+        pool.finishTask(taskRef, 'success', resultXml(value));
       } catch (err) {
         const desc = err instanceof XenApiError ? err.errorDescription : ['INTERNAL_ERROR', (err as Error).message];
         if (!(err instanceof XenApiError)) host.log.error({ err, method }, 'async call failed');
-        host.finishTask(taskRef, desc[0] === 'TASK_CANCELLED' ? 'cancelled' : 'failure', '', desc);
+        pool.finishTask(taskRef, desc[0] === 'TASK_CANCELLED' ? 'cancelled' : 'failure', '', desc);
       }
     })();
     return taskRef;

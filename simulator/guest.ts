@@ -29,6 +29,22 @@ export class GuestMemory {
   settings: GuestSettings;
   /** Fraction of the configured rate the vCPU cap allows (1 = uncapped). */
   capFactor = 1;
+  /** The domain's credit-scheduler cap, % of one vCPU (0 = uncapped), as `xl sched-credit2 -c` sets it. */
+  cap = 0;
+  /** vCPUs of the domain (the cap is spread over them). */
+  vcpus = 1;
+  /** Paused at the domain level (`xl pause` through the dom0 plugin), not through xapi. */
+  domainPaused = false;
+  /** Suspended for stop-and-copy by a migration: nothing but the migration may resume it. */
+  suspended = false;
+
+  /** Sets the domain's cap: the dirty rate becomes min(1, cap / (100 * vcpus)) of the configured one. */
+  setCap(cap: number, vcpus = this.vcpus): void {
+    this.catchUp();
+    this.cap = cap;
+    this.vcpus = Math.max(1, vcpus);
+    this.capFactor = cap > 0 ? Math.min(1, cap / (100 * this.vcpus)) : 1;
+  }
 
   constructor(memoryBytes: number, settings: GuestSettings, content?: Buffer) {
     this.pages = Math.ceil(memoryBytes / PAGE);

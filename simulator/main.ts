@@ -1,21 +1,20 @@
-// One simulated Xen host per process.
-//   npx tsx simulator/main.ts --config temporal.yaml --host xen-a        (password from passwordEnv)
-//   npx tsx simulator/main.ts --name xen-a --pool pool-1 --xenapi-port 18080 --data-port 18180 \
-//       --admin-port 18280 --password secret [--peer xen-b=http://127.0.0.1:18081/@18181] ...
-// Options: --bandwidth MiB/s, --memory-mib, --max-iterations (0 = unlimited), --state-dir,
-// --product-version, --platform-version, --user. Prints one JSON line {"event":"ready",...} on stdout.
+// One simulated pool per process: its database and every member host, each on its own loopback
+// address.
+//   npx tsx simulator/main.ts --config temporal.yaml --pool pool-1      (password from passwordEnv)
+//   npx tsx simulator/main.ts --config temporal.yaml --host xen-a       (the pool of xen-a)
+//   npx tsx simulator/main.ts --pool-json '{"pool":"p","members":[...]}' --password secret
+//   npx tsx simulator/main.ts --name xen-a --pool p --ip 127.0.0.11 --xenapi-port 18080 \
+//       --data-port 18180 --admin-port 18280 --password secret          (a pool of one host)
+// Options: --bandwidth MiB/s, --memory-mib, --max-iterations (0 = unlimited), --min-dirty-pages,
+// --state-dir, --product-version, --platform-version, --cpu-model, --user. Prints one JSON line
+// {"event":"ready",...} on stdout.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { findHost, loadConfig, readSecret } from '../lib/config';
-import { DEFAULTS, type HostOptions, type PeerHost } from './options';
-import { startSimHost } from './server';
+import { loadConfig, readSecret, type HostConfig } from '../lib/config';
+import { DEFAULTS, memberFromHostConfig, validatePool, type PoolOptions } from './options';
+import { startSimPool } from './server';
 
-function portOf(url: string): number {
-  const u = new URL(url);
-  return Number(u.port || 80);
-}
-
-export function optionsFromArgv(argv: string[]): HostOptions {
+export function optionsFromArgv(argv: string[]): PoolOptions {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -23,6 +22,8 @@ export function optionsFromArgv(argv: string[]): HostOptions {
       host: { type: 'string' },
       name: { type: 'string' },
       pool: { type: 'string' },
+      'pool-json': { type: 'string' },
+      ip: { type: 'string' },
       'xenapi-port': { type: 'string' },
       'data-port': { type: 'string' },
       'admin-port': { type: 'string' },
@@ -37,72 +38,65 @@ export function optionsFromArgv(argv: string[]): HostOptions {
       'product-version': { type: 'string' },
       'platform-version': { type: 'string' },
       'cpu-model': { type: 'string' },
-      peer: { type: 'string', multiple: true },
-      'hosts-json': { type: 'string' },
-      'exit-with-parent': { type: 'boolean' },
     },
     strict: true,
   });
   const num = (v: string | undefined, d: number) => (v === undefined ? d : Number(v));
-  let base: Partial<HostOptions> = {};
-  let hosts: PeerHost[] = [];
-  if (values.config) {
-    if (!values.host) throw new Error('--config needs --host <name>');
-    const config = loadConfig(resolve(values.config));
-    const h = findHost(config, values.host);
-    if (!h.simulator) throw new Error(`host ${h.name} has no simulator block in ${values.config}`);
-    hosts = config.hosts.filter((x) => x.simulator).map((x) => ({
-      name: x.name, pool: x.pool, xenapiUrl: x.xenapiUrl, dataPort: x.simulator?.dataPort ?? 0, memoryMiB: x.simulator?.memoryMiB ?? DEFAULTS.memoryMiB,
-    }));
-    base = {
-      name: h.name,
-      pool: h.pool,
-      xenapiPort: portOf(h.xenapiUrl),
-      dataPort: h.simulator.dataPort,
-      adminPort: h.simulator.adminPort,
-      user: h.user,
-      password: values.password ?? readSecret(h.passwordEnv, `hosts.${h.name}.passwordEnv`),
-      memoryMiB: h.simulator.memoryMiB,
-      cpuModel: h.simulator.cpuModel,
-      productVersion: h.simulator.productVersion,
-      platformVersion: h.simulator.platformVersion,
-      bandwidthMiBps: config.simulator.bandwidthMiBps,
-      stateDir: resolve(resolve(values.config, '..'), config.temporal.dataDir, 'simulator'),
+  const password = () => values.password ?? (values['password-env'] ? readSecret(values['password-env'], '--password-env') : undefined);
+  let opts: PoolOptions;
+  if (values['pool-json']) {
+    opts = { ...(JSON.parse(values['pool-json']) as PoolOptions) };
+    const pw = password();
+    if (pw) opts.password = pw;
+  } else if (values.config) {
+    const configPath = resolve(values.config);
+    const config = loadConfig(configPath);
+    const poolName = values.pool ?? config.hosts.find((h) => h.name === values.host)?.pool;
+    if (!poolName) throw new Error('--config needs --pool <name> or --host <name>');
+    const hosts = config.hosts.filter((h) => h.pool === poolName && h.simulator);
+    if (!hosts.length) throw new Error(`no simulated host of pool ${poolName} in ${values.config}`);
+    const first = hosts[0] as HostConfig;
+    opts = {
+      pool: poolName,
+      members: hosts.map(memberFromHostConfig),
+      user: values.user ?? first.user,
+      password: password() ?? readSecret(first.passwordEnv, `hosts.${first.name}.passwordEnv`),
+      bandwidthMiBps: num(values.bandwidth, config.simulator.bandwidthMiBps),
+      maxIterations: num(values['max-iterations'], DEFAULTS.maxIterations),
+      minDirtyPages: num(values['min-dirty-pages'], DEFAULTS.minDirtyPages),
+      stateDir: resolve(values['state-dir'] ?? resolve(configPath, '..', config.temporal.dataDir, 'simulator')),
+    };
+  } else {
+    const required = (v: string | undefined, flag: string) => {
+      if (!v) throw new Error(`missing ${flag} (or use --config / --pool-json)`);
+      return v;
+    };
+    opts = {
+      pool: required(values.pool, '--pool'),
+      members: [
+        {
+          name: required(values.name, '--name'),
+          ip: values.ip ?? '127.0.0.1',
+          xenapiPort: Number(required(values['xenapi-port'], '--xenapi-port')),
+          dataPort: Number(required(values['data-port'], '--data-port')),
+          adminPort: Number(required(values['admin-port'], '--admin-port')),
+          memoryMiB: num(values['memory-mib'], DEFAULTS.memoryMiB),
+          cpuModel: values['cpu-model'] ?? DEFAULTS.cpuModel,
+          productVersion: values['product-version'] ?? DEFAULTS.productVersion,
+          platformVersion: values['platform-version'] ?? DEFAULTS.platformVersion,
+        },
+      ],
+      user: values.user ?? DEFAULTS.user,
+      password: required(password(), '--password'),
+      bandwidthMiBps: num(values.bandwidth, DEFAULTS.bandwidthMiBps),
+      maxIterations: num(values['max-iterations'], DEFAULTS.maxIterations),
+      minDirtyPages: num(values['min-dirty-pages'], DEFAULTS.minDirtyPages),
+      stateDir: resolve(values['state-dir'] ?? '.data/simulator'),
     };
   }
-  if (values['hosts-json']) hosts = JSON.parse(values['hosts-json']) as PeerHost[];
-  for (const p of values.peer ?? []) {
-    const m = /^([^=]+)=(.+)@(\d+)(?::(.+))?$/.exec(p);
-    if (!m) throw new Error(`--peer must be name=xenapiUrl@dataPort, got ${p}`);
-    hosts.push({ name: m[1] as string, pool: m[4] ?? values.pool ?? base.pool ?? '', xenapiUrl: m[2] as string, dataPort: Number(m[3]), memoryMiB: DEFAULTS.memoryMiB });
-  }
-  const name = values.name ?? base.name;
-  const pool = values.pool ?? base.pool;
-  const password = values.password ?? (values['password-env'] ? readSecret(values['password-env'], '--password-env') : base.password);
-  if (!name || !pool || !password) throw new Error('need --config/--host or --name, --pool and --password');
-  const required = (v: string | undefined, b: number | undefined, flag: string) => {
-    const n = v !== undefined ? Number(v) : b;
-    if (!n) throw new Error(`missing ${flag}`);
-    return n;
-  };
-  return {
-    name,
-    pool,
-    xenapiPort: required(values['xenapi-port'], base.xenapiPort, '--xenapi-port'),
-    dataPort: required(values['data-port'], base.dataPort, '--data-port'),
-    adminPort: required(values['admin-port'], base.adminPort, '--admin-port'),
-    user: values.user ?? base.user ?? DEFAULTS.user,
-    password,
-    memoryMiB: num(values['memory-mib'], base.memoryMiB ?? DEFAULTS.memoryMiB),
-    cpuModel: values['cpu-model'] ?? base.cpuModel ?? DEFAULTS.cpuModel,
-    productVersion: values['product-version'] ?? base.productVersion ?? DEFAULTS.productVersion,
-    platformVersion: values['platform-version'] ?? base.platformVersion ?? DEFAULTS.platformVersion,
-    bandwidthMiBps: num(values.bandwidth, base.bandwidthMiBps ?? DEFAULTS.bandwidthMiBps),
-    maxIterations: num(values['max-iterations'], DEFAULTS.maxIterations),
-    minDirtyPages: num(values['min-dirty-pages'], DEFAULTS.minDirtyPages),
-    stateDir: resolve(values['state-dir'] ?? base.stateDir ?? '.data/simulator'),
-    hosts,
-  };
+  if (!opts.password) throw new Error('no password: --password, --password-env or the hosts\' passwordEnv');
+  validatePool(opts);
+  return opts;
 }
 
 async function main(): Promise<void> {
@@ -115,8 +109,15 @@ async function main(): Promise<void> {
     process.stdin.resume();
   }
   const opts = optionsFromArgv(argv.filter((a) => a !== '--exit-with-parent'));
-  const running = await startSimHost(opts);
-  process.stdout.write(`${JSON.stringify({ event: 'ready', name: opts.name, pid: process.pid, xenapiPort: opts.xenapiPort, dataPort: opts.dataPort, adminPort: opts.adminPort })}\n`);
+  const running = await startSimPool(opts);
+  process.stdout.write(
+    `${JSON.stringify({
+      event: 'ready',
+      pool: opts.pool,
+      pid: process.pid,
+      members: opts.members.map((m) => ({ name: m.name, ip: m.ip, xenapiPort: m.xenapiPort, dataPort: m.dataPort, adminPort: m.adminPort })),
+    })}\n`,
+  );
   const stop = () => {
     running.close().finally(() => process.exit(0));
   };

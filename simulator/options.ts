@@ -1,35 +1,51 @@
-// Everything one simulated host process needs to know: itself, the hosts of its pool (so it can
-// answer for them as a pool master would, and reach them for pool_migrate), and where its state
-// and the pool's shared SR live on disk.
-export interface PeerHost {
+// Everything one simulated pool process needs to know: its members (each host with its own
+// loopback IP and ports), the credentials, the link and pre-copy settings, and where the pool's
+// database, its shared SR and each member's local SR live on disk.
+import type { HostConfig } from '../lib/config';
+export interface MemberOptions {
   name: string;
-  pool: string;
-  xenapiUrl: string;
-  dataPort: number;
-  memoryMiB: number;
-}
-
-export interface HostOptions {
-  name: string;
-  pool: string;
+  /** The host's own loopback address (host.address); its XenAPI, data and admin servers bind here. */
+  ip: string;
+  /** The same for every member of a pool (os-xenapi swaps only the address after HOST_IS_SLAVE). */
   xenapiPort: number;
   dataPort: number;
   adminPort: number;
-  user: string;
-  password: string;
   memoryMiB: number;
   cpuModel: string;
   productVersion: string;
   platformVersion: string;
+}
+
+export interface PoolOptions {
+  pool: string;
+  /** The first member is the pool master (pool.get_master). */
+  members: MemberOptions[];
+  user: string;
+  password: string;
   bandwidthMiBps: number;
   /** Pre-copy rounds before stop-and-copy (libxc: 5); 0 = unlimited (only convergence stops it). */
   maxIterations: number;
   /** Pre-copy stops once fewer pages than this are dirty (libxc: 50). */
   minDirtyPages: number;
-  /** Holds <host>/db.json, <host>/local-sr/ and pool-<pool>/shared-sr/ (shared by the pool). */
+  /** Holds pool-<pool>/db.json, pool-<pool>/shared-sr/ and <host>/local-sr/. */
   stateDir: string;
-  /** Every host of the configuration (this one included); the ones of this pool are its members. */
-  hosts: PeerHost[];
+}
+
+/** A member's options from its temporal.yaml entry: the address and XenAPI port come from xenapiUrl. */
+export function memberFromHostConfig(h: HostConfig): MemberOptions {
+  if (!h.simulator) throw new Error(`host ${h.name} has no simulator block`);
+  const u = new URL(h.xenapiUrl);
+  return {
+    name: h.name,
+    ip: u.hostname,
+    xenapiPort: Number(u.port || 80),
+    dataPort: h.simulator.dataPort,
+    adminPort: h.simulator.adminPort,
+    memoryMiB: h.simulator.memoryMiB,
+    cpuModel: h.simulator.cpuModel,
+    productVersion: h.simulator.productVersion,
+    platformVersion: h.simulator.platformVersion,
+  };
 }
 
 export const DEFAULTS = {
@@ -42,3 +58,21 @@ export const DEFAULTS = {
   maxIterations: 5,
   minDirtyPages: 50,
 };
+
+/** Throws a readable error when the members cannot form one pool on this machine. */
+export function validatePool(o: PoolOptions): void {
+  if (!o.members.length) throw new Error(`pool ${o.pool} has no member`);
+  const ports = new Set(o.members.map((m) => m.xenapiPort));
+  if (ports.size > 1) {
+    throw new Error(
+      `the members of pool ${o.pool} must share one XenAPI port (each on its own address), as a client that follows ` +
+        `HOST_IS_SLAVE keeps the port and swaps only the address; got ${o.members.map((m) => `${m.name}=${m.ip}:${m.xenapiPort}`).join(', ')}`,
+    );
+  }
+  const ips = new Map<string, string>();
+  for (const m of o.members) {
+    const other = ips.get(m.ip);
+    if (other) throw new Error(`hosts ${other} and ${m.name} of pool ${o.pool} have the same address ${m.ip}: each host needs its own`);
+    ips.set(m.ip, m.name);
+  }
+}

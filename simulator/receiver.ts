@@ -1,11 +1,13 @@
 // The destination side of the data plane: accepts a migration on the data port, checks it
-// (credentials, free memory, SRs, networks), stages memory pages and VDI blocks, and only at
-// COMMIT creates the VM, its VDIs, VBDs and VIFs here and resumes it. A connection that closes
-// before COMMIT (cancel, failure, cut link, crashed source) discards everything it staged.
+// (credentials, free memory, SRs, networks), stages memory pages and VDI blocks, stages the VM at
+// HANDOFF (not running) and answers READY, and only at RESUME makes the VM run here: same pool,
+// the shared record gets resident_on = this host; cross pool, the VM, its VDIs, VBDs and VIFs are
+// created in this pool's database. It answers DONE. A connection that closes before RESUME
+// (cancel, failure, cut link, crashed source) discards everything it staged.
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type Server, type Socket } from 'node:net';
-import { XenApiError } from '../xenapi/errors';
+import { XenApiCode, XenApiError } from '../xenapi/errors';
 import { Frame, FrameReader, HEADER, jsonFrame } from './data-plane';
 import { GuestMemory, PAGE } from './guest';
 import type { SimHost } from './host';
@@ -14,6 +16,7 @@ import type { Rec } from './store';
 
 export interface DiskPlan {
   userdevice: string;
+  vbdRef: string;
   vbd: Rec;
   vdi: Rec;
   vdiRef: string;
@@ -35,7 +38,7 @@ export interface Hello {
   vm: Rec;
   memoryBytes: number;
   disks: DiskPlan[];
-  vifs: { vif: Rec; network: string }[];
+  vifs: { ref: string; vif: Rec; network: string }[];
 }
 
 function compareVersions(a: string, b: string): number {
@@ -51,7 +54,7 @@ function compareVersions(a: string, b: string): number {
 /** Throws the xapi error that makes this migration impossible here, if any. */
 function check(host: SimHost, hello: Hello): void {
   const s = host.store;
-  if (hello.samePool ? hello.pool !== host.opts.pool : !host.sessions.has(hello.sessionId)) {
+  if (hello.samePool ? hello.pool !== host.pool.name : !host.sessions.has(hello.sessionId)) {
     throw new XenApiError('SESSION_INVALID', [hello.sessionId]);
   }
   if (hello.sourcePlatformVersion && compareVersions(host.opts.platformVersion, hello.sourcePlatformVersion) < 0) {
@@ -62,7 +65,8 @@ function check(host: SimHost, hello: Hello): void {
     ]);
   }
   const uuid = String(hello.vm.uuid);
-  const existing = s.find('VM', (r) => r.uuid === uuid);
+  // Same pool: the VM's one record is already here (it is resident on the source).
+  const existing = hello.samePool ? [] : s.find('VM', (r) => r.uuid === uuid);
   if (existing.length || [...host.incoming.values()].some((i) => i.vmUuid === uuid)) {
     throw new XenApiError('VM_MIGRATE_FAILED', [hello.vmRef, hello.source, host.hostRef, `VM ${uuid} already exists on ${host.name}`]);
   }
@@ -90,6 +94,10 @@ class IncomingMigration {
   private pageRemaining = 0;
   /** An injected cut, taken by the first migration (not check) connection after it was set. */
   private cutAfter: number | undefined;
+  /** The VM record and pause state the source handed over (HANDOFF), waiting for RESUME. */
+  private staged: { paused: boolean; vm?: Rec } | undefined;
+  /** The host crashed: the connection dies with it. */
+  private readonly cut = () => this.socket.destroy();
 
   constructor(
     private readonly host: SimHost,
@@ -98,7 +106,11 @@ class IncomingMigration {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', () => this.discard('connection error'));
-    socket.on('close', () => this.discard('connection closed'));
+    socket.on('close', () => {
+      host.onCrash.delete(this.cut);
+      this.discard('connection closed');
+    });
+    host.onCrash.add(this.cut);
     if (host.faults.frozen) {
       // A frozen host accepts and never answers.
       socket.pause();
@@ -170,8 +182,14 @@ class IncomingMigration {
         writeSync(this.diskFds[idx] as number, payload, 10, payload.length - 10, offset);
         return;
       }
-      case Frame.COMMIT:
-        return this.commit(JSON.parse(payload.toString()) as { paused: boolean; vm?: Rec });
+      case Frame.HANDOFF:
+        return this.handoff(JSON.parse(payload.toString()) as { paused: boolean; vm?: Rec });
+      case Frame.RESUME:
+        return this.resume(JSON.parse(payload.toString()) as { then?: 'crash' | 'drop' });
+      case Frame.CRASH:
+        // Fault injection by the source: this host loses power now.
+        void this.host.crash();
+        return;
       default:
         throw new XenApiError('INTERNAL_ERROR', [`unexpected data frame ${type}`]);
     }
@@ -189,7 +207,7 @@ class IncomingMigration {
       const uuid = d.move ? newUuid() : String(d.vdi.uuid);
       this.diskUuids[i] = uuid;
       if (!d.move) return;
-      const path = join(this.host.srDir(d.targetSr), `${uuid}.${this.host.name}.partial`);
+      const path = join(this.host.pool.srDir(d.targetSr), `${uuid}.${this.host.name}.partial`);
       this.diskPaths[i] = path;
       this.diskFds[i] = openSync(path, 'w');
     });
@@ -206,37 +224,72 @@ class IncomingMigration {
     this.socket.write(jsonFrame(Frame.OK, {}));
   }
 
-  private commit(final: { paused: boolean; vm?: Rec }): void {
-    const hello = this.hello as Hello;
-    const host = this.host;
-    const s = host.store;
+  /** The last pages are in: the VM is staged here, not running, until the source says RESUME. */
+  private handoff(final: { paused: boolean; vm?: Rec }): void {
+    if (!this.hello || !this.mem) throw new XenApiError(XenApiCode.INTERNAL_ERROR, ['HANDOFF before HELLO']);
     for (const fd of this.diskFds) if (fd !== undefined) closeSync(fd);
     this.diskFds = [];
-    const vmRef = hello.samePool ? hello.vmRef : newRef();
-    s.add('VM', { ...hello.vm, ...final.vm, resident_on: undefined, power_state: 'Halted', domid: '-1', current_operations: {}, allowed_operations: [] }, vmRef);
-    hello.disks.forEach((d, i) => {
-      const uuid = this.diskUuids[i] as string;
-      let vdiRef = d.vdiRef;
-      if (d.move) {
-        const vdi = { ...d.vdi, uuid, SR: d.targetSr };
-        renameSync(this.diskPaths[i] as string, host.vdiPath(vdi));
-        vdiRef = s.add('VDI', vdi);
-      } else if (!s.has('VDI', vdiRef)) {
-        s.add('VDI', d.vdi, vdiRef);
-      }
-      s.add('VBD', { ...d.vbd, uuid: newUuid(), VM: vmRef, VDI: vdiRef, currently_attached: true });
-    });
-    for (const v of hello.vifs) s.add('VIF', { ...v.vif, uuid: newUuid(), VM: vmRef, network: v.network, currently_attached: true });
+    this.staged = final;
+    this.socket.write(jsonFrame(Frame.READY, {}));
+  }
+
+  /** RESUME: the VM runs here from now on; DONE tells the source. */
+  private resume(opts: { then?: 'crash' | 'drop' }): void {
+    const hello = this.hello;
+    const final = this.staged;
+    if (!hello || !final) throw new XenApiError(XenApiCode.INTERNAL_ERROR, ['RESUME before HANDOFF']);
+    const host = this.host;
+    const pool = host.pool;
+    const s = host.store;
+    let vmRef: string;
+    if (hello.samePool) {
+      // One database: the VM keeps its ref, its VBDs and VIFs; moved disks get their new VDIs.
+      vmRef = hello.vmRef;
+      if (!s.has('VM', vmRef)) throw new XenApiError(XenApiCode.HANDLE_INVALID, ['VM', vmRef]);
+      hello.disks.forEach((d, i) => {
+        if (!d.move) return;
+        const vdi = { ...d.vdi, uuid: this.diskUuids[i] as string, SR: d.targetSr };
+        renameSync(this.diskPaths[i] as string, pool.vdiPath(vdi));
+        const vdiRef = s.add('VDI', vdi);
+        if (s.has('VBD', d.vbdRef)) s.update('VBD', d.vbdRef, { VDI: vdiRef });
+      });
+      for (const v of hello.vifs) if (s.has('VIF', v.ref) && s.raw('VIF', v.ref).network !== v.network) s.update('VIF', v.ref, { network: v.network });
+    } else {
+      vmRef = newRef();
+      s.add('VM', { ...hello.vm, ...final.vm, resident_on: undefined, allowed_operations: undefined, power_state: 'Halted', domid: '-1', current_operations: {}, affinity: host.hostRef }, vmRef);
+      hello.disks.forEach((d, i) => {
+        const uuid = this.diskUuids[i] as string;
+        let vdiRef = d.vdiRef;
+        if (d.move) {
+          const vdi = { ...d.vdi, uuid, SR: d.targetSr };
+          renameSync(this.diskPaths[i] as string, pool.vdiPath(vdi));
+          vdiRef = s.add('VDI', vdi);
+        } else if (!s.has('VDI', vdiRef)) {
+          s.add('VDI', d.vdi, vdiRef);
+        }
+        s.add('VBD', { ...d.vbd, uuid: newUuid(), VM: vmRef, VDI: vdiRef, currently_attached: true });
+      });
+      for (const v of hello.vifs) s.add('VIF', { ...v.vif, uuid: newUuid(), VM: vmRef, network: v.network, currently_attached: true });
+    }
+    this.diskPaths = [];
     host.releaseIncoming(this.reserved);
     this.reserved = 0;
+    // xenopsd builds a fresh domain here: it runs unless xapi had the VM paused.
     const guest = new GuestMemory(hello.memoryBytes, { dirtyRateMiBps: 0 }, this.mem);
     host.attachGuest(vmRef, guest, final.paused);
     guest.startSnapshot();
     this.committed = true;
     host.incoming.delete(this.id);
-    host.save();
-    host.log.info({ vm: hello.vm.uuid, vmRef, paused: final.paused }, 'incoming migration committed; VM resumed here');
-    this.socket.end(jsonFrame(Frame.OK, { vmRef, vmUuid: hello.vm.uuid }));
+    host.log.info({ vm: hello.vm.uuid, vmRef, paused: final.paused }, 'incoming migration resumed here');
+    if (opts.then === 'crash') {
+      void host.crash();
+      return;
+    }
+    if (opts.then === 'drop') {
+      this.socket.destroy();
+    } else {
+      this.socket.end(jsonFrame(Frame.DONE, { vmRef, vmUuid: hello.vm.uuid }));
+    }
     // After the reply, so that it costs no downtime: what the VM's memory was when it resumed here.
     setImmediate(() => host.arrivals.set(String(hello.vm.uuid), guest.finishSnapshot()));
   }
@@ -257,5 +310,11 @@ class IncomingMigration {
 }
 
 export function createDataServer(host: SimHost): Server {
-  return createServer((socket) => new IncomingMigration(host, socket));
+  return createServer((socket) => {
+    if (host.crashed) {
+      socket.destroy();
+      return;
+    }
+    new IncomingMigration(host, socket);
+  });
 }

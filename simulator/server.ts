@@ -1,56 +1,109 @@
-// Starts one simulated host in this process: XML-RPC, data and admin servers on loopback.
+// Starts one simulated pool in this process: its database (pool.ts) and, for each member, a
+// XenAPI (XML-RPC), a data and an admin server bound to the member's own loopback address. A
+// member's XenAPI and data servers stop accepting connections while it is crashed; every member's
+// XenAPI is down while the master is crashed (slaves forward to the master).
 import type { Server } from 'node:http';
-import type { Server as NetServer } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 import { createAdminServer } from './admin';
 import { createDispatcher } from './dispatch';
-import { SimHost } from './host';
-import type { HostOptions } from './options';
+import type { SimHost } from './host';
+import { validatePool, type PoolOptions } from './options';
+import { SimPool } from './pool';
 import { createDataServer } from './receiver';
 import { createXmlRpcServer } from './xmlrpc-server';
 
-export interface RunningHost {
-  host: SimHost;
+export interface RunningPool {
+  pool: SimPool;
   close(): Promise<void>;
 }
 
-function listen(server: Server | NetServer, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve());
-  });
+/** A server that can stop accepting connections (dropping the open ones) and listen again. */
+class Switchable {
+  private listening = false;
+  private readonly sockets = new Set<Socket>();
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly server: Server | NetServer,
+    private readonly ip: string,
+    private readonly port: number,
+    private readonly what: string,
+  ) {
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+  }
+
+  set(up: boolean): Promise<void> {
+    this.queue = this.queue.then(() => (up ? this.open() : this.shut()));
+    return this.queue;
+  }
+
+  private async open(): Promise<void> {
+    if (this.listening) return;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error) => reject(new Error(`cannot listen on ${this.ip}:${this.port} (${this.what}): ${err.message}`));
+      this.server.once('error', onError);
+      this.server.listen(this.port, this.ip, () => {
+        this.server.off('error', onError);
+        resolve();
+      });
+    });
+    this.listening = true;
+  }
+
+  private async shut(): Promise<void> {
+    if (!this.listening) return;
+    this.listening = false;
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
 }
 
-export async function startSimHost(opts: HostOptions, onCrash: () => void = () => process.exit(137)): Promise<RunningHost> {
-  const host = new SimHost(opts);
+function startMember(host: SimHost): { sync(): Promise<void>; close(): Promise<void> } {
+  const o = host.opts;
   const dispatch = createDispatcher(host);
-  const xmlrpc = createXmlRpcServer(
-    dispatch,
-    { isFrozen: () => host.faults.frozen, delayMs: () => host.faults.delayMs, onFrozenRelease: (cb) => host.faults.onThaw(cb) },
-    (err) => host.log.error({ err }, 'XML-RPC call failed unexpectedly'),
+  const xmlrpc = new Switchable(
+    createXmlRpcServer(
+      dispatch,
+      { isFrozen: () => host.faults.frozen, delayMs: () => host.faults.delayMs, onFrozenRelease: (cb) => host.faults.onThaw(cb) },
+      (err) => host.log.error({ err }, 'XML-RPC call failed unexpectedly'),
+    ),
+    o.ip,
+    o.xenapiPort,
+    `${o.name} XenAPI`,
   );
-  const data = createDataServer(host);
-  const admin = createAdminServer(host, () => {
-    // A crash is sudden: no goodbye to clients, guests die (their memory is gone), the database
-    // file keeps what was last written, as a host's disk would.
-    host.log.warn('crash requested: halting every VM and exiting');
-    host.haltAllForCrash();
-    onCrash();
-  });
-  await listen(xmlrpc, opts.xenapiPort);
-  await listen(data, opts.dataPort);
-  await listen(admin, opts.adminPort);
-  const stopWatching = host.watchPeers();
-  host.log.info({ xenapiPort: opts.xenapiPort, dataPort: opts.dataPort, adminPort: opts.adminPort }, 'simulated host ready');
+  const data = new Switchable(createDataServer(host), o.ip, o.dataPort, `${o.name} data`);
+  const admin = new Switchable(createAdminServer(host), o.ip, o.adminPort, `${o.name} admin`);
+  const sync = async () => {
+    await Promise.all([xmlrpc.set(host.xenapiUp), data.set(!host.crashed)]);
+  };
+  host.endpoints = { sync };
   return {
-    host,
+    sync: async () => {
+      await sync();
+      await admin.set(true);
+    },
     close: async () => {
-      stopWatching();
-      host.haltAllForCrash();
-      host.save();
-      for (const s of [xmlrpc, data, admin]) {
-        (s as Server).closeAllConnections?.();
-        await new Promise<void>((r) => s.close(() => r()));
-      }
+      await Promise.all([xmlrpc.set(false), data.set(false), admin.set(false)]);
+    },
+  };
+}
+
+export async function startSimPool(opts: PoolOptions): Promise<RunningPool> {
+  validatePool(opts);
+  const pool = new SimPool(opts);
+  const members = pool.members.map(startMember);
+  for (const m of members) await m.sync();
+  pool.log.info({ members: opts.members.map((m) => `${m.name}@${m.ip}`), xenapiPort: opts.members[0]?.xenapiPort }, 'simulated pool ready');
+  return {
+    pool,
+    close: async () => {
+      for (const h of pool.members) for (const ref of [...h.guests.keys()]) h.dropGuest(ref);
+      pool.save();
+      await Promise.all(members.map((m) => m.close()));
     },
   };
 }

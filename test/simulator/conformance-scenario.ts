@@ -5,11 +5,19 @@ import { XenApiError } from '../../xenapi/errors';
 import { parseTaskResult } from '../../xenapi/task';
 
 const MiB = 1024 * 1024;
-const PROGRESS_KEYS = [
+/** Keys the simulator once wrote into task.other_config; xapi writes none of them. */
+const OLD_KEYS = [
   'memory_total_bytes', 'memory_processed_bytes', 'memory_remaining_bytes',
   'disk_total_bytes', 'disk_processed_bytes', 'disk_remaining_bytes',
-  'iteration', 'dirty_rate_bytes_per_s', 'phase', 'vm_uuid', 'downtime_ms', 'bytes_sent',
+  'iteration', 'dirty_rate_bytes_per_s', 'phase', 'vm_uuid', 'vm_ref', 'downtime_ms', 'bytes_sent',
 ];
+
+/** os-xenapi's swap_xapi_host: the member's address replaced by the master's, scheme and port kept. */
+function swapHost(url: string, address: string): string {
+  const u = new URL(url);
+  u.hostname = address;
+  return u.toString();
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function codeOf(fn: () => Promise<unknown>): Promise<string[] | null> {
@@ -60,13 +68,27 @@ async function waitTask(x: XenApiClient, task: string) {
   }
 }
 
-export async function runScenario(urlA: string, urlC: string, password: string, prefix: string): Promise<Record<string, unknown>> {
+export async function runScenario(urlA: string, urlB: string, urlC: string, password: string, prefix: string): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
   const bad = new XenApiClient({ url: urlA, user: 'root', password: 'wrong' });
   out.login_bad = (await codeOf(() => bad.login()))?.[0];
 
+  // A pool member refuses logins with the master's address (xapi_session.ml); swap it into the URL.
+  const member = new XenApiClient({ url: urlB, user: 'root', password, timeoutMs: 20_000 });
+  const slave = (await codeOf(() => member.rawCall('session.login_with_password', ['root', password, '2.21', 'conformance']))) ?? [];
+  out.slave_login = slave[0];
+  const swapped = swapHost(urlB, slave[1] as string);
+  out.swapped_url_is_master = swapped === urlA;
+  const viaSwap = new XenApiClient({ url: swapped, user: 'root', password, timeoutMs: 20_000 });
+  const swapSession = await viaSwap.rawCall<string>('session.login_with_password', ['root', password, '2.21', 'conformance']);
+  out.login_after_swap = swapSession.startsWith('OpaqueRef:');
+  await viaSwap.rawCall('session.logout', [swapSession]);
+
   const x = new XenApiClient({ url: urlA, user: 'root', password, timeoutMs: 20_000 });
   await x.login();
+  const session = x.sessionRef as string;
+  /** A call on xen-b's own endpoint with the master's session (sessions are pool-wide). */
+  const onB = <T>(method: string, ...params: unknown[]) => member.rawCall<T>(method, [session, ...params]);
   const pool = (await x.call<string[]>('pool.get_all'))[0] as string;
   const master = await x.call<string>('pool.get_master', pool);
   out.api_version = `${await x.call<string>('host.get_API_version_major', master)}.${await x.call<string>('host.get_API_version_minor', master)}`;
@@ -75,6 +97,8 @@ export async function runScenario(urlA: string, urlC: string, password: string, 
   out.hosts_in_pool = Object.keys(byName).sort();
   out.pool_master = await x.call<string>('host.get_name_label', master);
   const hostA = byName['xen-a'] as string;
+  out.slave_login_names_master = slave[1] === (await x.call<string>('host.get_address', hostA));
+  out.this_host_on_b = (await onB<string>('session.get_this_host', session)) === byName['xen-b'];
   out.product_version = (await x.call<Record<string, string>>('host.get_software_version', hostA)).product_version;
   const metrics = await x.getRecord('host_metrics', await x.call<string>('host.get_metrics', hostA));
   out.memory_is_int64_string = typeof metrics.memory_total === 'string' && BigInt(metrics.memory_free) <= BigInt(metrics.memory_total);
@@ -118,16 +142,19 @@ export async function runScenario(urlA: string, urlC: string, password: string, 
   out.vif_not_in_map = (await codeOf(() => x.call('VM.assert_can_migrate', vm2, token, true, { [vdi2]: srC }, {}, {})))?.[0];
   out.assert_can_migrate = await codeOf(() => x.call('VM.assert_can_migrate', vm2, token, true, { [vdi2]: srC }, { [vif2]: netC }, {}));
 
+  const vm1Uuid = await x.call<string>('VM.get_uuid', vm1);
+  out.same_ref_from_both_members = (await onB<string>('VM.get_by_uuid', vm1Uuid)) === vm1;
   let task = await x.call<string>('Async.VM.pool_migrate', vm1, byName['xen-b'], {});
   const first = await waitTask(x, task);
   let rec = first.rec;
   const progress = first.progress;
   out.pool_migrate_status = rec.status;
   out.pool_migrate_progress_monotonic = progress.every((p, i) => i === 0 || (progress[i - 1] as number) <= p);
-  out.pool_migrate_keys = PROGRESS_KEYS.every((k) => k in rec.other_config);
-  out.pool_migrate_phase = rec.other_config.phase;
-  const vm1Uuid = rec.other_config.vm_uuid as string;
-  out.vm1_gone_from_a = (await codeOf(() => x.call('VM.get_by_uuid', vm1Uuid)))?.[0];
+  out.pool_migrate_other_config = rec.other_config;
+  out.vm1_ref_kept = (await x.call<string>('VM.get_by_uuid', vm1Uuid)) === vm1 && (await onB<string>('VM.get_by_uuid', vm1Uuid)) === vm1;
+  out.vm1_resident_on_b = (await x.call<string>('VM.get_resident_on', vm1)) === byName['xen-b'];
+  const all = await x.getAllRecords('VM');
+  out.all_records_both_members = all[vm1]?.resident_on === byName['xen-b'] && all[vm2]?.resident_on === hostA;
   out.cancel_finished_task = (await codeOf(() => x.call('task.cancel', task)))?.[0];
 
   task = await x.call<string>('Async.VM.migrate_send', vm2, token, true, { [vdi2]: srC }, { [vif2]: netC }, {});
@@ -137,16 +164,39 @@ export async function runScenario(urlA: string, urlC: string, password: string, 
   out.vm2_on_c = await xc.call('VM.get_power_state', newVm2);
   const vdiOnC = await xc.call<string>('VBD.get_VDI', (await xc.call<string[]>('VM.get_VBDs', newVm2))[0]);
   out.vm2_disk_on_c_sr = (await xc.call<string>('VDI.get_SR', vdiOnC)) === srC;
+  out.vm2_gone_from_pool1 = (await codeOf(() => x.call('VM.get_record', vm2)))?.[0];
+  out.vm2_new_ref_in_pool2 = newVm2 !== vm2 && (await xc.call<string>('VM.get_by_uuid', await xc.call<string>('VM.get_uuid', newVm2))) === newVm2;
 
   const vm3 = await makeVm(x, `${prefix}-vm3`, sharedSr, net, 16, 1, { sim_dirty_rate_mibps: '2048', sim_working_set_mib: '16' });
   task = await x.call<string>('Async.VM.pool_migrate', vm3, byName['xen-b'], {});
-  while (Number((await x.call<Record<string, string>>('task.get_other_config', task)).iteration ?? 0) < 3) await sleep(50);
+  while ((await x.call<number>('task.get_progress', task)) <= 0) await sleep(50);
+  // During the migration, only what xapi shows.
+  rec = await x.getRecord('task', task);
+  out.during_progress_in_range = rec.progress > 0 && rec.progress < 1 && rec.status === 'pending';
+  out.during_cancellable = rec.allowed_operations.includes('cancel');
+  out.during_other_config_clean = OLD_KEYS.every((k) => !(k in rec.other_config));
+  const vm3Rec = await x.getRecord('VM', vm3);
+  out.during_current_operations = JSON.stringify(vm3Rec.current_operations) === JSON.stringify({ [task]: 'pool_migrate' });
+  out.during_pause_not_allowed = !vm3Rec.allowed_operations.includes('pause');
+  const pauseErr = (await codeOf(() => x.call('VM.pause', vm3))) ?? [];
+  out.during_pause = [pauseErr[0], pauseErr[1], pauseErr[2] === vm3, pauseErr[3], pauseErr[4] === task];
   out.second_migration = (await codeOf(() => x.call('VM.pool_migrate', vm3, byName['xen-b'], {})))?.[0];
   await x.call('task.cancel', task);
   ({ rec } = await waitTask(x, task));
   out.cancel_status = rec.status;
   out.cancel_error = rec.error_info[0];
   out.vm3_after_cancel = await x.call('VM.get_power_state', vm3);
+
+  // The ferry dom0 plugin on the host vm3 runs on: below xapi, on the domain.
+  const domid = await x.call<string>('VM.get_domid', vm3);
+  const plugin = async (fn: string, args: Record<string, string>) => JSON.parse(await x.call<string>('host.call_plugin', hostA, 'ferry', fn, args)) as Record<string, unknown>;
+  out.plugin_cap = (await plugin('set_vcpu_cap', { domid, cap: '30' })).cap;
+  out.plugin_pause = (await plugin('pause', { domid })).paused;
+  out.plugin_paused_domain = await plugin('get_domain', { domid });
+  out.plugin_record_unchanged = await x.call('VM.get_power_state', vm3);
+  out.plugin_unpause = (await plugin('unpause', { domid })).paused;
+  out.plugin_missing = await codeOf(() => x.call('host.call_plugin', hostA, 'nope', 'pause', { domid }));
+  out.vcpus_params_live = await codeOf(() => x.call('VM.add_to_VCPUs_params_live', vm3, 'cap', '10'));
   await x.call('VM.hard_shutdown', vm3);
   out.vm3_shutdown = await x.call('VM.get_power_state', vm3);
 

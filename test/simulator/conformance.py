@@ -1,22 +1,31 @@
 """The conformance scenario of test/simulator/conformance.test.ts, through the real Python
 XenAPI client (PyPI XenAPI). Prints one JSON object: step name -> normalised outcome.
-Usage: python conformance.py <xen-a url> <xen-c url> <password> <name prefix>"""
+Usage: python conformance.py <xen-a url> <xen-b url> <xen-c url> <password> <name prefix>"""
 import json
 import sys
 import time
+import urllib.parse
 import xmlrpc.client
 
 import XenAPI
 
-url_a, url_c, password, prefix = sys.argv[1:5]
+url_a, url_b, url_c, password, prefix = sys.argv[1:6]
 MiB = 1024 * 1024
 out = {}
 
-PROGRESS_KEYS = [
+# Keys the simulator once wrote into task.other_config; xapi writes none of them.
+OLD_KEYS = [
     "memory_total_bytes", "memory_processed_bytes", "memory_remaining_bytes",
     "disk_total_bytes", "disk_processed_bytes", "disk_remaining_bytes",
-    "iteration", "dirty_rate_bytes_per_s", "phase", "vm_uuid", "downtime_ms", "bytes_sent",
+    "iteration", "dirty_rate_bytes_per_s", "phase", "vm_uuid", "vm_ref", "downtime_ms", "bytes_sent",
 ]
+
+
+def swap_xapi_host(url, host_addr):
+    """os-xenapi's swap_xapi_host: the member's address replaced by the master's, scheme and port kept."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = host_addr + (":%d" % parts.port if parts.port else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def code_of(fn):
@@ -65,15 +74,40 @@ def wait_task(x, task):
 bad = XenAPI.Session(url_a)
 out["login_bad"] = code_of(lambda: bad.login_with_password("root", "wrong", "2.21", "conformance"))[0]
 
+# A pool member refuses logins with the master's address (xapi_session.ml); swap it into the URL.
+slave = code_of(lambda: XenAPI.Session(url_b).login_with_password("root", password, "2.21", "conformance")) or []
+out["slave_login"] = slave[0]
+swapped = swap_xapi_host(url_b, slave[1])
+out["swapped_url_is_master"] = swapped == url_a
+via_swap = XenAPI.Session(swapped)
+via_swap.login_with_password("root", password, "2.21", "conformance")
+out["login_after_swap"] = via_swap._session.startswith("OpaqueRef:")
+via_swap.xenapi.session.logout()
+
 s = XenAPI.Session(url_a)
 s.login_with_password("root", password, "2.21", "conformance")
 x = s.xenapi
+raw_b = xmlrpc.client.ServerProxy(url_b)
+
+
+def on_b(method, *params):
+    """A call on xen-b's own endpoint with the master's session (sessions are pool-wide)."""
+    fn = raw_b
+    for part in method.split("."):
+        fn = getattr(fn, part)
+    reply = fn(s._session, *params)
+    if reply["Status"] != "Success":
+        raise XenAPI.Failure(reply["ErrorDescription"])
+    return reply["Value"]
+
 out["api_version"] = s.API_version
 hosts = x.host.get_all_records()
 by_name = {h["name_label"]: ref for ref, h in hosts.items()}
 out["hosts_in_pool"] = sorted(by_name)
 out["pool_master"] = x.host.get_name_label(x.pool.get_master(x.pool.get_all()[0]))
 host_a = by_name["xen-a"]
+out["slave_login_names_master"] = slave[1] == x.host.get_address(host_a)
+out["this_host_on_b"] = raw_b.session.get_this_host(s._session, s._session)["Value"] == by_name["xen-b"]
 out["product_version"] = x.host.get_software_version(host_a)["product_version"]
 metrics = x.host_metrics.get_record(x.host.get_metrics(host_a))
 out["memory_is_int64_string"] = isinstance(metrics["memory_total"], str) and int(metrics["memory_free"]) <= int(metrics["memory_total"])
@@ -121,14 +155,17 @@ out["vif_not_in_map"] = code_of(lambda: x.VM.assert_can_migrate(vm2, token, True
 out["assert_can_migrate"] = code_of(lambda: x.VM.assert_can_migrate(vm2, token, True, {vdi2: sr_c}, {vif2: net_c}, {}))
 
 # Live migration inside the pool (shared SR, memory only).
+vm1_uuid = x.VM.get_uuid(vm1)
+out["same_ref_from_both_members"] = on_b("VM.get_by_uuid", vm1_uuid) == vm1
 task = x.Async.VM.pool_migrate(vm1, by_name["xen-b"], {})
 rec, progress = wait_task(x, task)
 out["pool_migrate_status"] = rec["status"]
 out["pool_migrate_progress_monotonic"] = all(a <= b for a, b in zip(progress, progress[1:]))
-out["pool_migrate_keys"] = all(k in rec["other_config"] for k in PROGRESS_KEYS)
-out["pool_migrate_phase"] = rec["other_config"].get("phase")
-vm1_uuid = rec["other_config"]["vm_uuid"]
-out["vm1_gone_from_a"] = code_of(lambda: x.VM.get_by_uuid(vm1_uuid))[0]
+out["pool_migrate_other_config"] = rec["other_config"]
+out["vm1_ref_kept"] = x.VM.get_by_uuid(vm1_uuid) == vm1 and on_b("VM.get_by_uuid", vm1_uuid) == vm1
+out["vm1_resident_on_b"] = x.VM.get_resident_on(vm1) == by_name["xen-b"]
+all_vms = x.VM.get_all_records()
+out["all_records_both_members"] = all_vms[vm1]["resident_on"] == by_name["xen-b"] and all_vms[vm2]["resident_on"] == host_a
 out["cancel_finished_task"] = code_of(lambda: x.task.cancel(task))[0]
 
 # Cross-pool live migration with storage.
@@ -138,19 +175,47 @@ out["migrate_send_status"] = rec["status"]
 new_vm2 = rec["result"].replace("<value>", "").replace("</value>", "")
 out["vm2_on_c"] = xc.VM.get_power_state(new_vm2)
 out["vm2_disk_on_c_sr"] = xc.VDI.get_SR(xc.VBD.get_VDI(xc.VM.get_VBDs(new_vm2)[0])) == sr_c
+out["vm2_gone_from_pool1"] = code_of(lambda: x.VM.get_record(vm2))[0]
+out["vm2_new_ref_in_pool2"] = new_vm2 != vm2 and xc.VM.get_by_uuid(xc.VM.get_uuid(new_vm2)) == new_vm2
 
 # A guest dirtying twice as fast as the link never converges (max iterations unlimited): cancel it.
 vm3 = make_vm(x, prefix + "-vm3", shared_sr, net, mem_mib=16, disk_mib=1,
               other_config={"sim_dirty_rate_mibps": "2048", "sim_working_set_mib": "16"})
 task = x.Async.VM.pool_migrate(vm3, by_name["xen-b"], {})
-while int(x.task.get_other_config(task).get("iteration", "0")) < 3:
+while x.task.get_progress(task) <= 0:
     time.sleep(0.05)
+# During the migration, only what xapi shows.
+rec = x.task.get_record(task)
+out["during_progress_in_range"] = 0 < rec["progress"] < 1 and rec["status"] == "pending"
+out["during_cancellable"] = "cancel" in rec["allowed_operations"]
+out["during_other_config_clean"] = all(k not in rec["other_config"] for k in OLD_KEYS)
+vm3_rec = x.VM.get_record(vm3)
+out["during_current_operations"] = vm3_rec["current_operations"] == {task: "pool_migrate"}
+out["during_pause_not_allowed"] = "pause" not in vm3_rec["allowed_operations"]
+pause_err = code_of(lambda: x.VM.pause(vm3)) or []
+out["during_pause"] = [pause_err[0], pause_err[1], pause_err[2] == vm3, pause_err[3], pause_err[4] == task]
 out["second_migration"] = code_of(lambda: x.VM.pool_migrate(vm3, by_name["xen-b"], {}))[0]
 x.task.cancel(task)
 rec, _ = wait_task(x, task)
 out["cancel_status"] = rec["status"]
 out["cancel_error"] = rec["error_info"][0]
 out["vm3_after_cancel"] = x.VM.get_power_state(vm3)
+
+# The ferry dom0 plugin on the host vm3 runs on: below xapi, on the domain.
+domid = x.VM.get_domid(vm3)
+
+
+def plugin(fn, args):
+    return json.loads(x.host.call_plugin(host_a, "ferry", fn, args))
+
+
+out["plugin_cap"] = plugin("set_vcpu_cap", {"domid": domid, "cap": "30"})["cap"]
+out["plugin_pause"] = plugin("pause", {"domid": domid})["paused"]
+out["plugin_paused_domain"] = plugin("get_domain", {"domid": domid})
+out["plugin_record_unchanged"] = x.VM.get_power_state(vm3)
+out["plugin_unpause"] = plugin("unpause", {"domid": domid})["paused"]
+out["plugin_missing"] = code_of(lambda: x.host.call_plugin(host_a, "nope", "pause", {"domid": domid}))
+out["vcpus_params_live"] = code_of(lambda: x.VM.add_to_VCPUs_params_live(vm3, "cap", "10"))
 x.VM.hard_shutdown(vm3)
 out["vm3_shutdown"] = x.VM.get_power_state(vm3)
 

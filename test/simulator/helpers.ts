@@ -2,6 +2,7 @@
 // pool-1, xen-c alone in pool-2, like temporal.yaml), and a logged-in client per host.
 import type { HostConfig } from '../../lib/config';
 import { simulatedHostConfig, startSimulators, type SimCluster } from '../../simulator/cluster';
+import type { MigrationFigures } from '../../simulator/admin-client';
 import { XenApiClient } from '../../xenapi/client';
 
 export const PASSWORD = 'test-password';
@@ -70,4 +71,17 @@ export async function destinationIsClean(cluster: SimCluster, dest: string, vmUu
   expect([...state.srFiles.local, ...state.srFiles.shared].filter((f) => f.endsWith('.partial'))).toEqual([]);
   const used = state.vms.filter((v) => v.powerState !== 'Halted').reduce((a, v) => a + Number(state.records.VM[v.ref]?.memory_static_max ?? 0), 0);
   expect(state.memoryFree).toBe(state.memoryTotal - used);
+}
+
+/** The admin endpoint's figures of a migration `host` sends (null until it started). */
+export async function figuresOf(cluster: SimCluster, host: string, task: string): Promise<MigrationFigures | null> {
+  return (await cluster.host(host).admin.migrations()).find((m) => m.taskRef === task) ?? null;
+}
+
+/** Waits until the figures of a migration satisfy `pred`; returns them. */
+export function waitForFigures(cluster: SimCluster, host: string, task: string, pred: (f: MigrationFigures) => boolean, what: string, timeoutMs = 60_000): Promise<MigrationFigures> {
+  return waitUntil(async () => {
+    const f = await figuresOf(cluster, host, task);
+    return f && pred(f) ? f : undefined;
+  }, what, timeoutMs);
 }

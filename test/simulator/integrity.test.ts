@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimCluster } from '../../simulator/cluster';
 import { waitForTask } from '../../xenapi/task';
-import { clientFor, startTestCluster } from './helpers';
+import { clientFor, figuresOf, startTestCluster } from './helpers';
 
 describe('live migration moves real bytes', () => {
   let cluster: SimCluster;
@@ -23,14 +23,16 @@ describe('live migration moves real bytes', () => {
     const hostB = (await xa.getByNameLabel('host', 'xen-b'))[0] as string;
     const task = await xa.call<string>('Async.VM.pool_migrate', ref, hostB, {});
     await waitForTask(xa, task, { pollMs: 100 });
-    const oc = (await xa.getRecord('task', task)).other_config;
-    expect(Number(oc.iteration)).toBeGreaterThan(1); // the guest dirtied pages during pre-copy
+    const f = await figuresOf(cluster, 'xen-a', task);
+    expect(f?.iteration).toBeGreaterThan(1); // the guest dirtied pages during pre-copy
     const after = await b.checksums(uuid);
-    expect(after?.memoryAtArrival).toBe(oc.memory_sha256);
-    expect(oc.memory_sha256).not.toBe(before?.memory); // memory did change while migrating
+    expect(after?.memoryAtArrival).toBe(f?.memorySha256);
+    expect(f?.memorySha256).not.toBe(before?.memory); // memory did change while migrating
     expect(after?.disks).toEqual(before?.disks);
     expect(await a.checksums(uuid)).toBeNull();
     expect((await b.listVms()).find((v) => v.uuid === uuid)?.powerState).toBe('Running');
+    // One pool database: the same ref, now resident on xen-b.
+    expect((await xa.getRecord('VM', ref)).resident_on).toBe(hostB);
   });
 
   it('a cross-pool storage migration of a dirtying VM copies memory and every disk exactly', async () => {
@@ -50,12 +52,14 @@ describe('live migration moves real bytes', () => {
     const vifMap = Object.fromEntries(vm.VIFs.map((v) => [v, netC]));
     const task = await xa.call<string>('Async.VM.migrate_send', ref, token, true, vdiMap, vifMap, {});
     const newRef = await waitForTask(xa, task, { pollMs: 100 });
-    const oc = (await xa.getRecord('task', task)).other_config;
+    const f = await figuresOf(cluster, 'xen-a', task);
     const after = await c.checksums(uuid);
-    expect(after?.memoryAtArrival).toBe(oc.memory_sha256);
+    expect(after?.memoryAtArrival).toBe(f?.memorySha256);
     expect(after?.disks).toEqual(before?.disks);
     expect(Object.keys(after?.disks ?? {})).toHaveLength(2);
-    expect(oc.disk_processed_bytes).toBe(String(32 * 1024 * 1024));
+    expect(f?.diskProcessedBytes).toBe(32 * 1024 * 1024);
+    // The VM left pool-1's database (new ref in pool-2's).
+    await expect(xa.call('VM.get_record', ref)).rejects.toMatchObject({ code: 'HANDLE_INVALID' });
     expect((await xc.getRecord('VM', newRef)).power_state).toBe('Running');
     // The source's copies of the disks are gone, as after xapi's storage migration.
     const stateA = await a.state();

@@ -1,12 +1,13 @@
 // Cancelling a migration at several points, the point of no return, convergence steering
-// (force-complete by VM.pause, vCPU cap) and the concurrency rules (one migration per VM, at
-// most 3 storage migrations per host).
+// (through the ferry dom0 plugin: domain pause and vCPU cap; xapi itself refuses VM.pause during a
+// migration and cannot change a running domain's cap) and the concurrency rules (one operation
+// per VM as xapi_vm_lifecycle.ml allows, at most 3 storage migrations per host).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SimCluster } from '../../simulator/cluster';
 import type { XenApiClient } from '../../xenapi/client';
 import { XenApiError } from '../../xenapi/errors';
 import { waitForTask } from '../../xenapi/task';
-import { clientFor, crossPoolArgs, destinationIsClean, hostRefOf, startTestCluster, waitUntil } from './helpers';
+import { clientFor, crossPoolArgs, destinationIsClean, figuresOf, hostRefOf, startTestCluster, waitForFigures } from './helpers';
 
 describe('migration control', () => {
   let cluster: SimCluster;
@@ -24,7 +25,9 @@ describe('migration control', () => {
     await a.setMaxIterations(0);
   });
 
-  const otherConfig = (task: string) => xa.call<Record<string, string>>('task.get_other_config', task);
+  const figures = (task: string, pred: Parameters<typeof waitForFigures>[3], what: string) => waitForFigures(cluster, 'xen-a', task, pred, what);
+  const plugin = async (host: string, fn: string, args: Record<string, string>) =>
+    JSON.parse(await xa.call<string>('host.call_plugin', await hostRefOf(xa, host), 'ferry', fn, args)) as Record<string, unknown>;
 
   async function expectCancelled(task: string, vmRef: string, vmUuid: string, dest: string) {
     await expect(waitForTask(xa, task, { pollMs: 25 })).rejects.toMatchObject({ code: 'TASK_CANCELLED' });
@@ -41,8 +44,9 @@ describe('migration control', () => {
     const { uuid, ref } = await a.createVm({ nameLabel: 'cancel-at-once', memoryMiB: 16, diskMiB: [4] });
     const { token, vdiMap, vifMap } = await crossPoolArgs(cluster, ref);
     const task = await xa.call<string>('Async.VM.migrate_send', ref, token, true, vdiMap, vifMap, {});
-    // The task names its VM from the start, so a retried caller can find it.
-    expect((await otherConfig(task)).vm_uuid).toBe(uuid);
+    // The VM names its migration task from the start (current_operations), so a retried caller can find it.
+    expect((await xa.getRecord('VM', ref)).current_operations).toEqual({ [task]: 'migrate_send' });
+    expect((await xa.getRecord('task', task)).other_config).toEqual({});
     await xa.call('task.cancel', task);
     await expectCancelled(task, ref, uuid, 'xen-c');
   });
@@ -53,10 +57,7 @@ describe('migration control', () => {
     const { uuid, ref } = await a.createVm({ nameLabel: 'cancel-disk', memoryMiB: 16, diskMiB: [64] });
     const { token, vdiMap, vifMap } = await crossPoolArgs(cluster, ref);
     const task = await xa.call<string>('Async.VM.migrate_send', ref, token, true, vdiMap, vifMap, {});
-    await waitUntil(async () => {
-      const oc = await otherConfig(task);
-      return oc.phase === 'disk' && Number(oc.disk_processed_bytes) > 0;
-    }, 'disk copy');
+    await figures(task, (f) => f.phase === 'disk' && f.diskProcessedBytes > 0, 'disk copy');
     await xa.call('task.cancel', task);
     await expectCancelled(task, ref, uuid, 'xen-c');
     // The VM's disk is still whole on the source.
@@ -68,10 +69,7 @@ describe('migration control', () => {
     await a.setBandwidth(32);
     const { uuid, ref } = await a.createVm({ nameLabel: 'cancel-first', memoryMiB: 128, sr: 'shared', diskMiB: [1] });
     const task = await xa.call<string>('Async.VM.pool_migrate', ref, await hostRefOf(xa, 'xen-b'), {});
-    await waitUntil(async () => {
-      const oc = await otherConfig(task);
-      return oc.phase === 'precopy' && oc.iteration === '1' && Number(oc.memory_processed_bytes) > 0;
-    }, 'first round');
+    await figures(task, (f) => f.phase === 'precopy' && f.iteration === 1 && f.memoryProcessedBytes > 0, 'first round');
     await xa.call('task.cancel', task);
     await expectCancelled(task, ref, uuid, 'xen-b');
   });
@@ -81,12 +79,9 @@ describe('migration control', () => {
     await a.setBandwidth(64);
     const { uuid, ref } = await a.createVm({ nameLabel: 'cancel-late', memoryMiB: 8, dirtyRateMiBps: 128, sr: 'shared' });
     const task = await xa.call<string>('Async.VM.pool_migrate', ref, await hostRefOf(xa, 'xen-b'), {});
-    const oc = await waitUntil(async () => {
-      const o = await otherConfig(task);
-      return Number(o.iteration) >= 6 ? o : undefined;
-    }, 'six rounds');
-    expect(oc.phase).toBe('precopy');
-    expect(Number(oc.dirty_rate_bytes_per_s)).toBeGreaterThan(0);
+    const f = await figures(task, (x) => x.iteration >= 6, 'six rounds');
+    expect(f.phase).toBe('precopy');
+    expect(f.dirtyRateBytesPerS).toBeGreaterThan(0);
     expect((await xa.getRecord('task', task)).allowed_operations).toContain('cancel');
     const controller = new AbortController();
     controller.abort();
@@ -101,50 +96,78 @@ describe('migration control', () => {
     await a.setBandwidth(64);
     const { uuid, ref } = await a.createVm({ nameLabel: 'no-return', memoryMiB: 64, dirtyRateMiBps: 128, sr: 'shared' });
     const task = await xa.call<string>('Async.VM.pool_migrate', ref, await hostRefOf(xa, 'xen-b'), {});
-    await waitUntil(async () => (await otherConfig(task)).phase === 'stop_and_copy', 'stop-and-copy');
+    await figures(task, (f) => f.phase === 'stop_and_copy', 'stop-and-copy');
     expect((await xa.getRecord('task', task)).allowed_operations).not.toContain('cancel');
     const refusal = await xa.call('task.cancel', task).catch((e: unknown) => e);
     expect(refusal).toBeInstanceOf(XenApiError);
     expect((refusal as XenApiError).code).toBe('OPERATION_NOT_ALLOWED');
     await waitForTask(xa, task, { pollMs: 25 });
-    const oc = await otherConfig(task);
-    expect(oc.phase).toBe('done');
-    expect(Number(oc.downtime_ms)).toBeGreaterThan(0);
-    expect((await cluster.host('xen-b').admin.checksums(uuid))?.memoryAtArrival).toBe(oc.memory_sha256);
+    const f = await figuresOf(cluster, 'xen-a', task);
+    expect(f?.phase).toBe('done');
+    expect(f?.status).toBe('success');
+    expect(f?.downtimeMs).toBeGreaterThan(0);
+    expect((await cluster.host('xen-b').admin.checksums(uuid))?.memoryAtArrival).toBe(f?.memorySha256);
   });
 
-  it('force-completes by pausing the VM: it arrives paused and unpauses on the destination', async () => {
+  it('refuses VM.pause during a migration; the plugin pauses the domain, it converges and runs on the destination', async () => {
     const a = cluster.host('xen-a').admin;
     await a.setBandwidth(64);
     const { uuid, ref } = await a.createVm({ nameLabel: 'force', memoryMiB: 8, dirtyRateMiBps: 128, sr: 'shared' });
     const task = await xa.call<string>('Async.VM.pool_migrate', ref, await hostRefOf(xa, 'xen-b'), {});
-    await waitUntil(async () => Number((await otherConfig(task)).iteration) >= 4, 'non-convergence');
-    await expect(xa.call('VM.hard_shutdown', ref)).rejects.toMatchObject({ code: 'OTHER_OPERATION_IN_PROGRESS' });
-    await xa.call('VM.pause', ref);
+    await figures(task, (f) => f.iteration >= 4, 'non-convergence');
+    // xapi_vm_lifecycle.ml: nothing but hard_shutdown/hard_reboot may run alongside pool_migrate.
+    await expect(xa.call('VM.pause', ref)).rejects.toMatchObject({ code: 'OTHER_OPERATION_IN_PROGRESS', params: ['VM', ref, 'pool_migrate', task] });
+    const vm = await xa.getRecord('VM', ref);
+    expect(vm.current_operations).toEqual({ [task]: 'pool_migrate' });
+    expect(vm.allowed_operations).not.toContain('pause');
+    const domid = vm.domid;
+    expect(await plugin('xen-a', 'pause', { domid })).toEqual({ domid, paused: true });
+    expect(await plugin('xen-a', 'get_domain', { domid })).toEqual({ domid, paused: true, cap: 0 });
+    // The record keeps what xapi last saw.
+    expect((await xa.getRecord('VM', ref)).power_state).toBe('Running');
     await waitForTask(xa, task, { pollMs: 25 });
-    const xb = clientFor(cluster, 'xen-b');
-    const onB = await xb.getByUuid('VM', uuid);
-    expect((await xb.getRecord('VM', onB)).power_state).toBe('Paused');
-    expect((await cluster.host('xen-b').admin.checksums(uuid))?.memoryAtArrival).toBe((await otherConfig(task)).memory_sha256);
-    await xb.call('VM.unpause', onB);
-    expect((await xb.getRecord('VM', onB)).power_state).toBe('Running');
+    const after = await xa.getRecord('VM', ref);
+    expect(after.power_state).toBe('Running');
+    expect(after.resident_on).toBe(await hostRefOf(xa, 'xen-b'));
+    // xenopsd built a fresh domain on the destination: running, not paused.
+    expect(await plugin('xen-b', 'get_domain', { domid: after.domid })).toMatchObject({ paused: false });
+    expect((await cluster.host('xen-b').admin.checksums(uuid))?.memoryAtArrival).toBe((await figuresOf(cluster, 'xen-a', task))?.memorySha256);
   });
 
-  it('a vCPU cap lowers the dirty rate until pre-copy converges; VCPUs_params travel with the VM', async () => {
+  it('VCPUs_params change only the record; the plugin caps the running domain until pre-copy converges', async () => {
     const a = cluster.host('xen-a').admin;
     await a.setBandwidth(64);
-    const { uuid, ref } = await a.createVm({ nameLabel: 'capped', memoryMiB: 8, dirtyRateMiBps: 128, sr: 'shared' });
+    const { ref } = await a.createVm({ nameLabel: 'capped', memoryMiB: 8, dirtyRateMiBps: 128, sr: 'shared' });
     const task = await xa.call<string>('Async.VM.pool_migrate', ref, await hostRefOf(xa, 'xen-b'), {});
-    await waitUntil(async () => Number((await otherConfig(task)).iteration) >= 4, 'non-convergence');
-    expect((await xa.getRecord('task', task)).status).toBe('pending');
+    const before = await figures(task, (f) => f.iteration >= 4, 'non-convergence');
     await xa.call('VM.add_to_VCPUs_params', ref, 'cap', '1');
+    await figures(task, (f) => f.iteration >= before.iteration + 3, 'more rounds');
+    expect((await xa.getRecord('task', task)).status).toBe('pending');
+    await expect(xa.call('VM.add_to_VCPUs_params_live', ref, 'cap', '1')).rejects.toMatchObject({ code: 'OTHER_OPERATION_IN_PROGRESS' });
+    const domid = (await xa.getRecord('VM', ref)).domid;
+    expect(await plugin('xen-a', 'set_vcpu_cap', { domid, cap: '2' })).toEqual({ domid, cap: '2' });
     await waitForTask(xa, task, { pollMs: 25 });
-    const xb = clientFor(cluster, 'xen-b');
-    const vm = await xb.getRecord('VM', await xb.getByUuid('VM', uuid));
+    const vm = await xa.getRecord('VM', ref);
     expect(vm.power_state).toBe('Running');
     expect(vm.VCPUs_params).toEqual({ cap: '1' });
-    await xb.call('VM.remove_from_VCPUs_params', await xb.getByUuid('VM', uuid), 'cap');
-    expect((await xb.getRecord('VM', await xb.getByUuid('VM', uuid))).VCPUs_params).toEqual({});
+    // The plugin's cap stayed with the old domain; the new one starts with the record's.
+    expect(await plugin('xen-b', 'get_domain', { domid: vm.domid })).toMatchObject({ cap: 1, paused: false });
+    // Not through xapi: xapi_vm.ml answers NOT_IMPLEMENTED.
+    await expect(xa.call('VM.add_to_VCPUs_params_live', ref, 'cap', '1')).rejects.toMatchObject({ code: 'NOT_IMPLEMENTED', params: ['add_to_VCPUs_params_live'] });
+    await xa.call('VM.remove_from_VCPUs_params', ref, 'cap');
+    expect((await xa.getRecord('VM', ref)).VCPUs_params).toEqual({});
+  });
+
+  it('plugin errors: a missing plugin, an unknown function, a bad argument, a domain not on that host', async () => {
+    const a = cluster.host('xen-a').admin;
+    const { ref } = await a.createVm({ nameLabel: 'plugin-errors', memoryMiB: 8, sr: 'shared' });
+    const domid = (await xa.getRecord('VM', ref)).domid;
+    const hostA = await hostRefOf(xa, 'xen-a');
+    await expect(xa.call('host.call_plugin', hostA, 'nope', 'pause', { domid })).rejects.toMatchObject({ code: 'XENAPI_MISSING_PLUGIN', params: ['nope'] });
+    await expect(xa.call('host.call_plugin', hostA, 'ferry', 'reboot', { domid })).rejects.toMatchObject({ code: 'UNKNOWN_XENAPI_PLUGIN_FUNCTION', params: ['reboot'] });
+    await expect(xa.call('host.call_plugin', hostA, 'ferry', 'set_vcpu_cap', { domid, cap: 'lots' })).rejects.toMatchObject({ code: 'XENAPI_PLUGIN_FAILURE', params: ['set_vcpu_cap', 'ValueError', expect.stringContaining('cap')] });
+    await expect(xa.call('host.call_plugin', await hostRefOf(xa, 'xen-b'), 'ferry', 'pause', { domid })).rejects.toMatchObject({ code: 'XENAPI_PLUGIN_FAILURE', params: ['pause', 'LookupError', expect.stringContaining(`no running domain ${domid}`)] });
+    expect(await xa.call('VM.get_power_state', ref)).toBe('Running');
   });
 
   it('allows one migration per VM and at most 3 storage migrations per host', async () => {
@@ -166,12 +189,11 @@ describe('migration control', () => {
       const again = await crossPoolArgs(cluster, tasks[0]?.ref as string);
       await expect(xa.call('VM.migrate_send', tasks[0]?.ref, again.token, true, again.vdiMap, again.vifMap, {})).rejects.toMatchObject({
         code: 'OTHER_OPERATION_IN_PROGRESS',
-        params: ['VM', tasks[0]?.ref],
+        params: ['VM', tasks[0]?.ref, 'migrate_send', tasks[0]?.task],
       });
     }
-    // A retried activity finds the running migration of a VM by its task's vm_uuid.
-    const running = await xa.getAllRecordsWhere('task', 'field "status" = "pending"');
-    expect(Object.values(running).map((t) => t.other_config.vm_uuid).sort()).toEqual(tasks.map((t) => t.uuid).sort());
+    // A retried activity finds the running migration of a VM in its current_operations.
+    for (const t of tasks) expect((await xa.getRecord('VM', t.ref)).current_operations).toEqual({ [t.task]: 'migrate_send' });
     for (const t of tasks) await xa.call('task.cancel', t.task);
     for (const t of tasks) await expectCancelled(t.task, t.ref, t.uuid, 'xen-c');
   });
