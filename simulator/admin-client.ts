@@ -35,6 +35,8 @@ export interface HostState {
   maxIterations: number;
   faults: Record<string, unknown>;
   vms: VmSummary[];
+  /** The domains that really run here (guest memory), whatever the database says. */
+  domains: { vmRef: string; vmUuid: string; domid: string; running: boolean; cap: number }[];
   records: Record<'VM' | 'VDI' | 'VBD' | 'VIF' | 'task', Record<string, Record<string, unknown>>>;
   incoming: { id: string; vmUuid: string; vmName: string; memoryBytes: number; receivedBytes: number; from: string; startedAt: string }[];
   outgoing: { taskRef: string; vmRef: string; storage: boolean }[];

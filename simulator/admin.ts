@@ -131,6 +131,10 @@ export function hostState(host: SimHost): Rec {
     maxIterations: host.maxIterations,
     faults: host.faults.describe(),
     vms: listVms(host),
+    domains: [...host.guests.entries()].map(([vmRef, g]) => {
+      const rec = s.table('VM').get(vmRef);
+      return { vmRef, vmUuid: String(rec?.uuid ?? ''), domid: String(rec?.domid ?? ''), running: g.running, cap: g.cap };
+    }),
     records: { VM: dump('VM'), VDI: dump('VDI'), VBD: dump('VBD'), VIF: dump('VIF'), task: dump('task') },
     incoming: [...host.incoming.values()],
     outgoing: [...host.outgoing.entries()].map(([taskRef, o]) => ({ taskRef, vmRef: o.vmRef, storage: o.storage })),

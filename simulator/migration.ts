@@ -340,8 +340,11 @@ async function runMigration(plan: Plan, taskRef: string, control: Control, fig: 
     }
     // HANDOFF: the VM record as it is now (VCPUs_params, other_config may have changed while migrating).
     fig.phase = 'handoff';
-    await conn.send(jsonFrame(Frame.HANDOFF, { paused: pausedByXapi, vm: { ...plan.hello.vm, ...host.vm(vmRef), VBDs: undefined, VIFs: undefined, allowed_operations: undefined } }));
-    await inject('after-handoff');
+    const crashAtHandoff = fault?.point === 'after-handoff' && fault.action === 'crash-destination';
+    await conn.send(
+      jsonFrame(Frame.HANDOFF, { paused: pausedByXapi, vm: { ...plan.hello.vm, ...host.vm(vmRef), VBDs: undefined, VIFs: undefined, allowed_operations: undefined }, crash: crashAtHandoff || undefined }),
+    );
+    if (!crashAtHandoff) await inject('after-handoff');
     const ready = await conn.reply();
     if (ready.type === Frame.ERR) throw XenApiError.fromDescription(JSON.parse(ready.payload.toString()));
     if (ready.type !== Frame.READY) throw new Error(`unexpected reply ${ready.type} to HANDOFF`);

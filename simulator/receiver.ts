@@ -140,6 +140,8 @@ class IncomingMigration {
   /** Page data goes from the socket's chunks straight into the staged memory (one copy). */
   private parse(): void {
     for (;;) {
+      // A crashed host processes nothing more, not even frames already received.
+      if (this.host.crashed || this.socket.destroyed) return;
       if (this.pageRemaining > 0) {
         const n = this.reader.drainInto(this.mem as Buffer, this.pageDest, this.pageRemaining);
         this.pageDest += n;
@@ -183,7 +185,7 @@ class IncomingMigration {
         return;
       }
       case Frame.HANDOFF:
-        return this.handoff(JSON.parse(payload.toString()) as { paused: boolean; vm?: Rec });
+        return this.handoff(JSON.parse(payload.toString()) as { paused: boolean; vm?: Rec; crash?: boolean });
       case Frame.RESUME:
         return this.resume(JSON.parse(payload.toString()) as { then?: 'crash' | 'drop' });
       case Frame.CRASH:
@@ -225,8 +227,13 @@ class IncomingMigration {
   }
 
   /** The last pages are in: the VM is staged here, not running, until the source says RESUME. */
-  private handoff(final: { paused: boolean; vm?: Rec }): void {
+  private handoff(final: { paused: boolean; vm?: Rec; crash?: boolean }): void {
     if (!this.hello || !this.mem) throw new XenApiError(XenApiCode.INTERNAL_ERROR, ['HANDOFF before HELLO']);
+    if (final.crash) {
+      // Fault injection by the source: this host loses power with the HANDOFF received, before READY.
+      void this.host.crash();
+      return;
+    }
     for (const fd of this.diskFds) if (fd !== undefined) closeSync(fd);
     this.diskFds = [];
     this.staged = final;
