@@ -98,7 +98,7 @@ export function checksums(
     const rec = host.store.raw('VBD', vbd);
     disks[String(rec.userdevice)] = sha256File(host.pool.vdiPath(host.store.raw('VDI', String(rec.VDI))));
   }
-  return { memory: guest ? guest.checksum() : null, memoryAtArrival: host.arrivals.get(uuid) ?? null, disks };
+  return { memory: guest ? guest.checksum() : null, memoryAtArrival: host.arrivals.get(uuid)?.() ?? null, disks };
 }
 
 export function listVms(host: SimHost): { uuid: string; ref: string; nameLabel: string; powerState: string; residentOn: string }[] {
