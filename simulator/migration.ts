@@ -448,13 +448,14 @@ async function migrate(plan: Plan, ctx: CallContext): Promise<string> {
     }
     const result = await runMigration(plan, taskRef, control, fig, fault);
     fig.status = 'success';
-    if (!ctx.taskRef) pool.finishTask(taskRef, 'success', result ? `<value>${result}</value>` : '');
+    // Finished here also for Async calls, so that whoever waits on the migration (hard_shutdown) sees the task done.
+    pool.finishTask(taskRef, 'success', result ? `<value>${result}</value>` : '');
     return result;
   } catch (err) {
     const e = err instanceof XenApiError ? err : new XenApiError(XenApiCode.INTERNAL_ERROR, [(err as Error).message]);
     fig.status = e.code === XenApiCode.TASK_CANCELLED ? 'cancelled' : 'failure';
     if (fig.phase !== 'failed' && fig.phase !== 'cancelled') fig.phase = fig.status === 'cancelled' ? 'cancelled' : 'failed';
-    if (!ctx.taskRef) pool.finishTask(taskRef, e.code === XenApiCode.TASK_CANCELLED ? 'cancelled' : 'failure', '', e.errorDescription);
+    pool.finishTask(taskRef, e.code === XenApiCode.TASK_CANCELLED ? 'cancelled' : 'failure', '', e.errorDescription);
     throw e;
   } finally {
     host.outgoing.delete(taskRef);

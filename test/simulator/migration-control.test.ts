@@ -158,6 +158,22 @@ describe('migration control', () => {
     expect((await xa.getRecord('VM', ref)).VCPUs_params).toEqual({});
   });
 
+  it('hard_shutdown during a pool_migrate cancels it and halts the VM; clean_shutdown is refused', async () => {
+    const a = cluster.host('xen-a').admin;
+    await a.setBandwidth(64);
+    const { uuid, ref } = await a.createVm({ nameLabel: 'shutdown-mid', memoryMiB: 8, dirtyRateMiBps: 128, sr: 'shared' });
+    const task = await xa.call<string>('Async.VM.pool_migrate', ref, await hostRefOf(xa, 'xen-b'), {});
+    await figures(task, (f) => f.iteration >= 2, 'pre-copy');
+    // xapi_vm_lifecycle.ml: only hard_shutdown and hard_reboot may run alongside pool_migrate.
+    await expect(xa.call('VM.clean_shutdown', ref)).rejects.toMatchObject({ code: 'OTHER_OPERATION_IN_PROGRESS', params: ['VM', ref, 'pool_migrate', task] });
+    await xa.call('VM.hard_shutdown', ref);
+    const rec = await xa.getRecord('task', task);
+    expect([rec.status, rec.error_info[0]]).toEqual(['cancelled', 'TASK_CANCELLED']);
+    const vm = await xa.getRecord('VM', ref);
+    expect([vm.power_state, vm.resident_on, vm.current_operations]).toEqual(['Halted', 'OpaqueRef:NULL', {}]);
+    await destinationIsClean(cluster, 'xen-b', uuid);
+  });
+
   it('plugin errors: a missing plugin, an unknown function, a bad argument, a domain not on that host', async () => {
     const a = cluster.host('xen-a').admin;
     const { ref } = await a.createVm({ nameLabel: 'plugin-errors', memoryMiB: 8, sr: 'shared' });
