@@ -20,6 +20,7 @@ beforeAll(async () => {
   });
   // Through a member's address on purpose: the client follows HOST_IS_SLAVE to the master.
   xen = new XenApiClient({ url: stack.sims.host('xen-b').xenapiUrl, user: 'root', password: stack.password });
+  await xen.login();
 });
 
 afterAll(async () => {

@@ -51,31 +51,24 @@ export async function waitForStatus(
 export const inPhase = (...phases: MigrationPhase[]) => (s: MigrationStatusView) => phases.includes(s.phase);
 
 export interface Placement {
-  /** The host the VM runs (or is paused) on; for a halted VM, resident nowhere, its pool. */
+  /** The host the VM runs (or is paused) on; for a halted VM, the host of its affinity. */
   host: string;
   powerState: string;
 }
 
 /**
- * Every record of the VM in every pool's database, with where it runs: one pool database holds a
- * VM once, whichever member is asked, so each pool is read once.
+ * Every record of the VM in every pool's database, with where it is. Each member lists the VMs
+ * resident on it (or halted with their affinity there); one record is listed once per pool.
  */
 export async function placements(stack: Stack, uuid: string): Promise<Placement[]> {
   const out: Placement[] = [];
-  const pools = new Map<string, typeof stack.sims.hosts>();
-  for (const host of stack.sims.hosts) pools.set(host.pool, [...(pools.get(host.pool) ?? []), host]);
-  for (const [pool, members] of pools) {
-    const refs = new Map<string, string>();
-    for (const m of members) refs.set((await m.admin.health()).hostRef, m.name);
-    // A crashed member's admin answers only /health and /restart: ask the first one that answers.
-    let vms: Awaited<ReturnType<(typeof members)[number]['admin']['listVms']>> | undefined;
-    for (const m of members) {
-      vms = await m.admin.listVms().catch(() => undefined);
-      if (vms) break;
-    }
-    for (const vm of vms ?? []) {
-      if (vm.uuid !== uuid) continue;
-      out.push({ host: vm.powerState === 'Halted' ? pool : (refs.get(vm.residentOn) ?? vm.residentOn), powerState: vm.powerState });
+  const seen = new Set<string>();
+  for (const host of stack.sims.hosts) {
+    // A crashed member's admin answers only /health and /restart.
+    for (const vm of (await host.admin.listVms().catch(() => [])).filter((v) => v.uuid === uuid)) {
+      if (seen.has(`${host.pool}/${vm.ref}`)) continue;
+      seen.add(`${host.pool}/${vm.ref}`);
+      out.push({ host: host.name, powerState: vm.powerState });
     }
   }
   return out;
