@@ -299,7 +299,9 @@ export async function liveMigration(rawInput: LiveMigrationInput): Promise<Migra
         // A Temporal cancel request (CLI, web UI): the run ends Canceled, after compensation.
         if (cancelled && abortReason === null) throw isCancellation(err) ? err : new CancelledFailure('migration cancelled');
         if (cancelled) return outcome(null);
-        throw ApplicationFailure.nonRetryable(failure.message, failure.type);
+        // Compensation may have learnt more (where the VM is): the run fails with what it knows.
+        const known = view.error ?? failure;
+        throw ApplicationFailure.nonRetryable(known.message, known.type);
       }
     }
 

@@ -98,7 +98,8 @@ describe('clear failures', () => {
 
   it('candidates that fail their checks are excluded; NoValidHost lists each host with its reason', async () => {
     const vm = await admin('xen-a').createVm({ nameLabel: 'nowhere-to-go', memoryMiB: 8, sr: 'local', diskMiB: [4] });
-    await admin('xen-b').failNext('host.migrate_receive', 'VM_INCOMPATIBLE_WITH_THIS_HOST', ['vm', 'xen-b', 'CPU flags']);
+    // xen-b's agent calls its pool's master: the fault sits on the endpoint that takes the call.
+    await admin('xen-a').failNext('host.migrate_receive', 'VM_INCOMPATIBLE_WITH_THIS_HOST', ['vm', 'xen-b', 'CPU flags']);
     await admin('xen-c').failNext('host.migrate_receive', 'HOST_NOT_ENOUGH_FREE_MEMORY', ['8388608', '0']);
     const handle = await startMigration(stack, { instanceUuid: vm.uuid, blockMigration: true });
     const failure = await failureOf(handle);
