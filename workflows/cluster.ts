@@ -38,7 +38,8 @@ export async function collectClusterView(): Promise<ClusterSnapshot> {
         const { hostUuid: _hostUuid, ...report } = await hostProbe(h.queue).describeHost();
         return { ...report, queue: h.queue, up: true, downReason: null };
       } catch (err) {
-        return down(`XenAPI or agent did not answer: ${failureMessage(err)}`);
+        const message = failureMessage(err);
+        return down(/not live/.test(message) ? message : `XenAPI or agent did not answer: ${message}`);
       }
     }),
   );

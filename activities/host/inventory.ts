@@ -30,6 +30,8 @@ export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient
     async describeHost(): Promise<HostReport> {
       const self = await thisHost(xenapi, host);
       const metrics = await xenapi.getRecord('host_metrics', self.record.metrics);
+      // The master answers for a member that died: host_metrics.live is how xapi says so.
+      if (!metrics.live) throw ApplicationFailure.nonRetryable(`${host.name} is not live in its pool (host_metrics.live is false)`, 'HostNotLive');
       const instances: InstanceView[] = [];
       for (const vm of Object.values(await xenapi.getAllRecords('VM'))) {
         if (vm.is_control_domain || vm.is_a_template || vm.is_a_snapshot) continue;

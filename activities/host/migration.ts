@@ -51,6 +51,7 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
   async function destinationFacts(): Promise<DestinationFacts> {
     const self = await here();
     const metrics = await xenapi.getRecord('host_metrics', self.record.metrics);
+    if (!metrics.live) throw ApplicationFailure.nonRetryable(`${host.name} is not live in its pool (host_metrics.live is false)`, 'HostNotLive');
     const pool = Object.values(await xenapi.getAllRecords('pool'))[0];
     if (!pool || pool.default_SR === NULL_REF) {
       throw ApplicationFailure.nonRetryable(`the pool of ${host.name} has no default SR to receive disks`, 'MigrationPreCheckError');

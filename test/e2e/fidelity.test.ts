@@ -8,7 +8,7 @@ import { executeControlUpdate } from '../../lib/control-update';
 import { startStack, type Stack } from '../../lib/stack';
 import { abortUpdate, forceCompleteUpdate } from '../../workflows/definitions';
 import { XenApiClient } from '../../xenapi/client';
-import { failureOf, inPhase, leftovers, placements, startMigration, status, waitForSlots, waitForStatus } from './helpers';
+import { failureOf, leftovers, placements, startMigration, status, waitForSlots, waitForStatus } from './helpers';
 
 let stack: Stack;
 let xen: XenApiClient;
@@ -149,7 +149,7 @@ describe('steering through the dom0 plugin', () => {
     const vm = await admin('xen-a').createVm({ nameLabel: 'fid-force', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 48 });
     await withSlowLink('xen-a', async () => {
       const handle = await startMigration(stack, { instanceUuid: vm.uuid, host: 'xen-b', options: { autoConverge: false } });
-      await waitForStatus(handle, inPhase('precopy'));
+      await waitForStatus(handle, (s) => s.phase === 'precopy' && (s.progress?.fraction ?? 0) > 0);
       await expect(xen.call('VM.pause', vm.ref)).rejects.toThrow(/OTHER_OPERATION_IN_PROGRESS/);
       await executeControlUpdate(handle, forceCompleteUpdate);
       expect((await handle.result()).status).toBe('completed');

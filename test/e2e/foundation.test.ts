@@ -32,14 +32,28 @@ describe('conductor and host agents', () => {
     expect(queues).toEqual(expect.arrayContaining(['ferry-conductor', 'ferry-host-xen-a', 'ferry-host-xen-b']));
   });
 
-  it('a host whose XenAPI does not answer is down, with the reason', async () => {
+  it('a member host that crashed is down: xapi reports it not live', async () => {
+    await stack.sims.crash('xen-b');
+    try {
+      const view = await describeCluster('describe-xen-b-crashed');
+      const b = view.hosts.find((h) => h.name === 'xen-b');
+      expect(b?.up).toBe(false);
+      expect(b?.downReason).toMatch(/not live/);
+      expect(view.hosts.find((h) => h.name === 'xen-a')?.up).toBe(true);
+    } finally {
+      await stack.sims.restart('xen-b');
+    }
+  });
+
+  it('a pool whose master crashed is down as a whole: its XenAPI does not answer', async () => {
     await stack.sims.crash('xen-a');
     try {
       const view = await describeCluster('describe-xen-a-crashed');
-      const a = view.hosts.find((h) => h.name === 'xen-a');
-      expect(a?.up).toBe(false);
-      expect(a?.downReason).toMatch(/did not answer/);
-      expect(view.hosts.find((h) => h.name === 'xen-b')?.up).toBe(true);
+      for (const name of ['xen-a', 'xen-b']) {
+        const h = view.hosts.find((x) => x.name === name);
+        expect(h?.up).toBe(false);
+        expect(h?.downReason).toMatch(/did not answer/);
+      }
     } finally {
       await stack.sims.restart('xen-a');
     }
