@@ -1,5 +1,6 @@
 // Inputs and results of ferry's activities: what crosses the Temporal boundary between the
 // workflow and the workers. No credentials ever travel here.
+import type { ConvergencePolicy, ConvergenceState } from '../workflows/convergence';
 import type { HostView, InstanceView, TransferProgress } from '../workflows/definitions';
 
 export type { HostView, InstanceView, TransferProgress };
@@ -42,6 +43,19 @@ export interface AssertCanMigrateInput {
 export interface MigrateSendInput extends AssertCanMigrateInput {
   /** The workflow to send progress signals to. */
   workflowId: string;
+  /**
+   * The convergence policy the agent applies while it follows the task (version 2 of the workflow):
+   * vCPU caps and force-complete through the dom0 plugin, the completion and progress timeouts.
+   * Absent (version 1), the workflow watches and the agent reports every second.
+   */
+  convergence?: ConvergencePolicy;
+}
+
+/** What a migrateSend attempt heartbeats: a retry resumes the policy where the last attempt was. */
+export interface TransferHeartbeat {
+  progress: TransferProgress;
+  convergence: ConvergenceState;
+  steering: { vcpuCap: number | null; paused: boolean };
 }
 
 export interface MigrateSendResult {

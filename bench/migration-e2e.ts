@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { startStack } from '../lib/stack';
 import { startMigration } from '../test/e2e/helpers';
-import type { MigrationOutcome } from '../workflows/live-migration';
+import type { MigrationOutcome } from '../workflows/outcome';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'memory-mib': { type: 'string', default: '64' } } });

@@ -93,6 +93,11 @@ export const ConfigSchema = z
         /** Seconds without bytes moved before the migration is aborted; 0 disables. */
         progressTimeout: z.number().min(0).default(150),
         downtimeTargetMs: z.number().int().positive().default(500),
+        /**
+         * Seconds a host (its agent or its XenAPI) may stay away during one step before the migration
+         * stops waiting for it: it ends in error and a cleanup workflow finishes when the host returns.
+         */
+        hostTimeout: z.number().positive().default(300),
         autoConverge: z
           .object({
             enabled: z.boolean().default(true),

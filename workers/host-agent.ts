@@ -22,7 +22,9 @@ async function main(): Promise<void> {
     url: host.xenapiUrl,
     user: host.user,
     password: readSecret(host.passwordEnv, `hosts[${host.name}].passwordEnv`),
-    timeoutMs: 30_000,
+    // Shorter than the transfer's heartbeat timeout (30 s, workflows/activities.ts): a slow call is
+    // never taken for a dead agent.
+    timeoutMs: 20_000,
   });
   // migrateSend signals its progress to the migration workflow through this client.
   const clientConnection = await Connection.connect(connectionOptions(config));

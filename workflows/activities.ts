@@ -59,3 +59,42 @@ export function hostSettle(queue: string) {
     retry: { initialInterval: '1s', maximumInterval: '30s' },
   });
 }
+
+/**
+ * Version 2's steps on a host: retried, but only for `seconds` in all. A host (or its agent) that
+ * does not answer by then fails the step with a timeout, and the migration stops waiting for it.
+ */
+export function hostStepsWithin(queue: string, seconds: number, options: { heartbeat?: boolean } = {}) {
+  return proxyActivities<HostActivities>({
+    taskQueue: queue,
+    scheduleToCloseTimeout: `${seconds}s`,
+    startToCloseTimeout: options.heartbeat ? '1h' : '60s',
+    ...(options.heartbeat ? { heartbeatTimeout: '30s' } : {}),
+    retry: { initialInterval: '1s', maximumInterval: '10s' },
+  });
+}
+
+/**
+ * Version 2's transfer: the agent heartbeats every poll of the task; the heartbeat timeout is longer
+ * than the slowest XenAPI call the agent allows (20 s), so a slow call is not taken for a dead agent.
+ * Bounded by the completion timeout plus a host's absence.
+ */
+export function hostTransferWithin(queue: string, seconds: number) {
+  return proxyActivities<HostActivities>({
+    taskQueue: queue,
+    scheduleToCloseTimeout: `${Math.ceil(seconds)}s`,
+    heartbeatTimeout: '30s',
+    cancellationType: 'WAIT_CANCELLATION_COMPLETED',
+    retry: { initialInterval: '1s', maximumInterval: '10s', nonRetryableErrorTypes: ['TASK_CANCELLED', 'CompletionTimeout', 'ProgressTimeout', 'SourceCopyHalted'] },
+  });
+}
+
+/** The cleanup workflow's steps: retried for as long as the host takes to come back. */
+export function hostStepsUntilDone(queue: string) {
+  return proxyActivities<HostActivities>({
+    taskQueue: queue,
+    startToCloseTimeout: '60s',
+    retry: { initialInterval: '5s', maximumInterval: '60s' },
+  });
+}
+

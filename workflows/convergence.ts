@@ -36,7 +36,7 @@ export type ConvergenceAction =
   | { kind: 'wait'; untilMs: number }
   | { kind: 'cap'; cap: number; why: string }
   | { kind: 'force_complete'; why: string }
-  | { kind: 'abort'; why: string };
+  | { kind: 'abort'; why: string; cause: 'CompletionTimeout' | 'ProgressTimeout' };
 
 export function startConvergence(now: number): ConvergenceState {
   return { startedAt: now, lastAdvanceAt: now, lastFraction: 0, lastJudgedAt: now, etaWhenJudged: null, nextStep: 0, forced: false, forceRequested: false };
@@ -77,11 +77,12 @@ export function nextAction(
       s.forced = true;
       return { action: { kind: 'force_complete', why }, state: s };
     }
-    return { action: { kind: 'abort', why }, state: s };
+    return { action: { kind: 'abort', why, cause: 'CompletionTimeout' }, state: s };
   }
   const stalledAt = policy.progressTimeoutSeconds > 0 ? s.lastAdvanceAt + policy.progressTimeoutSeconds * 1000 : Infinity;
   if (now >= stalledAt) {
-    return { action: { kind: 'abort', why: `progress timeout: the migration task did not progress for ${policy.progressTimeoutSeconds} s` }, state: s };
+    const why = `progress timeout: the migration task did not progress for ${policy.progressTimeoutSeconds} s`;
+    return { action: { kind: 'abort', why, cause: 'ProgressTimeout' }, state: s };
   }
   const stepsLeft = policy.autoConverge && !s.forced && s.nextStep <= policy.capSteps.length;
   const judgeAt = stepsLeft ? s.lastJudgedAt + policy.stepSeconds * 1000 : Infinity;

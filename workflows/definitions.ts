@@ -11,10 +11,14 @@ export const MIGRATION_SLOTS_WORKFLOW_ID = 'ferry-migration-slots';
 
 /** At most one migration of an instance runs at a time: the workflow id is derived from it. */
 export function liveMigrationWorkflowId(instanceUuid: string): string {
-  return `live-migration-${instanceUuid}`;
+  return `live-migration-${instanceUuid.toLowerCase()}`;
 }
 
-const uuid = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID');
+// xapi and Nova write UUIDs in lower case; an upper-case one names the same instance.
+const uuid = z
+  .string()
+  .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'must be a UUID')
+  .transform((s) => s.toLowerCase());
 
 export const LiveMigrationInputSchema = z
   .object({
@@ -129,6 +133,17 @@ export interface MigrationStatusView {
   abortable: boolean;
   notAbortableReason: string | null;
   forceCompleteRequested: boolean;
+  /** What the migration waits for now (a host, an agent, a slot), when it waits. */
+  waitingFor: string | null;
+  /** Cleanup handed to a durable cleanup workflow because a host did not come back in time. */
+  cleanup: MigrationCleanupView | null;
+}
+
+/** A cleanup left to the migrationCleanup workflow: what it still has to do, and where. */
+export interface MigrationCleanupView {
+  workflowId: string;
+  host: string;
+  steps: string[];
 }
 
 /**
@@ -180,6 +195,8 @@ export function newMigrationView(init: {
     abortable: true,
     notAbortableReason: null,
     forceCompleteRequested: false,
+    waitingFor: null,
+    cleanup: null,
   };
 }
 
@@ -259,6 +276,16 @@ export interface SlotRequest {
   sourceHost: string;
   memoryBytes: number;
   limits: MigrationLimits;
+  /**
+   * The destination the operator requested: the request is granted only when this host's inbound
+   * slot fits too, and until then holds nothing. Absent or null: the scheduler picks it later.
+   */
+  destHost?: string | null;
+  /**
+   * The migration already holds this lease (it re-asserts it to an entity that lost its state):
+   * installed as a holder at once, even above the limits.
+   */
+  held?: boolean;
 }
 
 export interface DestinationReservation {
@@ -279,6 +306,10 @@ export interface SlotHolder {
 export interface SlotsState {
   queue: SlotRequest[];
   holders: SlotHolder[];
+  /** The limits last requested; carried across continue-as-new (absent in older runs' inputs). */
+  limits?: MigrationLimits;
+  /** History length at which the entity continues as new (default 5000; tests lower it). */
+  maxHistory?: number;
 }
 
 export interface SlotGrant {
@@ -292,6 +323,8 @@ export interface ReservationAnswer {
   reason: string | null;
   /** Refused only because the destination receives as many migrations as allowed: it may free up. */
   busy?: boolean;
+  /** Refused because the entity knows no lease of this migration (it lost its state): re-assert it. */
+  noLease?: boolean;
 }
 
 export const requestSlotSignal = defineSignal<[SlotRequest]>('requestSlot');
@@ -302,5 +335,10 @@ export const slotsQuery = defineQuery<SlotsState>('slots');
 /** Sent by the entity to a migration workflow. */
 export const slotGrantedSignal = defineSignal<[SlotGrant]>('slotGranted');
 export const destinationReservedSignal = defineSignal<[ReservationAnswer]>('destinationReserved');
+/**
+ * Sent by a fresh slots entity (one that lost its predecessor's state) to every running migration:
+ * one holding a lease re-requests it with held: true, one waiting re-sends its request.
+ */
+export const reassertLeaseSignal = defineSignal<[]>('reassertLease');
 /** Sent by the source agent's migrateSend activity. */
 export const progressSignal = defineSignal<[TransferProgress]>('transferProgress');

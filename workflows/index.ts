@@ -2,3 +2,4 @@
 export { liveMigration } from './live-migration';
 export { describeCluster } from './cluster';
 export { migrationSlots } from './slots';
+export { migrationCleanup } from './migration-cleanup';

@@ -48,6 +48,7 @@ import {
   type ReservationAnswer,
   type SlotGrant,
 } from './definitions';
+import { describeFailure, type MigrationOutcome } from './outcome';
 
 /** The progress signal as the agents of version 1 sent it (figures from task.other_config). */
 interface LegacyTransferProgress {
@@ -68,15 +69,6 @@ interface LegacyTransferProgress {
 
 type Policy = FerryConfig['migration'];
 
-export interface MigrationOutcome {
-  status: NovaMigrationStatus;
-  sourceHost: string | null;
-  destHost: string | null;
-  bytesSent: number;
-  downtimeMs: number | null;
-  transferMs: number;
-  message: string | null;
-}
 
 /** Phases after which an abort can no longer be honoured: the VM is (about to be) on the destination. */
 const NOT_ABORTABLE: Partial<Record<MigrationPhase, string>> = {
@@ -649,13 +641,6 @@ export async function liveMigrationV1(rawInput: LiveMigrationInput): Promise<Mig
     if (!slotRequested) return;
     await slots.signal(releaseSlotSignal, { workflowId: info.workflowId });
   }
-}
-
-function describeFailure(err: unknown): { type: string; message: string } {
-  // ActivityFailure wraps the activity's ApplicationFailure: the cause carries the real reason.
-  let e = err as { cause?: unknown; type?: string; message?: string; name?: string };
-  while (e.cause && !(e as { type?: string }).type) e = e.cause as typeof e;
-  return { type: e.type ?? e.name ?? 'Error', message: e.message ?? String(err) };
 }
 
 function describeForUi(v: MigrationStatusView): string {

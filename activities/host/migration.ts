@@ -22,8 +22,10 @@ import type {
   MigrateToken,
   RollbackAtDestinationInput,
   RollbackSourceInput,
+  TransferHeartbeat,
   TransferProgress,
 } from '../types';
+import { nextAction, observe, startConvergence, type ConvergenceState } from '../../workflows/convergence';
 import { dom0Plugin } from './dom0-plugin';
 import { findVm, migrationTaskOf, ownsHalted, runsHere, thisHost, vcpuCap, vmDisks, xenFailure, type FoundVm, type ThisHost } from './xen';
 
@@ -32,6 +34,32 @@ export type ProgressReporter = (workflowId: string, progress: TransferProgress) 
 
 const REPORT_EVERY_MS = 1000;
 const POLL_MS = 200;
+/** Version 2 signals progress to the workflow only at these steps of the fraction (and on changes of phase or steering). */
+const SIGNAL_STEP = 0.1;
+
+/**
+ * When a migrateSend tells its workflow about progress. Version 2 of the workflow keeps its history
+ * bounded: a signal per 10 % of progress, and on a change of phase or steering; the live figures
+ * are in the activity's heartbeat. Version 1 watched the transfer itself and wanted one a second.
+ */
+function progressReporter(input: MigrateSendInput, send: (p: TransferProgress) => Promise<void>) {
+  let last: TransferProgress | null = null;
+  let lastAt = 0;
+  return async (p: TransferProgress): Promise<void> => {
+    const now = Date.now();
+    const changed =
+      last === null ||
+      p.transferPhase !== last.transferPhase ||
+      p.vcpuCap !== last.vcpuCap ||
+      p.guestPaused !== last.guestPaused ||
+      Math.floor(p.fraction / SIGNAL_STEP) > Math.floor(last.fraction / SIGNAL_STEP);
+    const due = input.convergence ? changed : changed || now - lastAt >= REPORT_EVERY_MS;
+    if (!due) return;
+    last = p;
+    lastAt = now;
+    await send(p);
+  };
+}
 
 export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient, reportProgress: ProgressReporter, logger: Logger) {
   const here = () => thisHost(xenapi, host);
@@ -209,10 +237,11 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
     },
 
     /**
-     * Async.VM.migrate_send (or pool_migrate) on the source: follows the task, heartbeats and
-     * signals progress, and cancels the task only when the workflow asked (an abort): a worker
-     * shutting down or a missed heartbeat leaves it running, and the retry follows it again,
-     * found through the VM's current_operations.
+     * Async.VM.migrate_send (or pool_migrate) on the source: follows the task, heartbeats its
+     * progress, applies the convergence policy (caps and force-complete through the dom0 plugin, the
+     * completion and progress timeouts), and cancels the task only when the workflow asked (an
+     * abort) or the policy gave up: a worker shutting down or a missed heartbeat leaves it running,
+     * and the retry follows it again, found through the VM's current_operations.
      */
     async migrateSend(input: MigrateSendInput): Promise<MigrateSendResult> {
       const ctx = Context.current();
@@ -254,17 +283,43 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
         logger.info({ instanceUuid: input.instanceUuid, task: taskRef }, 'following the migration task already running');
       }
 
-      const pace: Pace = { perSecond: 0, lastFraction: 0, lastAt: Date.now() };
-      let lastReport = 0;
-      let last: TransferProgress | undefined;
-      // Only the workflow's own cancellation (an abort) cancels the xapi task.
-      const abort = new AbortController();
+      // A retry resumes the policy (its clock, the steps taken) from the last attempt's heartbeat.
+      const resumed = ctx.info.heartbeatDetails as TransferHeartbeat | undefined;
+      let convergence: ConvergenceState = resumed?.convergence ?? startConvergence(Date.now());
+      const steering = resumed?.steering ?? { vcpuCap: null, paused: false };
+      const pace: Pace = { perSecond: 0, lastFraction: resumed?.progress.fraction ?? 0, lastAt: Date.now() };
+      const plugin = dom0Plugin(xenapi, self.ref);
+      const reporter = progressReporter(input, (p) => reportProgress(input.workflowId, p));
+      let gaveUp: { why: string; cause: string } | null = null;
+      // The workflow's own cancellation (an abort) and the policy giving up cancel the xapi task.
+      const cancel = new AbortController();
       ctx.cancellationSignal.addEventListener('abort', () => {
-        if (ctx.cancellationDetails?.cancelRequested ?? true) abort.abort();
+        if (ctx.cancellationDetails?.cancelRequested ?? true) cancel.abort();
       });
+
+      const steer = async (p: TransferProgress, now: number) => {
+        if (!input.convergence) return;
+        convergence = observe(convergence, p, now);
+        const { action, state } = nextAction(convergence, p, now, input.convergence);
+        convergence = state;
+        if (action.kind === 'cap') {
+          logger.info({ instanceUuid: input.instanceUuid, cap: action.cap }, action.why);
+          await plugin.setVcpuCap(source.record.domid, action.cap);
+          steering.vcpuCap = action.cap;
+        } else if (action.kind === 'force_complete') {
+          logger.info({ instanceUuid: input.instanceUuid }, `force-complete: ${action.why}`);
+          await plugin.pause(source.record.domid);
+          steering.paused = true;
+        } else if (action.kind === 'abort' && !gaveUp) {
+          logger.warn({ instanceUuid: input.instanceUuid }, action.why);
+          gaveUp = { why: action.why, cause: action.cause };
+          cancel.abort();
+        }
+      };
+
       try {
         await waitForTask(xenapi, taskRef, {
-          signal: abort.signal,
+          signal: cancel.signal,
           pollMs: POLL_MS,
           onCancelRefused: (err) => logger.warn({ err: err.message }, 'task.cancel refused: past the point of no return'),
           onProgress: async (p) => {
@@ -274,20 +329,22 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
               pace.lastFraction = p.progress;
               pace.lastAt = now;
             }
-            const progress = transferProgress(p, totals, pace);
-            ctx.heartbeat(progress);
-            const phaseChanged = progress.transferPhase !== last?.transferPhase;
-            last = progress;
-            if (phaseChanged || now - lastReport >= REPORT_EVERY_MS) {
-              lastReport = now;
-              await reportProgress(input.workflowId, progress).catch((err: unknown) =>
-                logger.warn({ err: (err as Error).message }, 'could not signal progress'),
-              );
-            }
+            const base = transferProgress(p, totals, pace);
+            await steer(base, now);
+            const progress: TransferProgress = {
+              ...base,
+              ...(steering.vcpuCap !== null ? { vcpuCap: steering.vcpuCap } : {}),
+              ...(steering.paused ? { guestPaused: true } : {}),
+            };
+            const details: TransferHeartbeat = { progress, convergence, steering };
+            ctx.heartbeat(details);
+            await reporter(progress).catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'could not signal progress'));
           },
         });
       } catch (err) {
-        if (abort.signal.aborted && !isXenApiError(err)) throw new CancelledFailure(`migration of ${input.instanceUuid} cancelled on ${host.name}`);
+        const policyGaveUp = gaveUp as { why: string; cause: string } | null;
+        if (policyGaveUp && isXenApiError(err, XenApiCode.TASK_CANCELLED)) throw ApplicationFailure.nonRetryable(policyGaveUp.why, policyGaveUp.cause);
+        if (cancel.signal.aborted && !isXenApiError(err)) throw new CancelledFailure(`migration of ${input.instanceUuid} cancelled on ${host.name}`);
         if (isXenApiError(err, XenApiCode.TASK_CANCELLED)) {
           throw ApplicationFailure.nonRetryable(`migration of ${input.instanceUuid} cancelled on ${host.name}`, XenApiCode.TASK_CANCELLED);
         }

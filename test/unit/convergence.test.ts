@@ -74,7 +74,7 @@ describe('convergence policy', () => {
 
   it('aborts after the completion timeout, or force-completes when that is the action', () => {
     const state = observe(startConvergence(0), progress(0.5, 1), 99_000);
-    expect(nextAction(state, progress(0.5, 1), 100_000, policy).action).toEqual({ kind: 'abort', why: 'completion timeout: 100 s' });
+    expect(nextAction(state, progress(0.5, 1), 100_000, policy).action).toEqual({ kind: 'abort', why: 'completion timeout: 100 s', cause: 'CompletionTimeout' });
     const forcing = { ...policy, timeoutAction: 'force_complete' as const };
     const forced = nextAction(state, progress(0.5, 1), 100_000, forcing);
     expect(forced.action.kind).toBe('force_complete');
@@ -87,7 +87,7 @@ describe('convergence policy', () => {
     let state = observe(startConvergence(0), progress(0.2, 10), 1000);
     state = observe(state, progress(0.2, 10), 20_000); // no growth: no progress
     expect(nextAction(state, progress(0.2, 10), 30_999, { ...policy, autoConverge: false }).action.kind).toBe('wait');
-    expect(nextAction(state, progress(0.2, 10), 31_000, { ...policy, autoConverge: false }).action).toMatchObject({ kind: 'abort' });
+    expect(nextAction(state, progress(0.2, 10), 31_000, { ...policy, autoConverge: false }).action).toMatchObject({ kind: 'abort', cause: 'ProgressTimeout' });
   });
 
   it('force-completes once when an operator asks', () => {

@@ -1,0 +1,571 @@
+// LiveMigrationTask: Nova's conductor live migration (nova/conductor/tasks/live_migrate.py) as the
+// body of a durable workflow. execute() reads like the conductor's _execute(): check the instance
+// and its host, wait for a slot, find a destination, prepare it, send the VM, finish on both hosts.
+// A failure after the destination was touched runs Nova's _rollback_live_migration, which never
+// destroys or shuts down the copy that runs: when the source copy may be gone, the destination is
+// asked first. Every wait is bounded by the policy: a host that does not come back in time ends the
+// migration in Nova's error status, and what is left to undo goes to a migrationCleanup workflow.
+import {
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  ParentClosePolicy,
+  condition,
+  isCancellation,
+  log,
+  setHandler,
+  startChild,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { DestinationFacts, InstancePresence, MigrateSendResult, MigrateToken } from '../activities/types';
+import type { FerryConfig } from '../lib/config';
+import { InstanceUuid } from '../lib/search-attributes';
+import { conductor, hostChecks, hostStepsWithin, hostTransferWithin } from './activities';
+import { collectClusterView, type ClusterHost, type ClusterSnapshot } from './cluster';
+import type { ConvergencePolicy } from './convergence';
+import {
+  abortSignal,
+  abortUpdate,
+  forceCompleteSignal,
+  forceCompleteUpdate,
+  newMigrationView,
+  progressSignal,
+  statusQuery,
+  type ControlAccepted,
+  type InstanceView,
+  type LiveMigrationRequest,
+  type MigrationStatusView,
+  type SlotGrant,
+} from './definitions';
+import { MIGRATION_CLEANUP_WORKFLOW, type CleanupStep } from './migration-cleanup';
+import { describeFailure, type MigrationOutcome } from './outcome';
+import { SlotLease } from './slot-lease';
+import { StatusBoard } from './status-board';
+
+type Policy = FerryConfig['migration'];
+
+/** Failures of the transfer that are the policy's own abort: the migration ends cancelled, as an abort. */
+const POLICY_ABORTS = new Set(['CompletionTimeout', 'ProgressTimeout']);
+
+interface Destination {
+  host: ClusterHost;
+  block: boolean;
+  token: MigrateToken | null;
+}
+
+export class LiveMigrationTask {
+  private readonly info = workflowInfo();
+  private readonly board: StatusBoard;
+  private readonly lease: SlotLease;
+  /** The steps an abort interrupts: everything before the point of no return. */
+  private readonly abortable = new CancellationScope();
+  private policy: Policy | null = null;
+  private instance: InstanceView | null = null;
+  private source: ClusterHost | null = null;
+  private dest: Destination | null = null;
+  private destTouched = false;
+  private sourceTouched = false;
+  private transferring = false;
+  private pausedByFerry = false;
+  private abortReason: string | null = null;
+  private transfer: MigrateSendResult | null = null;
+  private grant: SlotGrant | null = null;
+
+  constructor(private readonly input: LiveMigrationRequest) {
+    const view = newMigrationView({
+      runId: this.info.runId,
+      workflowId: this.info.workflowId,
+      instanceUuid: input.instanceUuid,
+      createdAt: new Date(this.info.startTime.getTime()).toISOString(),
+      blockMigration: input.blockMigration === 'auto' ? null : input.blockMigration,
+      requestedBy: input.requestedBy,
+    });
+    this.board = new StatusBoard(view);
+    this.lease = new SlotLease(this.info.workflowId, {
+      onQueued: () => this.board.enter('queued', 'queued'),
+      onGranted: () => this.board.enter('scheduling', 'preparing'),
+    });
+  }
+
+  /** Signals, updates and the query; the slot lease's signals. */
+  installHandlers(): void {
+    setHandler(statusQuery, () => this.board.view);
+    setHandler(abortSignal, (reason) => {
+      this.requestAbort(reason);
+    });
+    setHandler(abortUpdate, (reason) => this.requestAbort(reason), { validator: (_reason: string) => this.validateAbort() });
+    setHandler(forceCompleteSignal, () => {
+      this.requestForceComplete();
+    });
+    setHandler(forceCompleteUpdate, () => this.requestForceComplete(), { validator: () => this.validateForceComplete() });
+    setHandler(progressSignal, (p) => {
+      if (this.transferring) this.board.progress(p);
+    });
+    this.lease.install();
+  }
+
+  async execute(): Promise<MigrationOutcome> {
+    try {
+      return await this.migrateAndFinish();
+    } finally {
+      // Every way out gives the slot back (compensation may have done so earlier).
+      await CancellationScope.nonCancellable(() => this.lease.release());
+    }
+  }
+
+  // ---- the conductor's story ----------------------------------------------------------------
+
+  private async migrateAndFinish(): Promise<MigrationOutcome> {
+    try {
+      await this.abortable.run(async () => {
+        this.policy = await conductor.migrationPolicy();
+        const cluster = await collectClusterView();
+        const source = this.checkHostIsUp(cluster);
+        const instance = await this.checkInstanceActive(source);
+        const requested = this.input.host ? this.checkRequestedHost(cluster, source, this.input.host) : null;
+        await this.waitForSlot(source, instance, requested);
+        const dest = await this.findDestination(cluster, source, instance, requested);
+        const { facts, token } = await this.prepareDestination(dest);
+        this.transfer = await this.migrateSend(source, dest, instance, facts, token);
+      });
+    } catch (err) {
+      return this.rollback(err);
+    }
+    await CancellationScope.nonCancellable(() => this.postLiveMigration());
+    return this.outcome();
+  }
+
+  /** Nova's _check_host_is_up for the instance's host: it must be among the hosts that are up. */
+  private checkHostIsUp(cluster: ClusterSnapshot): ClusterHost {
+    const uuid = this.input.instanceUuid;
+    const host = cluster.hosts.find((h) => h.instances.some((i) => i.uuid === uuid));
+    if (host) return host;
+    const down = cluster.hosts.filter((h) => !h.up);
+    if (down.length > 0) {
+      throw ApplicationFailure.nonRetryable(
+        `instance ${uuid} is on no host that is up; down: ${down.map((h) => `${h.name} (${h.downReason})`).join(', ')}`,
+        'ComputeServiceUnavailable',
+      );
+    }
+    throw ApplicationFailure.nonRetryable(`instance ${uuid} could not be found on any host`, 'InstanceNotFound');
+  }
+
+  /** Nova's _check_instance_is_active, asked of the host the instance is on. */
+  private async checkInstanceActive(source: ClusterHost): Promise<InstanceView> {
+    const instance = await hostChecks(source.queue).checkInstanceActive.executeWithOptions({ summary: `${this.input.instanceUuid} on ${source.name}` }, [
+      { instanceUuid: this.input.instanceUuid },
+    ]);
+    this.source = source;
+    this.instance = instance;
+    this.board.source(source.name, instance.memoryBytes);
+    if (this.input.blockMigration === false && instance.storage === 'local') {
+      throw ApplicationFailure.nonRetryable(
+        `instance ${instance.uuid} has disks on local storage: block_migration false needs shared storage`,
+        'InvalidSharedStorage',
+      );
+    }
+    return instance;
+  }
+
+  private checkRequestedHost(cluster: ClusterSnapshot, source: ClusterHost, name: string): ClusterHost {
+    const host = cluster.hosts.find((h) => h.name === name);
+    if (!host) throw ApplicationFailure.nonRetryable(`requested host ${name} is not a host of this cluster`, 'InvalidHost');
+    if (host.name === source.name) throw ApplicationFailure.nonRetryable(`requested host ${name} is the instance's current host`, 'InvalidHost');
+    if (!host.up) throw ApplicationFailure.nonRetryable(`requested host ${name} is down: ${host.downReason}`, 'ComputeServiceUnavailable');
+    return host;
+  }
+
+  /** The concurrency limits (status queued): for a requested host, its inbound slot too. */
+  private async waitForSlot(source: ClusterHost, instance: InstanceView, requested: ClusterHost | null): Promise<void> {
+    this.board.enter('queued', 'queued');
+    this.grant = await this.lease.acquire({
+      sourceHost: source.name,
+      destHost: requested?.name ?? null,
+      memoryBytes: instance.memoryBytes,
+      limits: (this.policy as Policy).limits,
+    });
+    this.board.enter('scheduling', 'preparing');
+  }
+
+  /** Block migration for one candidate: explicit, or "auto" decided from the storage and the pools. */
+  private needsBlock(instance: InstanceView, source: ClusterHost, candidate: ClusterHost): boolean {
+    if (this.input.blockMigration !== 'auto') return this.input.blockMigration;
+    return !(instance.storage !== 'local' && candidate.pool === source.pool);
+  }
+
+  /** Nova's _find_destination: schedule, then check each candidate until one passes. */
+  private async findDestination(cluster: ClusterSnapshot, source: ClusterHost, instance: InstanceView, requested: ClusterHost | null): Promise<Destination> {
+    const policy = this.policy as Policy;
+    const attempts = this.board.view.attempts;
+    let candidates: ClusterHost[];
+    if (requested) {
+      candidates = [requested];
+    } else {
+      const scheduled = await conductor.findDestination.executeWithOptions({ summary: `${instance.name} (${instance.memoryBytes} bytes) from ${source.name}` }, [
+        {
+          hosts: cluster.hosts,
+          instance,
+          sourceHost: source.name,
+          excluded: [],
+          blockMigration: this.input.blockMigration === 'auto' ? instance.storage === 'local' : this.input.blockMigration,
+          reservedBytes: this.grant?.reservedBytes ?? {},
+        },
+      ]);
+      attempts.push(...scheduled.rejected);
+      candidates = scheduled.candidates.map((name) => cluster.hosts.find((h) => h.name === name) as ClusterHost);
+    }
+    let tries = 0;
+    for (const candidate of candidates) {
+      if (policy.maxRetries >= 0 && tries > policy.maxRetries) {
+        attempts.push({ host: candidate.name, reason: `not tried: migrate_max_retries (${policy.maxRetries}) exhausted` });
+        continue;
+      }
+      tries++;
+      if (!requested) {
+        const refused = await this.lease.reserveDestination(candidate, instance.memoryBytes);
+        if (refused) {
+          attempts.push({ host: candidate.name, reason: refused });
+          continue;
+        }
+      }
+      try {
+        const block = this.needsBlock(instance, source, candidate);
+        const token = this.input.force ? null : await this.checkCandidate(source, candidate, instance, block);
+        const dest = { host: candidate, block, token };
+        this.dest = dest;
+        this.board.destination(candidate.name, block);
+        return dest;
+      } catch (err) {
+        if (isCancellation(err)) throw err;
+        attempts.push({ host: candidate.name, reason: describeFailure(err).message });
+        if (!requested) await this.lease.releaseDestination();
+      }
+    }
+    const reasons = attempts.map((a) => `${a.host}: ${a.reason}`).join('; ');
+    throw ApplicationFailure.nonRetryable(`No valid host was found. ${reasons || 'no other host in the cluster'}`, 'NoValidHost');
+  }
+
+  /** Nova's check_can_live_migrate_destination and _source; answers the token the source will use. */
+  private async checkCandidate(source: ClusterHost, candidate: ClusterHost, instance: InstanceView, block: boolean): Promise<MigrateToken | null> {
+    const facts = await hostChecks(candidate.queue).checkCanLiveMigrateDestination.executeWithOptions({ summary: `free memory and storage on ${candidate.name}` }, [
+      { instance, sourceHost: { name: source.name, pool: source.pool }, blockMigration: block },
+    ]);
+    const samePool = candidate.pool === source.pool;
+    const token =
+      block || !samePool
+        ? await hostChecks(candidate.queue).migrateReceive.executeWithOptions({ summary: `token from ${candidate.name} for the source check` }, [])
+        : null;
+    await hostChecks(source.queue).assertCanMigrate.executeWithOptions({ summary: `checkCanLiveMigrateSource: VM.assert_can_migrate to ${candidate.name}` }, [
+      { instanceUuid: instance.uuid, destination: facts, blockMigration: block, token, samePool },
+    ]);
+    return token;
+  }
+
+  /** migrateReceive and preLiveMigration on the destination. */
+  private async prepareDestination(dest: Destination): Promise<{ facts: DestinationFacts; token: MigrateToken | null }> {
+    this.board.enter('preparing');
+    this.destTouched = true; // before the do-step: a receive that timed out may still have left something
+    const on = this.hostSteps(dest.host);
+    const samePool = dest.host.pool === (this.source as ClusterHost).pool;
+    const token =
+      dest.token ?? (dest.block || !samePool ? await on.migrateReceive.executeWithOptions({ summary: `token from ${dest.host.name}` }, []) : null);
+    const facts = await on.preLiveMigration.executeWithOptions({ summary: `networks and storage on ${dest.host.name}` }, []);
+    return { facts, token };
+  }
+
+  /** The transfer; the agent follows the xapi task and applies the convergence policy itself. */
+  private async migrateSend(source: ClusterHost, dest: Destination, instance: InstanceView, facts: DestinationFacts, token: MigrateToken | null): Promise<MigrateSendResult> {
+    this.board.enter('precopy', 'running');
+    this.sourceTouched = true;
+    this.transferring = true;
+    const convergence = this.convergencePolicy(instance, dest.block);
+    // The transfer may take as long as the completion timeout allows, plus a host's absence.
+    const bound = (convergence.completionSeconds > 0 ? convergence.completionSeconds : 24 * 3600) + this.hostTimeout();
+    try {
+      return await hostTransferWithin(source.queue, bound).migrateSend.executeWithOptions(
+        { summary: `${instance.name} ${source.name} → ${dest.host.name} (${dest.block ? 'migrate_send with storage' : 'pool_migrate, shared storage'})` },
+        [
+          {
+            instanceUuid: instance.uuid,
+            destination: facts,
+            blockMigration: dest.block,
+            token,
+            samePool: dest.host.pool === source.pool,
+            workflowId: this.info.workflowId,
+            convergence,
+          },
+        ],
+      );
+    } finally {
+      this.transferring = false;
+    }
+  }
+
+  private convergencePolicy(instance: InstanceView, block: boolean): ConvergencePolicy {
+    const policy = this.policy as Policy;
+    const options = this.input.options;
+    const gib = (instance.memoryBytes + (block ? instance.diskBytes : 0)) / 2 ** 30;
+    return {
+      completionSeconds: (options.completionTimeoutPerGiB ?? policy.completionTimeoutPerGiB) * gib,
+      timeoutAction: options.timeoutAction ?? policy.timeoutAction,
+      progressTimeoutSeconds: options.progressTimeout ?? policy.progressTimeout,
+      autoConverge: options.autoConverge ?? policy.autoConverge.enabled,
+      capSteps: policy.autoConverge.capSteps,
+      stepSeconds: policy.autoConverge.stepSeconds,
+      forceCompleteAfterLastStep: policy.autoConverge.forceCompleteAfterLastStep,
+    };
+  }
+
+  /** Nova's post_live_migration_at_destination, then post_live_migration on the source. */
+  private async postLiveMigration(): Promise<void> {
+    const source = this.source as ClusterHost;
+    const dest = (this.dest as Destination).host;
+    this.board.enter('post_migration');
+    const confirmed = await this.onHost(dest, 'confirm the VM runs there', () =>
+      this.hostSteps(dest).postLiveMigrationAtDestination.executeWithOptions({ summary: `${this.input.instanceUuid} runs on ${dest.name}` }, [
+        { instanceUuid: this.input.instanceUuid },
+      ]),
+    );
+    if (confirmed === 'timed out') {
+      // xapi said the transfer succeeded, but the destination never confirmed: say what is known.
+      this.finish('error', { type: 'ComputeServiceUnavailable', message: `the transfer completed but ${dest.name} did not confirm within ${this.hostTimeout()} s that the VM runs there` });
+      await this.leaveCleanup(source, [{ activity: 'postLiveMigration', args: { instanceUuid: this.input.instanceUuid } }]);
+      return;
+    }
+    const cleaned = await this.onHost(source, 'clean up the source', () =>
+      this.hostSteps(source).postLiveMigration.executeWithOptions({ summary: `clean up ${source.name}` }, [{ instanceUuid: this.input.instanceUuid }]),
+    );
+    if (cleaned === 'timed out') await this.leaveCleanup(source, [{ activity: 'postLiveMigration', args: { instanceUuid: this.input.instanceUuid } }]);
+    this.finish('completed', null);
+  }
+
+  // ---- compensation: Nova's _rollback_live_migration ---------------------------------------
+
+  private async rollback(err: unknown): Promise<MigrationOutcome> {
+    this.transferring = false;
+    const failure = describeFailure(err);
+    if (POLICY_ABORTS.has(failure.type)) this.abortReason = failure.message;
+    // An abort may surface as the transfer's TASK_CANCELLED failure rather than a cancellation.
+    const cancelled = isCancellation(err) || this.abortable.consideredCancelled || POLICY_ABORTS.has(failure.type);
+    this.board.failed(cancelled ? { type: 'Aborted', message: this.abortReason ?? 'cancelled' } : failure);
+    await CancellationScope.nonCancellable(() => this.compensate(cancelled));
+    if (this.board.status === 'completed') return this.outcome();
+    // A Temporal cancel request (CLI, web UI): the run ends Canceled, after compensation.
+    if (cancelled && this.abortReason === null) throw isCancellation(err) ? err : new CancelledFailure('migration cancelled');
+    if (cancelled) return this.outcome();
+    const known = this.board.view.error ?? failure;
+    throw ApplicationFailure.nonRetryable(known.message, known.type);
+  }
+
+  private async compensate(cancelled: boolean): Promise<void> {
+    const source = this.source;
+    const dest = this.dest?.host ?? null;
+    const ended = cancelled ? 'cancelled' : 'failed';
+    if (!source || !dest || !(this.destTouched || this.sourceTouched)) {
+      this.finish(ended, this.board.view.error);
+      return;
+    }
+    this.board.enter('rolling_back');
+    const uuid = this.input.instanceUuid;
+    // A transfer whose activity gave up may still run in xapi: end it before deciding anything.
+    if (this.sourceTouched) {
+      await this.onHost(source, 'end the migration task', () =>
+        hostStepsWithin(source.queue, this.hostTimeout(), { heartbeat: true }).settleMigrationTask.executeWithOptions(
+          { summary: `make sure no migration task of ${uuid} still runs` },
+          [{ instanceUuid: uuid }],
+        ),
+      );
+    }
+    const onSource = await this.presence(source);
+    const handedOver = this.board.view.progress?.transferPhase === 'stop_and_copy' || this.board.view.progress?.transferPhase === 'done';
+    if (onSource?.runningHere !== true || handedOver) {
+      const onDest = await this.presence(dest);
+      if (onDest?.runningHere && onSource?.runningHere) {
+        this.finish('error', this.errorWith('InstanceOnTwoHosts', `${uuid} runs on both ${source.name} and ${dest.name}: nothing was touched, an operator must decide`));
+        return;
+      }
+      if (onDest?.runningHere) {
+        log.warn('the VM runs on the destination although the transfer failed: completing instead of rolling back');
+        this.board.failed(null);
+        await this.postLiveMigration();
+        return;
+      }
+      if (onSource?.runningHere !== true) {
+        const sourceSays = onSource === null ? `${source.name} did not answer within ${this.hostTimeout()} s` : `it no longer runs on the source ${source.name} (${onSource.powerState ?? 'unknown to its pool'})`;
+        const destSays = onDest === null ? `${dest.name} did not answer either` : `it does not run on ${dest.name} either`;
+        this.finish('error', this.errorWith('InstanceNotRunning', `${sourceSays} and ${destSays}: nothing was resumed or destroyed`));
+        // The source's record stays the VM's; what the destination's pool kept goes, now or when it returns.
+        const pending: CleanupStep[] = [];
+        if (onSource === null) pending.push({ activity: 'rollbackLiveMigration', args: { instanceUuid: uuid, resume: false, vcpuCap: null } });
+        if (pending.length > 0) await this.leaveCleanup(source, pending);
+        await this.rollbackAtDestination(source, dest);
+        return;
+      }
+    }
+    // The source copy runs: put it back as it was, then the VM is safe and the slot can go.
+    const restored = await this.onHost(source, 'resume the VM as it was', () =>
+      this.hostSteps(source).rollbackLiveMigration.executeWithOptions({ summary: `keep the VM running on ${source.name}` }, [
+        { instanceUuid: uuid, resume: this.pausedByFerry, vcpuCap: this.instance?.vcpuCap ?? null },
+      ]),
+    );
+    if (restored === 'timed out') {
+      await this.leaveCleanup(source, [{ activity: 'rollbackLiveMigration', args: { instanceUuid: uuid, resume: this.pausedByFerry, vcpuCap: this.instance?.vcpuCap ?? null } }]);
+    }
+    await this.lease.release();
+    const leftover = await this.rollbackAtDestination(source, dest);
+    if (restored === 'timed out' || leftover) {
+      this.finish('error', this.errorWith('ComputeServiceUnavailable', `the VM runs on ${source.name}; a host did not answer in time: cleanup pending (${this.board.view.cleanup?.workflowId ?? ''})`));
+      return;
+    }
+    this.finish(ended, this.board.view.error);
+  }
+
+  /** Removes what arrived on the destination; true when that had to be left to a cleanup workflow. */
+  private async rollbackAtDestination(source: ClusterHost, dest: ClusterHost): Promise<boolean> {
+    const args = { instanceUuid: this.input.instanceUuid, sourcePool: source.pool };
+    const done = await this.onHost(dest, 'remove what arrived', () =>
+      this.hostSteps(dest).rollbackLiveMigrationAtDestination.executeWithOptions({ summary: `remove what arrived on ${dest.name}` }, [args]),
+    );
+    if (done !== 'timed out') return false;
+    await this.leaveCleanup(dest, [{ activity: 'rollbackLiveMigrationAtDestination', args }]);
+    return true;
+  }
+
+  /** Where the VM stands as this host's pool sees it; null when the host does not answer in time. */
+  private async presence(host: ClusterHost): Promise<InstancePresence | null> {
+    const answer = await this.onHost(host, 'say where the VM runs', () =>
+      this.hostSteps(host).instancePresence.executeWithOptions({ summary: `does ${this.input.instanceUuid} run on ${host.name}?` }, [
+        { instanceUuid: this.input.instanceUuid },
+      ]),
+    );
+    return answer === 'timed out' ? null : answer;
+  }
+
+  // ---- bounded waits on hosts ----------------------------------------------------------------
+
+  private hostTimeout(): number {
+    return this.policy?.hostTimeout ?? 300;
+  }
+
+  private hostSteps(host: ClusterHost) {
+    return hostStepsWithin(host.queue, this.hostTimeout());
+  }
+
+  /**
+   * Runs one step on a host, showing what it waits for; a host (or its agent) that does not
+   * answer within the policy's hostTimeout gives 'timed out' instead of waiting forever. Any other
+   * failure of the step is thrown.
+   */
+  private async onHost<T>(host: ClusterHost, what: string, step: () => Promise<T>): Promise<T | 'timed out'> {
+    this.board.waiting(`${host.name} to ${what}`);
+    try {
+      return await step();
+    } catch (err) {
+      if (!isTimeout(err)) throw err;
+      log.warn('a host did not answer in time', { host: host.name, what });
+      return 'timed out';
+    } finally {
+      this.board.waiting(null);
+    }
+  }
+
+  /** Hands steps a host could not do in time to a migrationCleanup workflow that waits for it. */
+  private async leaveCleanup(host: ClusterHost, steps: CleanupStep[]): Promise<void> {
+    const workflowId = `migration-cleanup-${this.info.runId}-${host.name}`;
+    await startChild(MIGRATION_CLEANUP_WORKFLOW, {
+      workflowId,
+      args: [{ migrationWorkflowId: this.info.workflowId, instanceUuid: this.input.instanceUuid, host: host.name, queue: host.queue, steps }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      typedSearchAttributes: [{ key: InstanceUuid, value: this.input.instanceUuid }],
+      staticSummary: `cleanup of ${this.input.instanceUuid} on ${host.name}: ${steps.map((s) => s.activity).join(', ')}`,
+    });
+    const previous = this.board.view.cleanup;
+    this.board.cleanup({ workflowId, host: host.name, steps: [...(previous?.host === host.name ? previous.steps : []), ...steps.map((s) => s.activity)] });
+  }
+
+  // ---- abort and force-complete ----------------------------------------------------------------
+
+  private requestAbort(reason?: string): ControlAccepted {
+    if (this.board.view.abortable && this.abortReason === null) {
+      this.abortReason = reason || 'aborted by an operator';
+      log.info('abort requested', { reason: this.abortReason });
+      this.abortable.cancel();
+    }
+    return this.accepted();
+  }
+
+  private validateAbort(): void {
+    if (this.abortReason !== null) throw new Error(`abort already requested: ${this.abortReason}`);
+    const refusal = this.board.notAbortableReason();
+    if (refusal) throw new Error(`cannot abort: ${refusal}`);
+  }
+
+  private requestForceComplete(): ControlAccepted {
+    const view = this.board.view;
+    if (!view.forceCompleteRequested) {
+      view.forceCompleteRequested = true;
+      // The agent applies the policy; an operator's force-complete pauses the domain now.
+      void CancellationScope.nonCancellable(() => this.forceComplete());
+    }
+    return this.accepted();
+  }
+
+  private async forceComplete(): Promise<void> {
+    // Wait until the transfer runs: before it, the request is remembered and applied then.
+    await condition(() => this.transferring || ['done', 'rolling_back', 'post_migration'].includes(this.board.phase));
+    const source = this.source;
+    if (!this.transferring || !source) return;
+    const paused = await this.hostSteps(source).forceCompleteGuest.executeWithOptions({ summary: `force-complete: pause ${this.input.instanceUuid}'s domain` }, [
+      { instanceUuid: this.input.instanceUuid },
+    ]);
+    this.pausedByFerry = this.pausedByFerry || paused.paused;
+    if (this.board.view.progress) this.board.progress({ ...this.board.view.progress, guestPaused: this.pausedByFerry });
+  }
+
+  private validateForceComplete(): void {
+    const phase = this.board.phase;
+    if (this.board.view.forceCompleteRequested) throw new Error('force-complete already requested');
+    if (!['validating', 'queued', 'scheduling', 'preparing', 'precopy'].includes(phase)) {
+      throw new Error(`cannot force-complete in phase ${phase}: ${this.board.notAbortableReason() ?? 'not transferring'}`);
+    }
+  }
+
+  private accepted(): ControlAccepted {
+    return { accepted: true, status: this.board.status, phase: this.board.phase };
+  }
+
+  // ---- endings ---------------------------------------------------------------------------------
+
+  private errorWith(type: string, detail: string): { type: string; message: string } {
+    const before = this.board.view.error?.message;
+    return { type, message: before ? `${before}; ${detail}` : detail };
+  }
+
+  private finish(status: 'completed' | 'cancelled' | 'failed' | 'error', error: { type: string; message: string } | null): void {
+    this.board.failed(error);
+    this.board.enter('done', status);
+  }
+
+  private outcome(): MigrationOutcome {
+    const v: MigrationStatusView = this.board.view;
+    return {
+      status: v.status,
+      sourceHost: v.source_compute,
+      destHost: v.dest_compute,
+      bytesSent: this.transfer?.bytesSent ?? 0,
+      downtimeMs: this.transfer?.downtimeMs ?? null,
+      transferMs: this.transfer?.transferMs ?? 0,
+      message: v.error?.message ?? null,
+    };
+  }
+}
+
+/** A step that ran out of its schedule-to-close bound: the host or its agent did not answer in time. */
+function isTimeout(err: unknown): boolean {
+  let e = err as { name?: string; cause?: unknown } | undefined;
+  while (e) {
+    if (e.name === 'TimeoutFailure') return true;
+    e = e.cause as typeof e;
+  }
+  return false;
+}

@@ -1,0 +1,136 @@
+// What a live migration shows the world, in one place: the status query's view, the memo the web
+// UI's list shows, the search attributes `temporal workflow list` filters on, and the run's current
+// details. The task changes it only through these methods, so the four never disagree.
+import { setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
+import { DestHost, InstanceUuid, MigrationStatus, SourceHost } from '../lib/search-attributes';
+import type { MigrationCleanupView, MigrationPhase, MigrationStatusView, NovaMigrationStatus, TransferProgress } from './definitions';
+
+/** Phases after which an abort can no longer be honoured, and why. */
+const NOT_ABORTABLE: Partial<Record<MigrationPhase, string>> = {
+  stop_and_copy: 'the VM is paused for stop-and-copy: past the point of no return',
+  post_migration: 'the VM already runs on the destination',
+  rolling_back: 'the migration is already rolling back',
+  done: 'the migration has ended',
+};
+
+/** Progress moves the memo only in steps of this fraction: a long transfer writes a bounded history. */
+const MEMO_STEP = 0.1;
+
+export class StatusBoard {
+  private memoFraction = -1;
+
+  constructor(readonly view: MigrationStatusView) {
+    upsertSearchAttributes([
+      { key: InstanceUuid, value: view.server_uuid },
+      { key: MigrationStatus, value: view.status },
+    ]);
+  }
+
+  get phase(): MigrationPhase {
+    return this.view.phase;
+  }
+
+  get status(): NovaMigrationStatus {
+    return this.view.status;
+  }
+
+  /** Why an abort would be refused now, or null when it would be accepted. */
+  notAbortableReason(): string | null {
+    const reason = NOT_ABORTABLE[this.view.phase] ?? null;
+    if (reason && this.view.phase === 'rolling_back' && this.view.waitingFor) return `${reason}; waiting for ${this.view.waitingFor}`;
+    return reason;
+  }
+
+  enter(phase: MigrationPhase, status?: NovaMigrationStatus): void {
+    this.view.phase = phase;
+    if (status && status !== this.view.status) {
+      this.view.status = status;
+      upsertSearchAttributes([{ key: MigrationStatus, value: status }]);
+      this.memo();
+    }
+    this.touch();
+  }
+
+  source(name: string, memoryBytes: number): void {
+    this.view.source_compute = name;
+    this.view.source_node = name;
+    this.view.memory_total_bytes = memoryBytes;
+    upsertSearchAttributes([{ key: SourceHost, value: name }]);
+    this.touch();
+  }
+
+  destination(name: string, block: boolean): void {
+    this.view.dest_compute = name;
+    this.view.dest_host = name;
+    this.view.dest_node = name;
+    this.view.block_migration = block;
+    upsertSearchAttributes([{ key: DestHost, value: name }]);
+    this.touch();
+  }
+
+  progress(p: TransferProgress): void {
+    const v = this.view;
+    v.progress = p;
+    v.memory_total_bytes = p.memoryTotalBytes;
+    v.memory_processed_bytes = p.memoryProcessedBytes;
+    v.memory_remaining_bytes = p.memoryRemainingBytes;
+    v.disk_total_bytes = p.diskTotalBytes;
+    v.disk_processed_bytes = p.diskProcessedBytes;
+    v.disk_remaining_bytes = p.diskRemainingBytes;
+    if (p.transferPhase === 'stop_and_copy' && v.phase === 'precopy') this.enter('stop_and_copy');
+    else this.touch();
+    if (p.fraction >= this.memoFraction + MEMO_STEP || p.fraction === 1) this.memo();
+  }
+
+  failed(error: { type: string; message: string } | null): void {
+    this.view.error = error;
+    this.touch();
+  }
+
+  /** What the migration waits for (null when it no longer waits). */
+  waiting(what: string | null): void {
+    if (this.view.waitingFor === what) return;
+    this.view.waitingFor = what;
+    this.touch();
+  }
+
+  cleanup(cleanup: MigrationCleanupView): void {
+    this.view.cleanup = cleanup;
+    this.memo();
+    this.touch();
+  }
+
+  private touch(): void {
+    const v = this.view;
+    v.updated_at = new Date(Date.now()).toISOString();
+    const reason = this.notAbortableReason();
+    v.abortable = reason === null;
+    v.notAbortableReason = reason;
+    setCurrentDetails(describeForUi(v));
+  }
+
+  /** The memo is what the web UI's list and the API's list show without opening the run. */
+  private memo(): void {
+    const v = this.view;
+    this.memoFraction = v.progress?.fraction ?? this.memoFraction;
+    upsertMemo({
+      status: v.status,
+      instance: v.server_uuid,
+      source: v.source_compute,
+      destination: v.dest_compute,
+      progress: v.progress ? Math.floor(v.progress.fraction * 100) : null,
+      error: v.error?.message ?? null,
+      cleanup: v.cleanup?.workflowId ?? null,
+    });
+  }
+}
+
+function describeForUi(v: MigrationStatusView): string {
+  const lines = [`**${v.status}** · phase \`${v.phase}\``, `instance \`${v.server_uuid}\`: ${v.source_compute ?? '?'} → ${v.dest_compute ?? '?'}`];
+  if (v.progress) lines.push(`${Math.floor(v.progress.fraction * 100)}% transferred${v.progress.etaSeconds !== null ? `, about ${Math.ceil(v.progress.etaSeconds)} s left` : ''}`);
+  if (v.waitingFor) lines.push(`waiting for ${v.waitingFor}`);
+  if (v.attempts.length) lines.push(`hosts tried: ${v.attempts.map((a) => `${a.host} (${a.reason})`).join('; ')}`);
+  if (v.error) lines.push(`error: ${v.error.message}`);
+  if (v.cleanup) lines.push(`cleanup pending on ${v.cleanup.host}: ${v.cleanup.steps.join(', ')} (workflow \`${v.cleanup.workflowId}\`)`);
+  return lines.join('\n\n');
+}
