@@ -13,6 +13,8 @@ import {
   type WorkflowExecutionInfo,
   type WorkflowHandle,
 } from '@temporalio/client';
+import { arrayFromPayloads, defaultPayloadConverter } from '@temporalio/common';
+import type { TransferHeartbeat } from '../activities/types';
 import type { FerryConfig } from '../lib/config';
 import { executeControlUpdate } from '../lib/control-update';
 import type { Logger } from '../lib/logger';
@@ -169,12 +171,35 @@ export class TemporalFerryService implements FerryService {
 
   private async view(handle: WorkflowHandle, info?: ExecInfo): Promise<MigrationStatusView> {
     try {
-      return await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(statusQuery));
+      const view = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(statusQuery));
+      return view.phase === 'precopy' || view.phase === 'stop_and_copy' ? await this.withLiveProgress(handle, view) : view;
     } catch (err) {
       this.logger.debug({ err, workflowId: handle.workflowId }, 'status query failed; answering from visibility');
       const described = info ?? (await handle.describe());
       return fallbackView(described);
     }
+  }
+
+  /**
+   * The workflow hears of a transfer's progress only in steps (its history stays bounded); the
+   * transfer's latest heartbeat, which Temporal keeps with the pending activity, has it now.
+   */
+  private async withLiveProgress(handle: WorkflowHandle, view: MigrationStatusView): Promise<MigrationStatusView> {
+    const described = await handle.describe();
+    const transfer = described.raw.pendingActivities?.find((a) => a.activityType?.name === 'migrateSend');
+    const payloads = transfer?.heartbeatDetails?.payloads;
+    if (!payloads?.length) return view;
+    const [beat] = arrayFromPayloads(defaultPayloadConverter, payloads) as [TransferHeartbeat | undefined];
+    const p = beat?.progress;
+    if (!p || p.fraction < (view.progress?.fraction ?? 0)) return view;
+    return {
+      ...view,
+      progress: { ...view.progress, ...p },
+      memory_processed_bytes: p.memoryProcessedBytes,
+      memory_remaining_bytes: p.memoryRemainingBytes,
+      disk_processed_bytes: p.diskProcessedBytes,
+      disk_remaining_bytes: p.diskRemainingBytes,
+    };
   }
 
   async getMigration(id: string): Promise<MigrationStatusView | null> {
