@@ -3,7 +3,16 @@ import type { Client } from '@temporalio/client';
 import type { FerryConfig } from '../../lib/config';
 import { listPolledHosts } from './hosts';
 import { schedule, type ScheduleRequest, type ScheduleResult } from './scheduler';
-import { closedMigrations, requestSlot, type SlotRequest } from './slots';
+import {
+  closedMigrations,
+  releaseDestination,
+  releaseSlot,
+  requestSlot,
+  reserveDestination,
+  runningMigrations,
+  type DestinationReservation,
+  type SlotRequest,
+} from './slots';
 
 export interface ConductorActivityDeps {
   config: FerryConfig;
@@ -17,10 +26,18 @@ export function createConductorActivities({ config, client }: ConductorActivityD
     migrationPolicy: async (): Promise<FerryConfig['migration']> => config.migration,
     /** Nova's scheduler select_destinations for a live migration: candidates best first. */
     findDestination: async (request: ScheduleRequest): Promise<ScheduleResult> => schedule(request),
-    /** Joins the queue of the migration-slots entity workflow (starting it if needed). */
+    // The migration-slots entity workflow: each call starts it if it is not running (signalWithStart).
+    /** Joins the entity's queue, or re-asserts a held lease (held: true). */
     requestMigrationSlot: (request: SlotRequest) => requestSlot(client, config, request),
-    /** The lease holders whose workflow is no longer running (terminated runs never release). */
+    /** Asks for a destination's inbound slot and memory; the entity answers with destinationReserved. */
+    reserveMigrationDestination: (reservation: DestinationReservation) => reserveDestination(client, config, reservation),
+    releaseMigrationDestination: ({ workflowId }: { workflowId: string }) => releaseDestination(client, config, workflowId),
+    /** Gives a lease or a queue place back; to an entity that knows neither, a no-op. */
+    releaseMigrationSlot: ({ workflowId }: { workflowId: string }) => releaseSlot(client, config, workflowId),
+    /** The lease holders and waiters whose workflow is no longer running (terminated runs never release). */
     closedMigrations: (workflowIds: string[]) => closedMigrations(client, workflowIds),
+    /** The running liveMigration workflows, which a fresh entity asks to re-assert their leases. */
+    runningMigrations: () => runningMigrations(client),
   };
 }
 

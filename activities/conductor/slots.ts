@@ -1,24 +1,55 @@
-// Joins the migration-slots entity workflow's queue, starting that workflow if it is not running.
+// A migration's calls to the migration-slots entity workflow, and the entity's look-ups of migration
+// workflows. Every call from a migration goes through signalWithStart: an entity that was lost
+// (terminated, reset) is started afresh by the next call, so a release never fails and a request
+// never waits on an entity that is not there.
 import type { Client } from '@temporalio/client';
+import type { SignalDefinition } from '@temporalio/common';
 import type { FerryConfig } from '../../lib/config';
 import {
+  LIVE_MIGRATION_WORKFLOW,
   MIGRATION_SLOTS_WORKFLOW,
   MIGRATION_SLOTS_WORKFLOW_ID,
+  releaseDestinationSignal,
+  releaseSlotSignal,
   requestSlotSignal,
+  reserveDestinationSignal,
+  type DestinationReservation,
   type SlotRequest,
+  type SlotsState,
 } from '../../workflows/definitions';
 
-export type { SlotRequest };
+export type { DestinationReservation, SlotRequest };
 
-export async function requestSlot(client: Client, config: FerryConfig, request: SlotRequest): Promise<void> {
+/** Signals the entity, starting it (with no state: a fresh entity re-collects leases) if it is not running. */
+async function signalSlots<A>(client: Client, config: FerryConfig, signal: SignalDefinition<[A]>, arg: A): Promise<void> {
+  const fresh: SlotsState = { queue: [], holders: [] };
   await client.workflow.signalWithStart(MIGRATION_SLOTS_WORKFLOW, {
     workflowId: MIGRATION_SLOTS_WORKFLOW_ID,
     taskQueue: config.taskQueues.conductor,
-    args: [{ queue: [], holders: [] }],
-    signal: requestSlotSignal,
-    signalArgs: [request],
+    args: [fresh],
+    signal,
+    signalArgs: [arg] as [A],
     staticSummary: 'ferry: migration concurrency limits (leases per host and cluster)',
   });
+}
+
+/** Joins the entity's queue (or re-asserts a held lease, with held: true). */
+export function requestSlot(client: Client, config: FerryConfig, request: SlotRequest): Promise<void> {
+  return signalSlots(client, config, requestSlotSignal, request);
+}
+
+/** Asks the entity to reserve a destination's inbound slot and memory; it answers with destinationReserved. */
+export function reserveDestination(client: Client, config: FerryConfig, reservation: DestinationReservation): Promise<void> {
+  return signalSlots(client, config, reserveDestinationSignal, reservation);
+}
+
+export function releaseDestination(client: Client, config: FerryConfig, workflowId: string): Promise<void> {
+  return signalSlots(client, config, releaseDestinationSignal, { workflowId });
+}
+
+/** Gives back a lease or a place in the queue; to an entity that knows neither, a no-op. */
+export function releaseSlot(client: Client, config: FerryConfig, workflowId: string): Promise<void> {
+  return signalSlots(client, config, releaseSlotSignal, { workflowId });
 }
 
 /**
@@ -37,4 +68,12 @@ export async function closedMigrations(client: Client, workflowIds: string[]): P
     }
   }
   return closed;
+}
+
+/** The running liveMigration workflows (visibility): a fresh entity asks them to re-assert their leases. */
+export async function runningMigrations(client: Client): Promise<string[]> {
+  const ids: string[] = [];
+  const query = `WorkflowType = '${LIVE_MIGRATION_WORKFLOW}' AND ExecutionStatus = 'Running'`;
+  for await (const execution of client.workflow.list({ query })) ids.push(execution.workflowId);
+  return ids;
 }
