@@ -12,7 +12,7 @@ import { hostQueue, loadConfig, parseConfig, type FerryConfig } from './config';
 import { freePort } from './ports';
 import { spawnTs } from './processes';
 import { connectionOptions } from './temporal-connection';
-import { startDevServer, stopProcess, type DevServer } from './temporal-dev-server';
+import { startDevServer, stopProcess, type DevServer, type DevServerOptions } from './temporal-dev-server';
 
 export interface StackHost {
   name: string;
@@ -34,6 +34,13 @@ export interface StackOptions {
   maxIterations?: number;
   /** Where the processes' logs and the state go; omitted: a fresh temporary folder. */
   workDir?: string;
+  /**
+   * Keep Temporal's state in <workDir>/temporal.sqlite (a configPath stack always keeps it in its
+   * dataDir), so that restartDevServer() finds every workflow again.
+   */
+  persistTemporal?: boolean;
+  /** Also run the API (api/main.ts) as a child process, on temporal.yaml's api.listen. */
+  api?: boolean;
 }
 
 export interface Stack {
@@ -51,6 +58,16 @@ export interface Stack {
   /** Kills a worker process (SIGKILL by default: a crash). */
   killConductor(signal?: NodeJS.Signals): Promise<void>;
   killAgent(host: string, signal?: NodeJS.Signals): Promise<void>;
+  /** The API process and its base URL (http://host:port), when started with `api`. */
+  api?: ChildProcess;
+  apiUrl?: string;
+  startApi(): Promise<void>;
+  killApi(signal?: NodeJS.Signals): Promise<void>;
+  /**
+   * A crash of the Temporal server: SIGKILL, then the dev server again on the same ports and
+   * database file (needs persistTemporal or configPath). Workers and clients reconnect by themselves.
+   */
+  restartDevServer(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -111,13 +128,18 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const port = Number(config.temporal.address.split(':')[1]);
   const logs = join(workDir, 'logs');
 
-  const devServer = await startDevServer({
+  const devServerOptions: DevServerOptions = {
     port,
     uiPort: opts.ui ? config.temporal.uiPort : undefined,
-    dbFile: opts.configPath ? resolve(configPath, '..', config.temporal.dataDir, 'temporal.sqlite') : undefined,
+    dbFile: opts.configPath
+      ? resolve(configPath, '..', config.temporal.dataDir, 'temporal.sqlite')
+      : opts.persistTemporal
+        ? join(workDir, 'temporal.sqlite')
+        : undefined,
     logFile: join(logs, 'temporal.log'),
     namespace: config.temporal.namespace,
-  });
+  };
+  const devServer = await startDevServer(devServerOptions);
   const connection = await Connection.connect(connectionOptions(config));
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const sims = await startSimulators({
@@ -161,20 +183,59 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       const child = agents.get(host);
       if (child) await killAndWait(child, signal);
     },
+    apiUrl: opts.api ? `http://${config.api.listen}` : undefined,
+    async startApi() {
+      const child = spawnTs('api/main.ts', ['--config', configPath], { env, logFile: join(logs, 'api.log'), exitWithParent: true });
+      stack.api = child;
+      await waitForHttp(`http://${config.api.listen}/healthz`, child);
+    },
+    async killApi(signal = 'SIGKILL') {
+      if (stack.api) await killAndWait(stack.api, signal);
+    },
+    async restartDevServer() {
+      if (!devServerOptions.dbFile) throw new Error('restartDevServer needs a database file: start the stack with persistTemporal');
+      await killAndWait(stack.devServer.process, 'SIGKILL');
+      // The ports were just released; a bind can still race the kernel for a moment.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          stack.devServer = await startDevServer(devServerOptions);
+          return;
+        } catch (err) {
+          if (attempt >= 5) throw err;
+          await new Promise((r) => setTimeout(r, 500 * attempt));
+        }
+      }
+    },
     async stop() {
-      await Promise.all([stack.conductor, ...agents.values()].filter(Boolean).map((c) => stopProcess(c)));
+      await Promise.all([stack.conductor, stack.api, ...agents.values()].filter((c) => c !== undefined).map((c) => stopProcess(c)));
       await sims.stop();
       await connection.close();
-      await devServer.stop();
+      await stack.devServer.stop();
     },
   };
   try {
-    await Promise.all([stack.startConductor(), ...config.hosts.map((h) => stack.startAgent(h.name))]);
+    await Promise.all([
+      stack.startConductor(),
+      ...config.hosts.map((h) => stack.startAgent(h.name)),
+      ...(opts.api ? [stack.startApi()] : []),
+    ]);
   } catch (err) {
     await stack.stop().catch(() => undefined);
     throw new Error(`${(err as Error).message} (logs in ${logs})`, { cause: err });
   }
   return stack;
+}
+
+/** Waits until `url` answers 200 (the process listens). */
+async function waitForHttp(url: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`process for ${url} exited with ${child.exitCode}`);
+    const ok = await fetch(url, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${url} does not answer after 90 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 function killAndWait(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
