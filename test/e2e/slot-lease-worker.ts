@@ -1,0 +1,29 @@
+// A worker for test/e2e/slot-lease-workflows.ts, with the conductor's activities (which the
+// workflows' SlotLease calls on their own task queue).
+//   npx tsx test/e2e/slot-lease-worker.ts --config temporal.yaml
+import { Client, Connection } from '@temporalio/client';
+import { createConductorActivities } from '../../activities/conductor';
+import { loadConfig } from '../../lib/config';
+import { createLogger } from '../../lib/logger';
+import { connectionOptions } from '../../lib/temporal-connection';
+import { workerArgs } from '../../workers/args';
+import { exitOnFatal, runWorker } from '../../workers/run-worker';
+import { SLOT_LEASE_TEST_QUEUE } from './slot-lease-workflows';
+
+async function main(): Promise<void> {
+  const config = loadConfig(workerArgs().config);
+  const logger = createLogger('slot-lease-test');
+  const connection = await Connection.connect(connectionOptions(config));
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  try {
+    await runWorker(config, logger, {
+      taskQueue: SLOT_LEASE_TEST_QUEUE,
+      workflowsPath: require.resolve('./slot-lease-workflows'),
+      activities: createConductorActivities({ config, client }),
+    });
+  } finally {
+    await connection.close();
+  }
+}
+
+exitOnFatal(createLogger('slot-lease-test'), main());
