@@ -177,14 +177,13 @@ export class LiveMigrationTask {
 
   /** The concurrency limits (status queued): for a requested host, its inbound slot too. */
   private async waitForSlot(source: ClusterHost, instance: InstanceView, requested: ClusterHost | null): Promise<void> {
-    this.board.enter('queued', 'queued');
+    // The lease's hooks show queued, then scheduling.
     this.grant = await this.lease.acquire({
       sourceHost: source.name,
       destHost: requested?.name ?? null,
       memoryBytes: instance.memoryBytes,
       limits: (this.policy as Policy).limits,
     });
-    this.board.enter('scheduling', 'preparing');
   }
 
   /** Block migration for one candidate: explicit, or "auto" decided from the storage and the pools. */

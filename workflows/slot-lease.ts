@@ -6,17 +6,10 @@
 // Calls to the entity go out one at a time, in the order they were made (a release never overtakes
 // the request or re-assertion before it), and none of them is cancelled with the workflow: a
 // cancelled migration still gives its lease back.
-//
-// Runs started before SlotLease (liveMigration version 2 as it was) signalled the entity directly
-// and waited without timers: install() finds out (patched) and such a run keeps those commands.
-import { ApplicationFailure, CancellationScope, condition, getExternalWorkflowHandle, patched, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, setHandler } from '@temporalio/workflow';
 import {
   destinationReservedSignal,
-  MIGRATION_SLOTS_WORKFLOW_ID,
   reassertLeaseSignal,
-  releaseDestinationSignal,
-  releaseSlotSignal,
-  reserveDestinationSignal,
   slotGrantedSignal,
   type MigrationLimits,
   type ReservationAnswer,
@@ -45,7 +38,6 @@ export class SlotLease {
   /** The destination whose inbound slot and memory the lease holds now. */
   private dest: { host: string; memoryBytes: number } | null = null;
   private chain: Promise<void> = Promise.resolve();
-  private legacyRun = false;
 
   constructor(
     private readonly workflowId: string,
@@ -54,7 +46,6 @@ export class SlotLease {
 
   /** Registers the handlers for slotGranted, destinationReserved and reassertLease. Call once, at the start of the workflow. */
   install(): void {
-    this.legacyRun = !patched('slot-lease');
     setHandler(slotGrantedSignal, (grant) => {
       if (this.request) this.grant = grant;
     });
@@ -80,14 +71,10 @@ export class SlotLease {
     this.hooks.onQueued();
     await this.call(() => conductor.requestMigrationSlot(asked));
     const answered = () => this.grant !== null || this.request !== asked;
-    if (this.legacyRun) {
-      await condition(answered);
-    } else {
-      // The request is idempotent (a repeated one keeps its place): re-sent, it reaches an entity
-      // that was lost and restarted even if that one's reassertLease did not reach us.
-      while (!(await condition(answered, REQUEST_AGAIN_EVERY))) {
-        await this.call(() => conductor.requestMigrationSlot(asked));
-      }
+    // The request is idempotent (a repeated one keeps its place): re-sent, it reaches an entity
+    // that was lost and restarted even if that one's reassertLease did not reach us.
+    while (!(await condition(answered, REQUEST_AGAIN_EVERY))) {
+      await this.call(() => conductor.requestMigrationSlot(asked));
     }
     if (this.request !== asked || this.grant === null) {
       throw ApplicationFailure.nonRetryable('the slot lease was released while waiting for it', 'SlotLeaseReleased');
@@ -106,13 +93,9 @@ export class SlotLease {
     for (let attempt = 0; ; attempt++) {
       this.answer = null;
       const reservation = { workflowId: this.workflowId, destHost: candidate.name, memoryBytes, memoryFreeBytes: candidate.memoryFreeBytes };
-      await this.call(() =>
-        this.legacyRun
-          ? getExternalWorkflowHandle(MIGRATION_SLOTS_WORKFLOW_ID).signal(reserveDestinationSignal, reservation)
-          : conductor.reserveMigrationDestination(reservation),
-      );
+      await this.call(() => conductor.reserveMigrationDestination(reservation));
       const isAnswer = () => this.answer !== null && this.answer.destHost === candidate.name;
-      const answered = this.legacyRun ? await condition(isAnswer).then(() => true) : await condition(isAnswer, ANSWER_TIMEOUT);
+      const answered = await condition(isAnswer, ANSWER_TIMEOUT);
       if (!answered) continue; // the entity was lost before it answered: the request starts a fresh one
       const answer = this.answer as ReservationAnswer | null;
       if (answer?.ok) {
@@ -131,11 +114,7 @@ export class SlotLease {
   async releaseDestination(): Promise<void> {
     if (!this.request) return;
     this.dest = null;
-    await this.call(() =>
-      this.legacyRun
-        ? getExternalWorkflowHandle(MIGRATION_SLOTS_WORKFLOW_ID).signal(releaseDestinationSignal, { workflowId: this.workflowId })
-        : conductor.releaseMigrationDestination({ workflowId: this.workflowId }),
-    );
+    await this.call(() => conductor.releaseMigrationDestination({ workflowId: this.workflowId }));
   }
 
   /** Gives everything back. Safe to call more than once and when nothing was acquired; never throws when the entity is gone. */
@@ -147,11 +126,7 @@ export class SlotLease {
     this.request = null;
     this.grant = null;
     this.dest = null;
-    await this.call(() =>
-      this.legacyRun
-        ? getExternalWorkflowHandle(MIGRATION_SLOTS_WORKFLOW_ID).signal(releaseSlotSignal, { workflowId: this.workflowId })
-        : conductor.releaseMigrationSlot({ workflowId: this.workflowId }),
-    );
+    await this.call(() => conductor.releaseMigrationSlot({ workflowId: this.workflowId }));
   }
 
   get held(): boolean {
@@ -161,16 +136,6 @@ export class SlotLease {
   /** The entity's last answer to reserveDestination (busy: refused only for the inbound limit). */
   get lastAnswer(): ReservationAnswer | null {
     return this.answer;
-  }
-
-  /**
-   * True in a run started before SlotLease, which replays the commands it had: the slot calls are
-   * signals to the entity, the waits have no timers, nothing re-requests by itself, and calls run
-   * in the caller's cancellation scope. Such a run never had destHost in acquire: it reserved its
-   * requested host with reserveDestination, waiting 2 s between busy answers.
-   */
-  get legacy(): boolean {
-    return this.legacyRun;
   }
 
   /** Re-requests what the migration holds (held: true, with its destination) or waits for. */
@@ -185,7 +150,6 @@ export class SlotLease {
 
   /** Runs calls to the entity one at a time, in order, whatever cancellation the workflow sees. */
   private call(fn: () => Promise<void>): Promise<void> {
-    if (this.legacyRun) return fn(); // as the run did before SlotLease
     const next = this.chain.then(() => CancellationScope.nonCancellable(fn));
     this.chain = next.catch(() => undefined);
     return next;
