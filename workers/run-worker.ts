@@ -19,6 +19,9 @@ export async function runWorker(
       connection,
       namespace: config.temporal.namespace,
       shutdownGraceTime: '10s',
+      // A heartbeat is also how an activity learns it was cancelled: the SDK's default throttle
+      // (80 % of a 30 s heartbeat timeout) would delay an abort by up to 24 s.
+      maxHeartbeatThrottleInterval: '1s',
       ...options,
     });
     logger.info({ taskQueue: options.taskQueue }, 'worker polling');

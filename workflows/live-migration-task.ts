@@ -99,7 +99,8 @@ export class LiveMigrationTask {
     });
     setHandler(forceCompleteUpdate, () => this.requestForceComplete(), { validator: () => this.validateForceComplete() });
     setHandler(progressSignal, (p) => {
-      if (this.transferring) this.board.progress(p);
+      // The agent reports its own steering; an operator's force-complete is the workflow's.
+      if (this.transferring) this.board.progress(this.pausedByFerry ? { ...p, guestPaused: true } : p);
     });
     this.lease.install();
   }
