@@ -42,7 +42,7 @@ const SIGNAL_STEP = 0.1;
  * bounded: a signal per 10 % of progress, and on a change of phase or steering; the live figures
  * are in the activity's heartbeat. Version 1 watched the transfer itself and wanted one a second.
  */
-function progressReporter(input: MigrateSendInput, send: (p: TransferProgress) => Promise<void>) {
+export function progressReporter(input: MigrateSendInput, send: (p: TransferProgress) => Promise<void>) {
   let last: TransferProgress | null = null;
   let lastAt = 0;
   return async (p: TransferProgress): Promise<void> => {
