@@ -1,0 +1,259 @@
+// How many history events (and activities) one live migration writes: Temporal keeps a run's whole
+// history, so a long transfer must not grow it with its duration. Target: under 300 either way.
+// One JSON line per case, with the machine:
+//   1-minute  the whole stack (lib/stack.ts): a 512 MiB VM whose guest dirties a little, the source
+//             link at 8 MiB/s, so the transfer takes about a minute;
+//   1-hour    the real workflow code and conductor activities on a real dev server, with fake host
+//             agents whose migrateSend replays a one-hour transfer in compressed time: 18,000 polls
+//             (5 a second) of a task progress that stands still for 50 minutes (pre-copy does not
+//             converge) and then converges, heartbeating each poll and signalling the workflow with
+//             the agent's own progressReporter (a signal per 10 % and per change of phase).
+//   node --import tsx bench/history-events.ts [--case 1-minute|1-hour|all]
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { createConductorActivities } from '../activities/conductor';
+import type { HostActivities } from '../activities/host';
+import { progressReporter } from '../activities/host/migration';
+import type { DestinationFacts, HostReport, InstanceView, MigrateSendInput, MigrateSendResult, TransferProgress } from '../activities/types';
+import { hostQueue, parseConfig, type FerryConfig } from '../lib/config';
+import { freePort } from '../lib/ports';
+import { InstanceUuid } from '../lib/search-attributes';
+import { startStack } from '../lib/stack';
+import { startDevServer } from '../lib/temporal-dev-server';
+import { LIVE_MIGRATION_WORKFLOW, liveMigrationWorkflowId, progressSignal } from '../workflows/definitions';
+import type { MigrationOutcome } from '../workflows/outcome';
+
+const TARGET_EVENTS = 300;
+const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version };
+
+interface Counts {
+  events: number;
+  activities: number;
+  signals: number;
+  workflowTasks: number;
+}
+
+async function countHistory(handle: WorkflowHandle): Promise<Counts> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  const count = (attr: 'activityTaskScheduledEventAttributes' | 'workflowExecutionSignaledEventAttributes' | 'workflowTaskScheduledEventAttributes') =>
+    events.filter((e) => e[attr] != null).length;
+  return {
+    events: events.length,
+    activities: count('activityTaskScheduledEventAttributes'),
+    signals: count('workflowExecutionSignaledEventAttributes'),
+    workflowTasks: count('workflowTaskScheduledEventAttributes'),
+  };
+}
+
+function report(name: string, counts: Counts, extra: Record<string, unknown>): void {
+  console.log(
+    JSON.stringify({
+      bench: 'history-events',
+      case: name,
+      ...counts,
+      targetEvents: TARGET_EVENTS,
+      withinTarget: counts.events < TARGET_EVENTS,
+      ...extra,
+      ...machine,
+    }),
+  );
+}
+
+function startMigration(client: Client, taskQueue: string, instanceUuid: string, host: string): Promise<WorkflowHandle> {
+  return client.workflow.start(LIVE_MIGRATION_WORKFLOW, {
+    taskQueue,
+    workflowId: liveMigrationWorkflowId(instanceUuid),
+    args: [{ instanceUuid, host }],
+    typedSearchAttributes: [{ key: InstanceUuid, value: instanceUuid }],
+  });
+}
+
+// ---- 1-minute: the whole stack ---------------------------------------------------------------
+
+async function oneMinute(): Promise<void> {
+  const stack = await startStack({ bandwidthMiBps: 512 });
+  try {
+    const source = stack.sims.host('xen-a').admin;
+    await source.setBandwidth(8);
+    const vm = await source.createVm({ nameLabel: 'bench-history-1min', memoryMiB: 512, sr: 'shared', dirtyRateMiBps: 1, workingSetMiB: 32 });
+    const started = performance.now();
+    const handle = await startMigration(stack.client, stack.config.taskQueues.conductor, vm.uuid, 'xen-b');
+    const outcome = (await handle.result()) as MigrationOutcome;
+    report('1-minute', await countHistory(handle), {
+      status: outcome.status,
+      memoryMiB: 512,
+      bandwidthMiBps: 8,
+      transferMs: outcome.transferMs,
+      e2eMs: Math.round(performance.now() - started),
+    });
+  } finally {
+    await stack.stop();
+  }
+}
+
+// ---- 1-hour: real workflow code, fake agents replaying an hour in compressed time ---------------
+
+const HOUR_S = 3600;
+const POLLS_PER_S = 5;
+const PLATEAU = { from: 300, until: 3000, level: 0.6 };
+const STOP_AND_COPY_AT = 3540;
+
+/** xapi's task for a transfer that copies 60 % in 5 minutes, stands still until minute 50, then converges. */
+function taskAt(t: number): { progress: number; cancellable: boolean; status: 'pending' | 'success' } {
+  if (t >= HOUR_S) return { progress: 1, cancellable: false, status: 'success' };
+  let progress: number;
+  if (t < PLATEAU.from) progress = (PLATEAU.level * t) / PLATEAU.from;
+  // Pre-copy does not converge: xapi's progress wobbles around where it got to.
+  else if (t < PLATEAU.until) progress = PLATEAU.level - 0.02 + 0.02 * Math.sin((t - PLATEAU.from) / 60);
+  else progress = PLATEAU.level + ((0.99 - PLATEAU.level) * (t - PLATEAU.until)) / (HOUR_S - PLATEAU.until);
+  return { progress: Math.min(0.99, progress), cancellable: t < STOP_AND_COPY_AT, status: 'pending' };
+}
+
+function fakeAgent(host: { name: string; pool: string }, instance: InstanceView, client: Client): Partial<HostActivities> {
+  const facts: DestinationFacts = { host: host.name, hostUuid: `uuid-${host.name}`, srRef: 'OpaqueRef:sr', networkRef: 'OpaqueRef:net', memoryFreeBytes: 8 * 2 ** 30 };
+  let runsHere = instance.host === host.name;
+  const presence = () => ({ host: host.name, present: runsHere, runningHere: runsHere, powerState: runsHere ? ('Running' as const) : null, residentOn: runsHere ? host.name : null, migrationTask: null, vcpuCap: null });
+  return {
+    describeHost: async (): Promise<HostReport> => ({
+      name: host.name,
+      pool: host.pool,
+      hostUuid: `uuid-${host.name}`,
+      enabled: true,
+      productVersion: '8.2.1',
+      platformVersion: '3.4.0',
+      memoryTotalBytes: 16 * 2 ** 30,
+      memoryFreeBytes: 8 * 2 ** 30,
+      instances: runsHere ? [instance] : [],
+    }),
+    checkInstanceActive: async () => {
+      if (!runsHere) throw ApplicationFailure.nonRetryable(`instance not on ${host.name}`, 'InstanceNotFound');
+      return instance;
+    },
+    checkCanLiveMigrateDestination: async () => facts,
+    assertCanMigrate: async () => undefined,
+    migrateReceive: async () => ({ session_id: 'OpaqueRef:session' }),
+    preLiveMigration: async () => facts,
+    migrateSend: async (input: MigrateSendInput): Promise<MigrateSendResult> => {
+      const ctx = Context.current();
+      const reporter = progressReporter(input, (p) => client.workflow.getHandle(input.workflowId).signal(progressSignal, p));
+      const total = instance.memoryBytes;
+      let last = { t: 0, progress: 0 };
+      for (let poll = 0; poll <= HOUR_S * POLLS_PER_S; poll++) {
+        const t = poll / POLLS_PER_S;
+        const task = taskAt(t);
+        // The agent's pace: the fraction's growth over the last second.
+        const perSecond = t - last.t >= 1 ? Math.max(0, (task.progress - last.progress) / (t - last.t)) : 0;
+        if (t - last.t >= 1) last = { t, progress: task.progress };
+        const progress: TransferProgress = {
+          fraction: task.progress,
+          memoryTotalBytes: total,
+          memoryProcessedBytes: Math.round(task.progress * total),
+          memoryRemainingBytes: Math.round((1 - task.progress) * total),
+          diskTotalBytes: 0,
+          diskProcessedBytes: 0,
+          diskRemainingBytes: 0,
+          fractionPerSecond: perSecond,
+          etaSeconds: perSecond > 0 ? (1 - task.progress) / perSecond : null,
+          transferPhase: task.status === 'success' ? 'done' : task.cancellable ? 'precopy' : 'stop_and_copy',
+        };
+        ctx.heartbeat({ progress });
+        await reporter(progress);
+        if (poll % 200 === 0) await new Promise((r) => setImmediate(r)); // let heartbeats and cancellation through
+        if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+      }
+      runsHere = false;
+      return { bytesSent: total, downtimeMs: null, memoryTotalBytes: total, diskTotalBytes: 0, transferMs: HOUR_S * 1000, alreadyDone: false };
+    },
+    settleMigrationTask: async () => ({ outcome: 'none' as const }),
+    forceCompleteGuest: async () => ({ paused: false }),
+    capGuestVcpu: async () => undefined,
+    postLiveMigrationAtDestination: async () => {
+      runsHere = true;
+      return presence();
+    },
+    postLiveMigration: async () => undefined,
+    rollbackLiveMigration: async () => presence(),
+    rollbackLiveMigrationAtDestination: async () => ({ removed: false }),
+    instancePresence: async () => presence(),
+  };
+}
+
+async function oneHour(): Promise<void> {
+  const port = await freePort();
+  const devServer = await startDevServer({ port });
+  const hosts = [
+    { name: 'xen-a', pool: 'pool-1' },
+    { name: 'xen-b', pool: 'pool-1' },
+  ];
+  const config: FerryConfig = parseConfig(
+    {
+      temporal: { address: devServer.address },
+      hosts: hosts.map((h) => ({ ...h, xenapiUrl: 'http://127.0.0.1:9/', passwordEnv: 'FERRY_XENAPI_PASSWORD' })),
+    },
+    'bench/history-events config',
+  );
+  const connection = await Connection.connect({ address: devServer.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const native = await NativeConnection.connect({ address: devServer.address });
+  const instance: InstanceView = {
+    uuid: '6c1b0c6e-0000-4000-8000-00000000e1e0',
+    name: 'bench-history-1h',
+    powerState: 'Running',
+    host: 'xen-a',
+    memoryBytes: 512 * 2 ** 20,
+    vcpus: 1,
+    vcpuCap: null,
+    diskBytes: 0,
+    storage: 'shared',
+  };
+  const workers: Worker[] = [
+    await Worker.create({
+      connection: native,
+      namespace: config.temporal.namespace,
+      taskQueue: config.taskQueues.conductor,
+      workflowsPath: require.resolve('../workflows'),
+      activities: createConductorActivities({ config, client }),
+    }),
+    ...(await Promise.all(
+      hosts.map((h) =>
+        Worker.create({ connection: native, namespace: config.temporal.namespace, taskQueue: hostQueue(config, h.name), activities: fakeAgent(h, instance, client) }),
+      ),
+    )),
+  ];
+  const running = workers.map((w) => w.run());
+  try {
+    const started = performance.now();
+    const handle = await startMigration(client, config.taskQueues.conductor, instance.uuid, 'xen-b');
+    const outcome = (await handle.result()) as MigrationOutcome;
+    report('1-hour', await countHistory(handle), {
+      status: outcome.status,
+      simulatedTransferS: HOUR_S,
+      polls: HOUR_S * POLLS_PER_S,
+      e2eMs: Math.round(performance.now() - started),
+    });
+  } finally {
+    for (const w of workers) w.shutdown();
+    await Promise.allSettled(running);
+    await native.close();
+    await connection.close();
+    await devServer.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { case: { type: 'string', default: 'all' } } });
+  Runtime.install({ logger: new DefaultLogger('ERROR') });
+  if (values.case === 'all' || values.case === '1-minute') await oneMinute();
+  if (values.case === 'all' || values.case === '1-hour') await oneHour();
+}
+
+void main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
