@@ -74,10 +74,9 @@ export const MigrationSchema = z
     notAbortableReason: z.string().nullable(),
     forceCompleteRequested: z.boolean(),
     waitingFor: z.string().nullable().meta({ description: 'What the migration waits for now (a host, an agent, a slot).' }),
-    cleanup: z
-      .object({ workflowId: z.string(), host: z.string(), steps: z.array(z.string()) })
-      .nullable()
-      .meta({ description: 'Cleanup left to a migrationCleanup workflow until a host that was down returns.' }),
+    cleanups: z
+      .array(z.object({ workflowId: z.string(), host: z.string(), steps: z.array(z.string()) }))
+      .meta({ description: 'Cleanups left to migrationCleanup workflows until a host that was down returns.' }),
   })
   .meta({ id: 'Migration', description: "A live migration: Nova's migration fields plus ferry's phase and progress." });
 

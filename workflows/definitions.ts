@@ -135,8 +135,8 @@ export interface MigrationStatusView {
   forceCompleteRequested: boolean;
   /** What the migration waits for now (a host, an agent, a slot), when it waits. */
   waitingFor: string | null;
-  /** Cleanup handed to a durable cleanup workflow because a host did not come back in time. */
-  cleanup: MigrationCleanupView | null;
+  /** Cleanups handed to migrationCleanup workflows because a host did not come back in time. */
+  cleanups: MigrationCleanupView[];
 }
 
 /** A cleanup left to the migrationCleanup workflow: what it still has to do, and where. */
@@ -196,7 +196,7 @@ export function newMigrationView(init: {
     notAbortableReason: null,
     forceCompleteRequested: false,
     waitingFor: null,
-    cleanup: null,
+    cleanups: [],
   };
 }
 

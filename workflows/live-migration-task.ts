@@ -393,7 +393,9 @@ export class LiveMigrationTask {
       if (onSource?.runningHere !== true) {
         const sourceSays = onSource === null ? `${source.name} did not answer within ${this.hostTimeout()} s` : `it no longer runs on the source ${source.name} (${onSource.powerState ?? 'unknown to its pool'})`;
         const destSays = onDest === null ? `${dest.name} did not answer either` : `it does not run on ${dest.name} either`;
-        this.finish('error', this.errorWith('InstanceNotRunning', `${sourceSays} and ${destSays}: nothing was resumed or destroyed`));
+        // Nobody answering is not the same as nobody running it: say which is known.
+        const type = onSource === null && onDest === null ? 'InstanceStateUnknown' : 'InstanceNotRunning';
+        this.finish('error', this.errorWith(type, `${sourceSays} and ${destSays}: nothing was resumed or destroyed`));
         // The source's record stays the VM's; what the destination's pool kept goes, now or when it returns.
         const pending: CleanupStep[] = [];
         if (onSource === null) pending.push({ activity: 'rollbackLiveMigration', args: { instanceUuid: uuid, resume: false, vcpuCap: null } });
@@ -414,7 +416,12 @@ export class LiveMigrationTask {
     await this.lease.release();
     const leftover = await this.rollbackAtDestination(source, dest);
     if (restored === 'timed out' || leftover) {
-      this.finish('error', this.errorWith('ComputeServiceUnavailable', `the VM runs on ${source.name}; a host did not answer in time: cleanup pending (${this.board.view.cleanup?.workflowId ?? ''})`));
+      const silent = [...(restored === 'timed out' ? [source.name] : []), ...(leftover ? [dest.name] : [])];
+      const pending = this.board.view.cleanups.map((c) => `${c.steps.join(', ')} on ${c.host} (${c.workflowId})`).join('; ');
+      this.finish(
+        'error',
+        this.errorWith('ComputeServiceUnavailable', `the VM runs on ${source.name}; ${silent.join(' and ')} did not answer within ${this.hostTimeout()} s: cleanup pending: ${pending}`),
+      );
       return;
     }
     this.finish(ended, this.board.view.error);
@@ -479,8 +486,7 @@ export class LiveMigrationTask {
       typedSearchAttributes: [{ key: InstanceUuid, value: this.input.instanceUuid }],
       staticSummary: `cleanup of ${this.input.instanceUuid} on ${host.name}: ${steps.map((s) => s.activity).join(', ')}`,
     });
-    const previous = this.board.view.cleanup;
-    this.board.cleanup({ workflowId, host: host.name, steps: [...(previous?.host === host.name ? previous.steps : []), ...steps.map((s) => s.activity)] });
+    this.board.cleanup({ workflowId, host: host.name, steps: steps.map((s) => s.activity) });
   }
 
   // ---- abort and force-complete ----------------------------------------------------------------
@@ -504,17 +510,22 @@ export class LiveMigrationTask {
     const view = this.board.view;
     if (!view.forceCompleteRequested) {
       view.forceCompleteRequested = true;
-      // The agent applies the policy; an operator's force-complete pauses the domain now.
-      void CancellationScope.nonCancellable(() => this.forceComplete());
+      // The agent applies the policy; an operator's force-complete pauses the domain as soon as
+      // the transfer runs. It fails alone: the transfer goes on, bounded by its own policy.
+      void CancellationScope.nonCancellable(() => this.forceComplete()).catch((err: unknown) => {
+        log.warn('force-complete failed; the transfer goes on under its policy', { error: describeFailure(err).message });
+      });
     }
     return this.accepted();
   }
 
   private async forceComplete(): Promise<void> {
-    // Wait until the transfer runs: before it, the request is remembered and applied then.
-    await condition(() => this.transferring || ['done', 'rolling_back', 'post_migration'].includes(this.board.phase));
+    // Wait until the agent reported the xapi task (its first progress): paused before the task
+    // exists, the guest would stay paused for the whole transfer.
+    const running = () => this.transferring && this.board.view.progress !== null;
+    await condition(() => running() || ['done', 'rolling_back', 'post_migration'].includes(this.board.phase));
     const source = this.source;
-    if (!this.transferring || !source) return;
+    if (!running() || !source) return;
     const paused = await this.hostSteps(source).forceCompleteGuest.executeWithOptions({ summary: `force-complete: pause ${this.input.instanceUuid}'s domain` }, [
       { instanceUuid: this.input.instanceUuid },
     ]);

@@ -95,7 +95,7 @@ export class StatusBoard {
   }
 
   cleanup(cleanup: MigrationCleanupView): void {
-    this.view.cleanup = cleanup;
+    this.view.cleanups = [...this.view.cleanups, cleanup];
     this.memo();
     this.touch();
   }
@@ -120,7 +120,7 @@ export class StatusBoard {
       destination: v.dest_compute,
       progress: v.progress ? Math.floor(v.progress.fraction * 100) : null,
       error: v.error?.message ?? null,
-      cleanup: v.cleanup?.workflowId ?? null,
+      cleanups: v.cleanups.map((c) => c.workflowId),
     });
   }
 }
@@ -131,6 +131,6 @@ function describeForUi(v: MigrationStatusView): string {
   if (v.waitingFor) lines.push(`waiting for ${v.waitingFor}`);
   if (v.attempts.length) lines.push(`hosts tried: ${v.attempts.map((a) => `${a.host} (${a.reason})`).join('; ')}`);
   if (v.error) lines.push(`error: ${v.error.message}`);
-  if (v.cleanup) lines.push(`cleanup pending on ${v.cleanup.host}: ${v.cleanup.steps.join(', ')} (workflow \`${v.cleanup.workflowId}\`)`);
+  for (const c of v.cleanups) lines.push(`cleanup pending on ${c.host}: ${c.steps.join(', ')} (workflow \`${c.workflowId}\`)`);
   return lines.join('\n\n');
 }

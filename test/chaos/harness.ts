@@ -339,7 +339,9 @@ async function inject(ctx: Ctx, phase: ChaosPhase, fault: ChaosFault): Promise<v
     }
     case 'cut-data':
       if (cutArmedBefore(phase)) {
+        // The hold never converges: the cut fires within seconds; only then is the hold released.
         ctx.notes.push(`data connection cut armed before the start, after ${cutAt(phase) / MiB} MiB`);
+        await waitForPhase(ctx, (s) => s.phase !== phase && s.phase !== 'precopy');
       } else if (phase === 'scheduling' || phase === 'preparing') {
         await admin(stack, SOURCE).cutDataAfter(cutAt(phase));
         ctx.notes.push(`data connection cut armed in ${phase}, after ${cutAt(phase) / MiB} MiB`);
@@ -571,11 +573,11 @@ export async function runCell(stack: Stack, phase: ChaosPhase, fault: ChaosFault
       outcome = 'FAIL';
     } else {
       outcome = end.view?.status ?? end.closeStatus ?? '?';
+      if (end.closeStatus !== 'COMPLETED') ctx.notes.push(`run closed ${end.closeStatus}`);
       if (end.view?.error) ctx.notes.push(`error: ${end.view.error.type}: ${end.view.error.message}`);
       if (!end.view) problems.push(`closed ${end.closeStatus}, status query failed`);
       // A cleanup the run left to a cleanup workflow (a host that did not answer in time) must finish once the host is back.
-      const cleanup = end.view?.cleanup;
-      if (cleanup) {
+      for (const cleanup of end.view?.cleanups ?? []) {
         const done = await awaitEnd(stack.client.workflow.getHandle(cleanup.workflowId), END_BOUND_MS);
         ctx.notes.push(`cleanup ${cleanup.workflowId} (${cleanup.steps.join(', ')}) ${done.ended ? `closed ${done.closeStatus}` : 'still running'}`);
         if (!done.ended) problems.push(`cleanup on ${cleanup.host} not done ${END_BOUND_MS / 1000} s after the host was back`);

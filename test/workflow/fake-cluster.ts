@@ -11,7 +11,7 @@ import type { PolledHost } from '../../activities/conductor/hosts';
 import type { HostActivities } from '../../activities/host';
 import type { DestinationFacts, HostReport, InstancePresence, MigrateSendInput, MigrateSendResult } from '../../activities/types';
 import type { FerryConfig } from '../../lib/config';
-import { destinationReservedSignal, slotGrantedSignal, type InstanceView } from '../../workflows/definitions';
+import { destinationReservedSignal, progressSignal, slotGrantedSignal, type InstanceView } from '../../workflows/definitions';
 
 export const CONDUCTOR_QUEUE = 'ferry-conductor';
 export const hostQueueOf = (host: string) => `ferry-host-${host}`;
@@ -110,6 +110,22 @@ export class FakeCluster {
     if (!workflowId) throw new Error('no slot request to grant');
     this.pendingGrant = null;
     await this.client.workflow.getHandle(workflowId).signal(slotGrantedSignal, { reservedBytes: {} });
+  }
+
+  /** What the real agent does on its first poll of the task: tell the workflow the transfer runs. */
+  async reportProgress(workflowId: string): Promise<void> {
+    await this.client.workflow.getHandle(workflowId).signal(progressSignal, {
+      fraction: 0.01,
+      memoryTotalBytes: 100,
+      memoryProcessedBytes: 1,
+      memoryRemainingBytes: 99,
+      diskTotalBytes: 0,
+      diskProcessedBytes: 0,
+      diskRemainingBytes: 0,
+      fractionPerSecond: 0,
+      etaSeconds: null,
+      transferPhase: 'precopy',
+    });
   }
 
   get slotRequested(): boolean {
