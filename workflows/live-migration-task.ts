@@ -501,8 +501,8 @@ export class LiveMigrationTask {
   }
 
   private validateAbort(): void {
-    if (this.abortReason !== null) throw new Error(`abort already requested: ${this.abortReason}`);
     const refusal = this.board.notAbortableReason();
+    if (this.abortReason !== null) throw new Error(`abort already requested (${this.abortReason})${refusal ? `: ${refusal}` : ''}`);
     if (refusal) throw new Error(`cannot abort: ${refusal}`);
   }
 

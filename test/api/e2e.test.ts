@@ -8,6 +8,8 @@ import { startApi, type RunningApi } from '../../api/main';
 import { run } from '../../cli/main';
 import type { MigrationStatusView } from '../../workflows/definitions';
 import { parseSseBlock } from '../../cli/client';
+import { executeControlUpdate } from '../../lib/control-update';
+import { abortUpdate, liveMigrationWorkflowId } from '../../workflows/definitions';
 
 const READ = 'read-token-e2e';
 const OPERATOR = 'operator-token-e2e';
@@ -220,3 +222,68 @@ describe('CLI against the real API', () => {
     expect(await run(['--api', 'http://127.0.0.1:9', 'hosts'], unreachable.io)).toBe(5);
   });
 });
+
+describe('refusals at the phase they are about, from the real workflow', () => {
+  /** Every door says no with the workflow's reason: the update, the API (409) and the CLI (exit 4). */
+  async function refusedEverywhere(uuid: string, id: string, reason: RegExp): Promise<void> {
+    const handle = stack.client.workflow.getHandle(liveMigrationWorkflowId(uuid));
+    // The update fails with the validator's reason as its cause.
+    const refusal = await executeControlUpdate(handle, abortUpdate, 'now').then(
+      () => 'accepted',
+      (err: unknown) => (err as { cause?: { message?: string } }).cause?.message ?? String(err),
+    );
+    expect(refusal).toMatch(reason);
+    const viaApi = await call('POST', `/v1/migrations/${id}/abort`, { token: OPERATOR, body: { reason: 'now' } });
+    expect(viaApi.status).toBe(409);
+    expect(viaApi.body.error?.message).toMatch(reason);
+    const cli = cliIo(OPERATOR);
+    expect(await run(['--api', api.url, 'abort', id], cli.io)).toBe(4);
+    expect(cli.err.join('')).toMatch(reason);
+  }
+
+  it('past the point of no return (stop-and-copy) abort and force-complete are refused, and it completes', async () => {
+    const admin = stack.sims.host('xen-a').admin;
+    const uuid = await vm('xen-a', 'no-return', 32, 32);
+    // One round at 4 MiB/s dirties the whole 32 MiB: stop-and-copy then lasts about 8 s.
+    await admin.setBandwidth(4);
+    await admin.setMaxIterations(1);
+    try {
+      const started = await call('POST', '/v1/migrations', { token: OPERATOR, body: { instanceUuid: uuid, host: 'xen-b' } });
+      const id = started.body.id as string;
+      await waitFor(id, (m) => m.phase === 'stop_and_copy');
+      await refusedEverywhere(uuid, id, /past the point of no return/);
+      const force = await call('POST', `/v1/migrations/${id}/force-complete`, { token: OPERATOR });
+      expect(force.status).toBe(409);
+      expect(force.body.error?.message).toMatch(/cannot force-complete in phase stop_and_copy/);
+      // The refusals came while it was there, not after the end.
+      expect((await call('GET', `/v1/migrations/${id}`, { token: READ })).body.phase).toBe('stop_and_copy');
+      expect((await waitFor(id, (m) => m.phase === 'done')).status).toBe('completed');
+    } finally {
+      await admin.setBandwidth(64);
+      await admin.setMaxIterations(5);
+    }
+  });
+
+  it('while rolling back and waiting for a slow destination, abort is refused with what it waits for', async () => {
+    const uuid = (await stack.sims.host('xen-a').admin.createVm({ nameLabel: 'slow-undo', memoryMiB: 32, diskMiB: [4], sr: 'local', dirtyRateMiBps: 32 })).uuid;
+    await stack.sims.host('xen-a').admin.setBandwidth(8);
+    await stack.sims.host('xen-a').admin.setMaxIterations(0);
+    try {
+      const started = await call('POST', '/v1/migrations', { token: OPERATOR, body: { instanceUuid: uuid, host: 'xen-c' } });
+      const id = started.body.id as string;
+      await waitFor(id, (m) => m.phase === 'precopy' && (m.progress?.fraction ?? 0) > 0);
+      // xen-c's XenAPI answers after 3 s: removing what arrived there takes a while.
+      await stack.sims.host('xen-c').admin.slow(3000);
+      expect((await call('POST', `/v1/migrations/${id}/abort`, { token: OPERATOR, body: { reason: 'first' } })).status).toBe(202);
+      await waitFor(id, (m) => m.phase === 'rolling_back' && (m.waitingFor ?? '').startsWith('xen-c'));
+      await refusedEverywhere(uuid, id, /already rolling back; waiting for xen-c to /);
+      await stack.sims.host('xen-c').admin.slow(0);
+      expect((await waitFor(id, (m) => m.phase === 'done')).status).toBe('cancelled');
+    } finally {
+      await stack.sims.host('xen-c').admin.slow(0);
+      await stack.sims.host('xen-a').admin.setBandwidth(64);
+      await stack.sims.host('xen-a').admin.setMaxIterations(5);
+    }
+  });
+});
+
