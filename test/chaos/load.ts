@@ -60,6 +60,8 @@ export interface LoadReport {
     transfersPerDest: number;
   };
   samples: number;
+  /** Why each run that did not complete ended as it did. */
+  failures: string[];
   /** Pairs served out of order on a source host (an older request that fit was passed over). */
   fifoViolations: string[];
   fifoPairsChecked: number;
@@ -177,6 +179,7 @@ export async function runLoad(stack: Stack, shape: LoadShape, log: (line: string
 
   // Every run ended clean: the VM on exactly one host, running; nothing left anywhere.
   const statuses: Record<string, number> = {};
+  const failures: string[] = [];
   const where = new Map<string, { host: string; powerState: string }[]>();
   for (const host of stack.sims.hosts) {
     for (const vm of await host.admin.listVms()) {
@@ -187,6 +190,7 @@ export async function runLoad(stack: Stack, shape: LoadShape, log: (line: string
     const vm = vms[i] as (typeof vms)[number];
     const status = view?.status ?? 'unknown';
     statuses[status] = (statuses[status] ?? 0) + 1;
+    if (status !== 'completed') failures.push(`${vm.host} -> ${vm.requested ?? view?.dest_compute ?? '?'}: ${status}: ${view?.error?.type ?? '?'}: ${view?.error?.message ?? ''}`);
     // A VM is listed by every member of its pool that it runs on or has affinity to: dedupe by host.
     const placed = [...new Map((where.get(vm.uuid) ?? []).map((p) => [p.host, p])).values()];
     if (status !== 'completed' && !(status === 'failed' || status === 'cancelled')) problems.push(`${vm.uuid}: ended ${status}`);
@@ -272,5 +276,5 @@ export async function runLoad(stack: Stack, shape: LoadShape, log: (line: string
   if (requests.length === 0) problems.push('no requestSlot signal found in the slots entity history: cannot check the order');
   if (fifoViolations.length) problems.push(`${fifoViolations.length} grants out of order`);
 
-  return { migrations: handles.length, statuses, makespanS: +makespanS.toFixed(1), maxObserved, samples, fifoViolations, fifoPairsChecked, problems };
+  return { migrations: handles.length, statuses, makespanS: +makespanS.toFixed(1), maxObserved, samples, failures, fifoViolations, fifoPairsChecked, problems };
 }
