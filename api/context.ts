@@ -18,5 +18,5 @@ export interface PluginOptions {
   ctx: ApiContext;
 }
 
-export const FINAL_STATUSES = new Set(['completed', 'failed', 'cancelled', 'error']);
+export { FINAL_STATUSES } from '../workflows/definitions';
 export const IN_PROGRESS_STATUSES = new Set(['accepted', 'queued', 'preparing', 'running']);

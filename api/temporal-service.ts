@@ -10,6 +10,7 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
   type WorkflowHandle,
 } from '@temporalio/client';
@@ -22,6 +23,7 @@ import { DestHost, InstanceUuid, MigrationStatus, SourceHost } from '../lib/sear
 import { connectionOptions } from '../lib/temporal-connection';
 import {
   DESCRIBE_CLUSTER_WORKFLOW,
+  FINAL_STATUSES,
   LIVE_MIGRATION_WORKFLOW,
   LiveMigrationInputSchema,
   MIGRATION_STATUSES,
@@ -170,22 +172,36 @@ export class TemporalFerryService implements FerryService {
   }
 
   private async view(handle: WorkflowHandle, info?: ExecInfo): Promise<MigrationStatusView> {
+    let view: MigrationStatusView;
     try {
-      const view = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(statusQuery));
-      return view.phase === 'precopy' || view.phase === 'stop_and_copy' ? await this.withLiveProgress(handle, view) : view;
+      view = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(statusQuery));
     } catch (err) {
       this.logger.debug({ err, workflowId: handle.workflowId }, 'status query failed; answering from visibility');
       const described = info ?? (await handle.describe());
       return fallbackView(described);
     }
+    if (FINAL_STATUSES.has(view.status)) return view;
+    const described = await handle.describe();
+    if (described.status.name !== 'RUNNING') {
+      // Terminated (or timed out) before the migration said how it ended: its last view says running.
+      const name = described.status.name;
+      return {
+        ...view,
+        status: executionStatus(described),
+        phase: 'done',
+        error: view.error ?? { type: `Workflow${name}`, message: `the workflow run was ${name.toLowerCase()} before the migration ended; see its history` },
+        abortable: false,
+        notAbortableReason: `the workflow run was ${name.toLowerCase()}`,
+      };
+    }
+    return view.phase === 'precopy' || view.phase === 'stop_and_copy' ? this.withLiveProgress(described, view) : view;
   }
 
   /**
    * The workflow hears of a transfer's progress only in steps (its history stays bounded); the
    * transfer's latest heartbeat, which Temporal keeps with the pending activity, has it now.
    */
-  private async withLiveProgress(handle: WorkflowHandle, view: MigrationStatusView): Promise<MigrationStatusView> {
-    const described = await handle.describe();
+  private withLiveProgress(described: WorkflowExecutionDescription, view: MigrationStatusView): MigrationStatusView {
     const transfer = described.raw.pendingActivities?.find((a) => a.activityType?.name === 'migrateSend');
     const payloads = transfer?.heartbeatDetails?.payloads;
     if (!payloads?.length) return view;
@@ -339,7 +355,7 @@ function statusOf(info: ExecInfo): NovaMigrationStatus {
   if (fromAttribute && (MIGRATION_STATUSES as readonly string[]).includes(fromAttribute)) {
     const status = fromAttribute as NovaMigrationStatus;
     // A run that ended without recording its final status (terminated, timed out) is an error.
-    if (running || ['completed', 'failed', 'cancelled', 'error'].includes(status)) return status;
+    if (running || FINAL_STATUSES.has(status)) return status;
   }
   return executionStatus(info);
 }

@@ -2,7 +2,7 @@
 // process. cli/ferry.ts is the executable wrapper.
 import { existsSync } from 'node:fs';
 import { defaultConfigPath, loadConfig, type FerryConfig } from '../lib/config';
-import type { ControlAccepted, MigrationStatusView } from '../workflows/definitions';
+import { FINAL_STATUSES, type ControlAccepted, type MigrationStatusView } from '../workflows/definitions';
 import { USAGE, UsageError, parseCommandLine, type Command, type Invocation } from './args';
 import { ApiCallError, FerryApiClient, UnreachableError } from './client';
 import { EXIT, exitCodeForStatus, type ExitCode } from './exit-codes';
@@ -20,7 +20,6 @@ export interface CliIo {
   env: NodeJS.ProcessEnv;
 }
 
-const FINAL = new Set(['completed', 'failed', 'cancelled', 'error']);
 
 interface Session {
   client: FerryApiClient;
@@ -109,7 +108,7 @@ async function watch(s: Session, id: string): Promise<MigrationStatusView> {
       await new Promise((r) => setTimeout(r, 1000));
       continue;
     }
-    if (last && FINAL.has(last.status)) break;
+    if (last && FINAL_STATUSES.has(last.status)) break;
     // The stream ended early (server restart): reconnect.
     attempts += 1;
     if (attempts > 5) throw new UnreachableError('the progress stream keeps ending before the migration does');

@@ -50,6 +50,9 @@ export type LiveMigrationRequest = z.output<typeof LiveMigrationInputSchema>;
 export const MIGRATION_STATUSES = ['accepted', 'queued', 'preparing', 'running', 'completed', 'failed', 'cancelled', 'error'] as const;
 export type NovaMigrationStatus = (typeof MIGRATION_STATUSES)[number];
 
+/** The statuses a migration ends in. */
+export const FINAL_STATUSES: ReadonlySet<NovaMigrationStatus> = new Set(['completed', 'failed', 'cancelled', 'error']);
+
 /** Finer-grained than Nova's status: where in the conductor's flow the migration is. */
 export const MIGRATION_PHASES = [
   'validating',

@@ -70,6 +70,8 @@ export class LiveMigrationTask {
   private abortReason: string | null = null;
   private transfer: MigrateSendResult | null = null;
   private grant: SlotGrant | null = null;
+  /** The host step that last failed for good (not a timeout), for the error message. */
+  private failedStep: string | null = null;
 
   constructor(private readonly input: LiveMigrationRequest) {
     const view = newMigrationView({
@@ -132,8 +134,24 @@ export class LiveMigrationTask {
     } catch (err) {
       return this.rollback(err);
     }
-    await CancellationScope.nonCancellable(() => this.postLiveMigration());
+    await this.settle(() => this.postLiveMigration());
     return this.outcome();
+  }
+
+  /**
+   * Runs post-migration or compensation to its end: past the point of no return, or while undoing,
+   * a step that fails for good must not leave the migration looking as if it still ran. It ends in
+   * Nova's error status with the step's failure.
+   */
+  private async settle(steps: () => Promise<void>): Promise<void> {
+    try {
+      await CancellationScope.nonCancellable(steps);
+    } catch (err) {
+      const failure = describeFailure(err);
+      log.error('a step of post-migration or rollback failed for good', { error: failure.message });
+      const step = this.failedStep ? `waiting for ${this.failedStep}` : 'a step';
+      this.finish('error', this.errorWith(failure.type, `${step} failed: ${failure.message}`));
+    }
   }
 
   /** Nova's _check_host_is_up for the instance's host: it must be among the hosts that are up. */
@@ -348,7 +366,7 @@ export class LiveMigrationTask {
     // An abort may surface as the transfer's TASK_CANCELLED failure rather than a cancellation.
     const cancelled = isCancellation(err) || this.abortable.consideredCancelled || POLICY_ABORTS.has(failure.type);
     this.board.failed(cancelled ? { type: 'Aborted', message: this.abortReason ?? 'cancelled' } : failure);
-    await CancellationScope.nonCancellable(() => this.compensate(cancelled));
+    await this.settle(() => this.compensate(cancelled));
     if (this.board.status === 'completed') return this.outcome();
     // A Temporal cancel request (CLI, web UI): the run ends Canceled, after compensation.
     if (cancelled && this.abortReason === null) throw isCancellation(err) ? err : new CancelledFailure('migration cancelled');
@@ -468,7 +486,10 @@ export class LiveMigrationTask {
     try {
       return await step();
     } catch (err) {
-      if (!isTimeout(err)) throw err;
+      if (!isTimeout(err)) {
+        this.failedStep = `${host.name} to ${what}`;
+        throw err;
+      }
       log.warn('a host did not answer in time', { host: host.name, what });
       return 'timed out';
     } finally {
@@ -571,11 +592,15 @@ export class LiveMigrationTask {
   }
 }
 
-/** A step that ran out of its schedule-to-close bound: the host or its agent did not answer in time. */
+/**
+ * A step that ran out of its schedule-to-close bound: the host or its agent did not answer in time.
+ * Temporal reports either the timeout itself or, when attempts kept failing (connection refused),
+ * the last attempt's failure with the retry state TIMEOUT.
+ */
 function isTimeout(err: unknown): boolean {
-  let e = err as { name?: string; cause?: unknown } | undefined;
+  let e = err as { name?: string; cause?: unknown; retryState?: unknown } | undefined;
   while (e) {
-    if (e.name === 'TimeoutFailure') return true;
+    if (e.name === 'TimeoutFailure' || e.retryState === 'TIMEOUT') return true;
     e = e.cause as typeof e;
   }
   return false;
