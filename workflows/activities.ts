@@ -18,11 +18,15 @@ export function hostChecks(queue: string) {
   });
 }
 
-/** Quick probe of a host for the cluster view: a dead agent must not hold the view up. */
+/**
+ * Probe of a host for the cluster view. A host whose agent does not poll is down at once (no probe);
+ * one that polls gets 30 s to answer, so that a busy agent (50 migrations asking at once on 2
+ * cores) is not taken for a dead one.
+ */
 export function hostProbe(queue: string) {
   return proxyActivities<HostActivities>({
     taskQueue: queue,
-    scheduleToCloseTimeout: '10s',
+    scheduleToCloseTimeout: '30s',
     retry: { initialInterval: '500ms', maximumAttempts: 3 },
   });
 }
