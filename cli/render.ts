@@ -124,6 +124,8 @@ export function migrationDetails(view: MigrationStatusView, uiUrl?: string): str
   else if (t) lines.push(`Progress    ${Math.floor(t.fraction * 100)}%`);
   if (view.attempts.length > 0) lines.push(`Tried       ${view.attempts.map((a) => `${a.host}: ${a.reason}`).join('; ')}`);
   if (view.error) lines.push(`Error       ${view.error.type}: ${view.error.message}`);
+  if (view.waitingFor) lines.push(`Waiting for ${view.waitingFor}`);
+  for (const c of view.cleanups) lines.push(`Cleanup     ${c.steps.join(', ')} on ${c.host}, pending in ${c.workflowId}`);
   lines.push(`Abortable   ${view.abortable ? 'yes' : `no${view.notAbortableReason ? ` (${view.notAbortableReason})` : ''}`}`);
   lines.push(`Created     ${view.created_at}   Updated ${view.updated_at}`);
   if (uiUrl) lines.push(`Web UI      ${uiUrl}`);

@@ -71,6 +71,9 @@ describe('rendering', () => {
     const details = migrationDetails(precopy(), 'http://ui/x');
     expect(details).toContain(`Migration   ${RUN}`);
     expect(details).toContain('Web UI      http://ui/x');
+    const left = migrationDetails({ ...precopy(), waitingFor: 'xen-c to remove what arrived', cleanups: [{ workflowId: 'migration-cleanup-r-xen-c', host: 'xen-c', steps: ['rollbackLiveMigrationAtDestination'] }] });
+    expect(left).toContain('Waiting for xen-c to remove what arrived');
+    expect(left).toContain('Cleanup     rollbackLiveMigrationAtDestination on xen-c, pending in migration-cleanup-r-xen-c');
     const hosts = hostTable([
       { name: 'xen-a', pool: 'p1', up: true, downReason: null, memoryTotalBytes: 16 * 1024 * MiB, memoryFreeBytes: 8 * 1024 * MiB, instanceCount: 3, migrations: { outbound: ['x'], inbound: [] } },
       { name: 'xen-c', pool: 'p2', up: false, downReason: 'no agent polls its queue', memoryTotalBytes: 0, memoryFreeBytes: 0, instanceCount: 0, migrations: { outbound: [], inbound: [] } },
