@@ -102,7 +102,9 @@ async function waitForPoller(client: Client, namespace: string, queue: string, t
   for (;;) {
     if (child.exitCode !== null) throw new Error(`worker for ${queue} exited with ${child.exitCode}`);
     const response = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name: queue }, taskQueueType: type });
-    if ((response.pollers ?? []).length > 0) return;
+    // This child's own poller (the SDK's identity is pid@host): a worker killed a moment ago is
+    // still listed for a while, and must not pass for the new one.
+    if ((response.pollers ?? []).some((p) => p.identity?.startsWith(`${child.pid}@`))) return;
     if (Date.now() > deadline) throw new Error(`no worker polls ${queue} after 90 s`);
     await new Promise((r) => setTimeout(r, 200));
   }
