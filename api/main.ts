@@ -1,5 +1,6 @@
 // The API process: `npx tsx api/main.ts [--config temporal.yaml]`. Listens on api.listen from
 // temporal.yaml, talks to the Temporal server named there, and stops cleanly on SIGINT/SIGTERM.
+import { exitWithParent } from '../lib/processes';
 import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { defaultConfigPath, loadConfig, type FerryConfig } from '../lib/config';
@@ -47,6 +48,7 @@ async function main(): Promise<void> {
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  exitWithParent();
 }
 
 if (require.main === module) {
