@@ -2,6 +2,7 @@
 // migration workflow and, as the describeCluster workflow, by the API.
 import { conductor, hostProbe } from './activities';
 import type { ClusterView, HostView } from './definitions';
+import { describeFailure } from './outcome';
 
 export interface ClusterHost extends HostView {
   queue: string;
@@ -9,11 +10,6 @@ export interface ClusterHost extends HostView {
 
 export interface ClusterSnapshot extends ClusterView {
   hosts: ClusterHost[];
-}
-
-function failureMessage(err: unknown): string {
-  const e = err as { cause?: { message?: string }; message?: string };
-  return e.cause?.message ?? e.message ?? String(err);
 }
 
 export async function collectClusterView(): Promise<ClusterSnapshot> {
@@ -38,8 +34,9 @@ export async function collectClusterView(): Promise<ClusterSnapshot> {
         const { hostUuid: _hostUuid, ...report } = await hostProbe(h.queue).describeHost();
         return { ...report, queue: h.queue, up: true, downReason: null };
       } catch (err) {
-        const message = failureMessage(err);
-        return down(/not live/.test(message) ? message : `XenAPI or agent did not answer: ${message}`);
+        // xapi answered and said the host is dead (HostNotLive), or nobody answered in time.
+        const failure = describeFailure(err);
+        return down(failure.type === 'HostNotLive' ? failure.message : `XenAPI or agent did not answer: ${failure.message}`);
       }
     }),
   );
