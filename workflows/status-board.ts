@@ -16,8 +16,26 @@ const NOT_ABORTABLE: Partial<Record<MigrationPhase, string>> = {
 /** Progress moves the memo only in steps of this fraction: a long transfer writes a bounded history. */
 const MEMO_STEP = 0.1;
 
+/** What a live migration's memo holds (runs started before `view` and `timeline` lack them). */
+export interface MigrationMemo {
+  status: NovaMigrationStatus;
+  instance: string;
+  source: string | null;
+  destination: string | null;
+  /** Percent transferred, as of the memo. */
+  progress: number | null;
+  error: string | null;
+  /** Workflow ids of the migrationCleanup runs it left. */
+  cleanups: string[];
+  /** The status query's answer when the memo was written; in a closed run, the final one. */
+  view?: MigrationStatusView;
+  /** When the migration entered each status it went through (ISO 8601): queued to preparing is its wait for a slot. */
+  timeline?: Partial<Record<NovaMigrationStatus, string>>;
+}
+
 export class StatusBoard {
   private memoFraction = -1;
+  private readonly timeline: Partial<Record<NovaMigrationStatus, string>> = {};
 
   constructor(readonly view: MigrationStatusView) {
     upsertSearchAttributes([
@@ -43,12 +61,14 @@ export class StatusBoard {
 
   enter(phase: MigrationPhase, status?: NovaMigrationStatus): void {
     this.view.phase = phase;
-    if (status && status !== this.view.status) {
-      this.view.status = status;
+    const changed = status !== undefined && status !== this.view.status;
+    if (changed) this.view.status = status;
+    // Touched first, so that the memo carries this moment's updated_at and abortability.
+    this.touch();
+    if (changed) {
       upsertSearchAttributes([{ key: MigrationStatus, value: status }]);
       this.memo();
     }
-    this.touch();
   }
 
   source(name: string, memoryBytes: number): void {
@@ -96,8 +116,8 @@ export class StatusBoard {
 
   cleanup(cleanup: MigrationCleanupView): void {
     this.view.cleanups = [...this.view.cleanups, cleanup];
-    this.memo();
     this.touch();
+    this.memo();
   }
 
   private touch(): void {
@@ -109,11 +129,17 @@ export class StatusBoard {
     setCurrentDetails(describeForUi(v));
   }
 
-  /** The memo is what the web UI's list and the API's list show without opening the run. */
+  /**
+   * The memo is what the web UI and the API show without asking the workflow: a few plain keys for
+   * the web UI, the whole status view as it is now (`view`), and when each status began
+   * (`timeline`). Written at each change of status, each step of progress and each cleanup, so the
+   * memo of a closed run is its final view: the API serves closed runs from it and never replays.
+   */
   private memo(): void {
     const v = this.view;
     this.memoFraction = v.progress?.fraction ?? this.memoFraction;
-    upsertMemo({
+    this.timeline[v.status] ??= v.updated_at;
+    const memo: MigrationMemo = {
       status: v.status,
       instance: v.server_uuid,
       source: v.source_compute,
@@ -121,7 +147,10 @@ export class StatusBoard {
       progress: v.progress ? Math.floor(v.progress.fraction * 100) : null,
       error: v.error?.message ?? null,
       cleanups: v.cleanups.map((c) => c.workflowId),
-    });
+      view: JSON.parse(JSON.stringify(v)) as MigrationStatusView,
+      timeline: { ...this.timeline },
+    };
+    upsertMemo(memo as unknown as Record<string, unknown>);
   }
 }
 
