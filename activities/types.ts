@@ -1,5 +1,6 @@
 // Inputs and results of ferry's activities: what crosses the Temporal boundary between the
 // workflow and the workers. No credentials ever travel here.
+import type { FerryConfig } from '../lib/config';
 import type { ConvergencePolicy, ConvergenceState } from '../workflows/convergence';
 import type { HostView, InstanceView, TransferProgress } from '../workflows/definitions';
 
@@ -106,4 +107,42 @@ export interface GuestSteering {
   instanceUuid: string;
   /** Percent of one vCPU; null removes the cap. */
   vcpuCap: number | null;
+}
+
+/** A host as a migration carries it: what the inventory knew of it, without its VMs. */
+export type HostSummary = Omit<HostView, 'instances'> & { queue: string };
+
+export interface PlanLiveMigrationInput {
+  instanceUuid: string;
+  requestedHost: string | null;
+  /** Hosts that just said the instance is not theirs: the plan waits for the inventory to show it elsewhere. */
+  notOn?: string[];
+}
+
+export interface LiveMigrationPlan {
+  /** temporal.yaml's migration policy, read once per migration so the workflow stays deterministic. */
+  policy: FerryConfig['migration'];
+  source: HostSummary;
+  requested: HostSummary | null;
+}
+
+export interface ScheduleDestinationsInput {
+  instance: InstanceView;
+  source: HostSummary;
+  /** Hosts already tried (and the source): not candidates again. */
+  excluded: string[];
+  blockMigration: boolean;
+  /** Memory already promised to other migrations, per host. */
+  reservedBytes: Record<string, number>;
+  /** How many candidates to answer, best first. */
+  limit: number;
+}
+
+export interface ScheduledDestinations {
+  candidates: HostSummary[];
+  /** Why hosts were filtered out, at most a few (rejectedMore counts the rest). */
+  rejected: Array<{ host: string; reason: string }>;
+  rejectedMore: number;
+  /** Hosts that passed the filters beyond the limit. */
+  moreCandidates: number;
 }

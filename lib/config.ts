@@ -48,6 +48,11 @@ export const ConfigSchema = z
       .object({
         address: hostPort.default('127.0.0.1:7233'),
         namespace: z.string().min(1).default('default'),
+        /**
+         * Where ferry keeps its housekeeping workflows (the host inventory), so that the web UI's list
+         * of the main namespace shows operations a user started, not per-host entities.
+         */
+        systemNamespace: z.string().min(1).default('ferry-system'),
         uiPort: port.default(8233),
         /** Folder of the dev server's SQLite file, relative to the config file. */
         dataDir: z.string().default('.data'),
@@ -74,6 +79,18 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     hosts: z.array(HostConfigSchema).min(1, 'list at least one host'),
+    /** The host inventory: each agent reports its host's state to a hostInventory entity workflow. */
+    inventory: z
+      .object({
+        /** An agent reports at least this often (seconds), and at once when its host or VMs change. */
+        reportSeconds: z.number().positive().default(10),
+        /** A host whose agent has not reported for this long (seconds) counts as down (Nova's service_down_time). */
+        staleSeconds: z.number().positive().default(30),
+        /** How old (milliseconds) a reader's cached copy of the inventory may be before it lists it again. */
+        cacheMs: z.number().int().min(0).default(1000),
+      })
+      .strict()
+      .prefault({}),
     migration: z
       .object({
         limits: z

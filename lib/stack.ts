@@ -140,6 +140,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         : undefined,
     logFile: join(logs, 'temporal.log'),
     namespace: config.temporal.namespace,
+    extraNamespaces: [config.temporal.systemNamespace],
   };
   const devServer = await startDevServer(devServerOptions);
   const connection = await Connection.connect(connectionOptions(config));

@@ -13,6 +13,8 @@ export interface DevServerOptions {
   dbFile?: string; // omitted: in memory
   logFile?: string; // where the server's own output goes; omitted: discarded
   namespace?: string;
+  /** More namespaces to create (ferry's system namespace). */
+  extraNamespaces?: string[];
   ip?: string;
   startTimeoutMs?: number;
 }
@@ -28,7 +30,7 @@ export interface DevServer {
 export async function startDevServer(options: DevServerOptions): Promise<DevServer> {
   const ip = options.ip ?? '127.0.0.1';
   const args = ['server', 'start-dev', '--ip', ip, '--port', String(options.port), '--log-level', 'warn'];
-  args.push('--namespace', options.namespace ?? 'default');
+  for (const namespace of [options.namespace ?? 'default', ...(options.extraNamespaces ?? [])]) args.push('--namespace', namespace);
   for (const name of searchAttributeNames) args.push('--search-attribute', `${name}=Keyword`);
   if (options.dbFile) {
     mkdirSync(dirname(options.dbFile), { recursive: true });

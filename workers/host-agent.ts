@@ -1,22 +1,27 @@
-// The host agent worker: one process per hypervisor host, polling that host's own queue
-// (ferry-host-<name>) and talking only to that host's XenAPI. Activity-only: no workflows here.
-//   npx tsx workers/host-agent.ts --host xen-a [--config temporal.yaml]
+// The host agent worker: polls each of its hosts' own queue (ferry-host-<name>) and talks only to
+// those hosts' XenAPI, one session per host; reports each host to the inventory (HostReporter).
+// Activity-only: no workflows here. One process may serve many hosts (a large simulated cluster).
+//   npx tsx workers/host-agent.ts --host xen-a [--host xen-b ...] [--config temporal.yaml]
 import { Client, Connection } from '@temporalio/client';
 import { createHostActivities } from '../activities/host';
+import { createInventoryActivities } from '../activities/host/inventory';
 import { progressSignal, type TransferProgress } from '../workflows/definitions';
-import { findHost, hostQueue, loadConfig, readSecret } from '../lib/config';
-import { createLogger } from '../lib/logger';
+import { findHost, hostQueue, loadConfig, readSecret, type FerryConfig, type HostConfig } from '../lib/config';
+import { createLogger, type Logger } from '../lib/logger';
 import { connectionOptions } from '../lib/temporal-connection';
 import { XenApiClient } from '../xenapi/client';
 import { workerArgs } from './args';
-import { exitOnFatal, runWorker } from './run-worker';
+import { HostReporter } from './host-reporter';
+import { exitOnFatal, runWorkers, type FerryWorkerOptions } from './run-worker';
 
-async function main(): Promise<void> {
-  const args = workerArgs();
-  if (!args.host) throw new Error('host-agent: --host NAME is required (a host of temporal.yaml)');
-  const config = loadConfig(args.config);
-  const host = findHost(config, args.host);
-  const logger = createLogger('host-agent', { host: host.name });
+interface Agent {
+  host: HostConfig;
+  xenapi: XenApiClient;
+  reporter: HostReporter;
+  worker: FerryWorkerOptions;
+}
+
+function agentFor(config: FerryConfig, host: HostConfig, client: Client, systemClient: Client, logger: Logger): Agent {
   // The XenAPI password stays in this process's environment: never in workflow inputs or history.
   const xenapi = new XenApiClient({
     url: host.xenapiUrl,
@@ -26,19 +31,42 @@ async function main(): Promise<void> {
     // never taken for a dead agent.
     timeoutMs: 20_000,
   });
+  const reporter = new HostReporter({
+    host,
+    config,
+    xenapi,
+    client: systemClient,
+    logger,
+    describe: createInventoryActivities(host, xenapi).describeHost,
+  });
   // migrateSend signals its progress to the migration workflow through this client.
-  const clientConnection = await Connection.connect(connectionOptions(config));
-  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
   const reportProgress = async (workflowId: string, progress: TransferProgress) => {
     await client.workflow.getHandle(workflowId).signal(progressSignal, progress);
   };
+  const activities = createHostActivities({ host, xenapi, logger, reportProgress, reportInventory: () => reporter.reportNow() });
+  return { host, xenapi, reporter, worker: { taskQueue: hostQueue(config, host.name), activities } };
+}
+
+async function main(): Promise<void> {
+  const args = workerArgs();
+  if (args.hosts.length === 0) throw new Error('host-agent: --host NAME is required (a host of temporal.yaml; repeat it for more)');
+  const config = loadConfig(args.config);
+  const hosts = args.hosts.map((name) => findHost(config, name));
+  const logger = createLogger('host-agent', hosts.length === 1 ? { host: hosts[0]?.name } : { hosts: hosts.length });
+  const clientConnection = await Connection.connect(connectionOptions(config));
+  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
+  const systemClient = new Client({ connection: clientConnection, namespace: config.temporal.systemNamespace });
+  const agents = hosts.map((host) => agentFor(config, host, client, systemClient, hosts.length === 1 ? logger : logger.child({ host: host.name })));
   try {
-    await runWorker(config, logger, {
-      taskQueue: hostQueue(config, host.name),
-      activities: createHostActivities({ host, xenapi, logger, reportProgress }),
-    });
+    for (const agent of agents) agent.reporter.start();
+    await runWorkers(
+      config,
+      logger,
+      agents.map((a) => a.worker),
+    );
   } finally {
-    await xenapi.logout().catch(() => undefined);
+    await Promise.all(agents.map((a) => a.reporter.stop()));
+    await Promise.all(agents.map((a) => a.xenapi.logout().catch(() => undefined)));
     await clientConnection.close();
   }
 }

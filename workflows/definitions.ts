@@ -8,6 +8,12 @@ export const LIVE_MIGRATION_WORKFLOW = 'liveMigration';
 export const DESCRIBE_CLUSTER_WORKFLOW = 'describeCluster';
 export const MIGRATION_SLOTS_WORKFLOW = 'migrationSlots';
 export const MIGRATION_SLOTS_WORKFLOW_ID = 'ferry-migration-slots';
+export const HOST_INVENTORY_WORKFLOW = 'hostInventory';
+
+/** One hostInventory entity per host, in the system namespace. */
+export function hostInventoryWorkflowId(host: string): string {
+  return `host-inventory-${host}`;
+}
 
 /** At most one migration of an instance runs at a time: the workflow id is derived from it. */
 export function liveMigrationWorkflowId(instanceUuid: string): string {
@@ -265,6 +271,31 @@ export interface ClusterView {
   /** When the agents answered, ISO 8601. */
   observedAt: string;
 }
+
+// ---- hostInventory: one entity per host, to which its agent reports ----
+
+/** One report of a host agent: its host as its XenAPI sees it, or why it cannot say. */
+export interface HostReportMessage {
+  host: string;
+  pool: string;
+  /** The agent's clock when it read its XenAPI, ISO 8601. */
+  observedAt: string;
+  /** The host's state; null when the agent could not read it (downReason says why). */
+  state: Omit<HostView, 'up' | 'downReason'> | null;
+  downReason: string | null;
+}
+
+/** What a hostInventory entity holds, and what its memo carries (key `host`). */
+export interface HostInventoryState {
+  report: HostReportMessage | null;
+  /** The entity's clock when the last report arrived, ISO 8601: liveness is judged from it. */
+  receivedAt: string | null;
+  /** History length at which the entity continues as new (default 1000; tests lower it). */
+  maxHistory?: number;
+}
+
+export const hostReportSignal = defineSignal<[HostReportMessage]>('hostReport');
+export const hostStateQuery = defineQuery<HostInventoryState>('hostState');
 
 // ---- migrationSlots: the entity workflow that holds concurrency leases ----
 

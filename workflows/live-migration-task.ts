@@ -13,11 +13,12 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   setHandler,
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { DestinationFacts, InstancePresence, MigrateSendResult, MigrateToken } from '../activities/types';
+import type { DestinationFacts, HostSummary, InstancePresence, MigrateSendResult, MigrateToken } from '../activities/types';
 import type { FerryConfig } from '../lib/config';
 import { InstanceUuid } from '../lib/search-attributes';
 import { conductor, hostChecks, hostStepsWithin, hostTransferWithin } from './activities';
@@ -44,11 +45,16 @@ import { StatusBoard } from './status-board';
 
 type Policy = FerryConfig['migration'];
 
+/** Candidates asked of the scheduler at a time (unless migrate_max_retries bounds the tries). */
+const CANDIDATES_PER_ASK = 5;
+/** How often the instance is looked for again when the host the index named says it is not there. */
+const MAX_RELOCATIONS = 2;
+
 /** Failures of the transfer that are the policy's own abort: the migration ends cancelled, as an abort. */
 const POLICY_ABORTS = new Set(['CompletionTimeout', 'ProgressTimeout']);
 
 interface Destination {
-  host: ClusterHost;
+  host: HostSummary;
   block: boolean;
   token: MigrateToken | null;
 }
@@ -61,7 +67,7 @@ export class LiveMigrationTask {
   private readonly abortable = new CancellationScope();
   private policy: Policy | null = null;
   private instance: InstanceView | null = null;
-  private source: ClusterHost | null = null;
+  private source: HostSummary | null = null;
   private dest: Destination | null = null;
   private destTouched = false;
   private sourceTouched = false;
@@ -121,15 +127,9 @@ export class LiveMigrationTask {
   private async migrateAndFinish(): Promise<MigrationOutcome> {
     try {
       await this.abortable.run(async () => {
-        this.policy = await conductor.migrationPolicy();
-        const cluster = await collectClusterView();
-        const source = this.checkHostIsUp(cluster);
-        const instance = await this.checkInstanceActive(source);
-        const requested = this.input.host ? this.checkRequestedHost(cluster, source, this.input.host) : null;
-        await this.waitForSlot(source, instance, requested);
-        const dest = await this.findDestination(cluster, source, instance, requested);
+        const dest = patched('host-inventory') ? await this.scheduleFromInventory() : await this.scheduleFromClusterView();
         const { facts, token } = await this.prepareDestination(dest);
-        this.transfer = await this.migrateSend(source, dest, instance, facts, token);
+        this.transfer = await this.migrateSend(this.source as HostSummary, dest, this.instance as InstanceView, facts, token);
       });
     } catch (err) {
       return this.rollback(err);
@@ -154,6 +154,80 @@ export class LiveMigrationTask {
     }
   }
 
+  /**
+   * From the host inventory (patch 'host-inventory'): the policy, where the instance is and the
+   * requested host in one conductor step; the source's own agent then confirms the instance. An
+   * index that lagged a move (the agent says the VM is not there) is asked again, for another host.
+   */
+  private async scheduleFromInventory(): Promise<Destination> {
+    const ask = (notOn: string[]) =>
+      conductor.planLiveMigration.executeWithOptions({ summary: `where is ${this.input.instanceUuid}?` }, [
+        { instanceUuid: this.input.instanceUuid, requestedHost: this.input.host ?? null, notOn },
+      ]);
+    const notOn: string[] = [];
+    let plan = await ask(notOn);
+    this.policy = plan.policy;
+    let instance: InstanceView;
+    for (;;) {
+      try {
+        instance = await this.checkInstanceActive(plan.source);
+        break;
+      } catch (err) {
+        if (describeFailure(err).type !== 'InstanceNotFound' || notOn.length >= MAX_RELOCATIONS) throw err;
+        notOn.push(plan.source.name);
+        plan = await ask(notOn);
+      }
+    }
+    const source = plan.source;
+    const requested = plan.requested ? this.checkRequested(source, plan.requested) : null;
+    await this.waitForSlot(source, instance, requested);
+    const policy = this.policy;
+    return this.findDestination(source, instance, requested, async (excluded) => {
+      const scheduled = await conductor.scheduleDestinations.executeWithOptions({ summary: `${instance.name} (${instance.memoryBytes} bytes) from ${source.name}` }, [
+        {
+          instance,
+          source,
+          excluded,
+          blockMigration: this.defaultBlock(instance),
+          reservedBytes: this.grant?.reservedBytes ?? {},
+          limit: policy.maxRetries >= 0 ? policy.maxRetries + 1 : CANDIDATES_PER_ASK,
+        },
+      ]);
+      const rejected = scheduled.rejected.filter((r) => !this.board.view.attempts.some((a) => a.host === r.host));
+      this.board.view.attempts.push(...rejected);
+      if (scheduled.rejectedMore > 0) this.board.view.attempts.push({ host: `${scheduled.rejectedMore} more hosts`, reason: 'filtered out by the scheduler (not listed)' });
+      return { candidates: scheduled.candidates, more: scheduled.moreCandidates > 0 };
+    });
+  }
+
+  /** Runs from before the host inventory: every host described, the whole view through history. */
+  private async scheduleFromClusterView(): Promise<Destination> {
+    this.policy = await conductor.migrationPolicy();
+    const cluster = await collectClusterView();
+    const source = this.checkHostIsUp(cluster);
+    const instance = await this.checkInstanceActive(source);
+    const requested = this.input.host ? this.checkRequestedHost(cluster, source, this.input.host) : null;
+    await this.waitForSlot(source, instance, requested);
+    return this.findDestination(source, instance, requested, async () => {
+      const scheduled = await conductor.findDestination.executeWithOptions({ summary: `${instance.name} (${instance.memoryBytes} bytes) from ${source.name}` }, [
+        {
+          hosts: cluster.hosts,
+          instance,
+          sourceHost: source.name,
+          excluded: [],
+          blockMigration: this.defaultBlock(instance),
+          reservedBytes: this.grant?.reservedBytes ?? {},
+        },
+      ]);
+      this.board.view.attempts.push(...scheduled.rejected);
+      return { candidates: scheduled.candidates.map((name) => cluster.hosts.find((h) => h.name === name) as ClusterHost), more: false };
+    });
+  }
+
+  private defaultBlock(instance: InstanceView): boolean {
+    return this.input.blockMigration === 'auto' ? instance.storage === 'local' : this.input.blockMigration;
+  }
+
   /** Nova's _check_host_is_up for the instance's host: it must be among the hosts that are up. */
   private checkHostIsUp(cluster: ClusterSnapshot): ClusterHost {
     const uuid = this.input.instanceUuid;
@@ -170,7 +244,7 @@ export class LiveMigrationTask {
   }
 
   /** Nova's _check_instance_is_active, asked of the host the instance is on. */
-  private async checkInstanceActive(source: ClusterHost): Promise<InstanceView> {
+  private async checkInstanceActive(source: HostSummary): Promise<InstanceView> {
     const instance = await hostChecks(source.queue).checkInstanceActive.executeWithOptions({ summary: `${this.input.instanceUuid} on ${source.name}` }, [
       { instanceUuid: this.input.instanceUuid },
     ]);
@@ -189,13 +263,18 @@ export class LiveMigrationTask {
   private checkRequestedHost(cluster: ClusterSnapshot, source: ClusterHost, name: string): ClusterHost {
     const host = cluster.hosts.find((h) => h.name === name);
     if (!host) throw ApplicationFailure.nonRetryable(`requested host ${name} is not a host of this cluster`, 'InvalidHost');
-    if (host.name === source.name) throw ApplicationFailure.nonRetryable(`requested host ${name} is the instance's current host`, 'InvalidHost');
-    if (!host.up) throw ApplicationFailure.nonRetryable(`requested host ${name} is down: ${host.downReason}`, 'ComputeServiceUnavailable');
+    return this.checkRequested(source, host);
+  }
+
+  /** The requested host is not the instance's (as its agent just confirmed) and is up. */
+  private checkRequested<H extends HostSummary>(source: HostSummary, host: H): H {
+    if (host.name === source.name) throw ApplicationFailure.nonRetryable(`requested host ${host.name} is the instance's current host`, 'InvalidHost');
+    if (!host.up) throw ApplicationFailure.nonRetryable(`requested host ${host.name} is down: ${host.downReason}`, 'ComputeServiceUnavailable');
     return host;
   }
 
   /** The concurrency limits (status queued): for a requested host, its inbound slot too. */
-  private async waitForSlot(source: ClusterHost, instance: InstanceView, requested: ClusterHost | null): Promise<void> {
+  private async waitForSlot(source: HostSummary, instance: InstanceView, requested: HostSummary | null): Promise<void> {
     // The lease's hooks show queued, then scheduling.
     this.grant = await this.lease.acquire({
       sourceHost: source.name,
@@ -206,65 +285,61 @@ export class LiveMigrationTask {
   }
 
   /** Block migration for one candidate: explicit, or "auto" decided from the storage and the pools. */
-  private needsBlock(instance: InstanceView, source: ClusterHost, candidate: ClusterHost): boolean {
+  private needsBlock(instance: InstanceView, source: HostSummary, candidate: HostSummary): boolean {
     if (this.input.blockMigration !== 'auto') return this.input.blockMigration;
     return !(instance.storage !== 'local' && candidate.pool === source.pool);
   }
 
-  /** Nova's _find_destination: schedule, then check each candidate until one passes. */
-  private async findDestination(cluster: ClusterSnapshot, source: ClusterHost, instance: InstanceView, requested: ClusterHost | null): Promise<Destination> {
+  /**
+   * Nova's _find_destination: schedule, then check each candidate until one passes. `schedule`
+   * answers the best candidates not yet tried; with `more`, it can be asked again for the next ones.
+   */
+  private async findDestination(
+    source: HostSummary,
+    instance: InstanceView,
+    requested: HostSummary | null,
+    schedule: (excluded: string[]) => Promise<{ candidates: HostSummary[]; more: boolean }>,
+  ): Promise<Destination> {
     const policy = this.policy as Policy;
     const attempts = this.board.view.attempts;
-    let candidates: ClusterHost[];
-    if (requested) {
-      candidates = [requested];
-    } else {
-      const scheduled = await conductor.findDestination.executeWithOptions({ summary: `${instance.name} (${instance.memoryBytes} bytes) from ${source.name}` }, [
-        {
-          hosts: cluster.hosts,
-          instance,
-          sourceHost: source.name,
-          excluded: [],
-          blockMigration: this.input.blockMigration === 'auto' ? instance.storage === 'local' : this.input.blockMigration,
-          reservedBytes: this.grant?.reservedBytes ?? {},
-        },
-      ]);
-      attempts.push(...scheduled.rejected);
-      candidates = scheduled.candidates.map((name) => cluster.hosts.find((h) => h.name === name) as ClusterHost);
-    }
-    let tries = 0;
-    for (const candidate of candidates) {
-      if (policy.maxRetries >= 0 && tries > policy.maxRetries) {
-        attempts.push({ host: candidate.name, reason: `not tried: migrate_max_retries (${policy.maxRetries}) exhausted` });
-        continue;
-      }
-      tries++;
-      if (!requested) {
-        const refused = await this.lease.reserveDestination(candidate, instance.memoryBytes);
-        if (refused) {
-          attempts.push({ host: candidate.name, reason: refused });
+    const tried: string[] = [];
+    let page = requested ? { candidates: [requested], more: false } : await schedule([]);
+    for (;;) {
+      for (const candidate of page.candidates) {
+        if (policy.maxRetries >= 0 && tried.length > policy.maxRetries) {
+          attempts.push({ host: candidate.name, reason: `not tried: migrate_max_retries (${policy.maxRetries}) exhausted` });
           continue;
         }
+        tried.push(candidate.name);
+        if (!requested) {
+          const refused = await this.lease.reserveDestination(candidate, instance.memoryBytes);
+          if (refused) {
+            attempts.push({ host: candidate.name, reason: refused });
+            continue;
+          }
+        }
+        try {
+          const block = this.needsBlock(instance, source, candidate);
+          const token = this.input.force ? null : await this.checkCandidate(source, candidate, instance, block);
+          const dest = { host: candidate, block, token };
+          this.dest = dest;
+          this.board.destination(candidate.name, block);
+          return dest;
+        } catch (err) {
+          if (isCancellation(err)) throw err;
+          attempts.push({ host: candidate.name, reason: describeFailure(err).message });
+          if (!requested) await this.lease.releaseDestination();
+        }
       }
-      try {
-        const block = this.needsBlock(instance, source, candidate);
-        const token = this.input.force ? null : await this.checkCandidate(source, candidate, instance, block);
-        const dest = { host: candidate, block, token };
-        this.dest = dest;
-        this.board.destination(candidate.name, block);
-        return dest;
-      } catch (err) {
-        if (isCancellation(err)) throw err;
-        attempts.push({ host: candidate.name, reason: describeFailure(err).message });
-        if (!requested) await this.lease.releaseDestination();
-      }
+      if (!page.more || (policy.maxRetries >= 0 && tried.length > policy.maxRetries)) break;
+      page = await schedule(tried);
     }
     const reasons = attempts.map((a) => `${a.host}: ${a.reason}`).join('; ');
     throw ApplicationFailure.nonRetryable(`No valid host was found. ${reasons || 'no other host in the cluster'}`, 'NoValidHost');
   }
 
   /** Nova's check_can_live_migrate_destination and _source; answers the token the source will use. */
-  private async checkCandidate(source: ClusterHost, candidate: ClusterHost, instance: InstanceView, block: boolean): Promise<MigrateToken | null> {
+  private async checkCandidate(source: HostSummary, candidate: HostSummary, instance: InstanceView, block: boolean): Promise<MigrateToken | null> {
     const facts = await hostChecks(candidate.queue).checkCanLiveMigrateDestination.executeWithOptions({ summary: `free memory and storage on ${candidate.name}` }, [
       { instance, sourceHost: { name: source.name, pool: source.pool }, blockMigration: block },
     ]);
@@ -284,7 +359,7 @@ export class LiveMigrationTask {
     this.board.enter('preparing');
     this.destTouched = true; // before the do-step: a receive that timed out may still have left something
     const on = this.hostSteps(dest.host);
-    const samePool = dest.host.pool === (this.source as ClusterHost).pool;
+    const samePool = dest.host.pool === (this.source as HostSummary).pool;
     const token =
       dest.token ?? (dest.block || !samePool ? await on.migrateReceive.executeWithOptions({ summary: `token from ${dest.host.name}` }, []) : null);
     const facts = await on.preLiveMigration.executeWithOptions({ summary: `networks and storage on ${dest.host.name}` }, []);
@@ -292,7 +367,7 @@ export class LiveMigrationTask {
   }
 
   /** The transfer; the agent follows the xapi task and applies the convergence policy itself. */
-  private async migrateSend(source: ClusterHost, dest: Destination, instance: InstanceView, facts: DestinationFacts, token: MigrateToken | null): Promise<MigrateSendResult> {
+  private async migrateSend(source: HostSummary, dest: Destination, instance: InstanceView, facts: DestinationFacts, token: MigrateToken | null): Promise<MigrateSendResult> {
     this.board.enter('precopy', 'running');
     this.sourceTouched = true;
     this.transferring = true;
@@ -336,7 +411,7 @@ export class LiveMigrationTask {
 
   /** Nova's post_live_migration_at_destination, then post_live_migration on the source. */
   private async postLiveMigration(): Promise<void> {
-    const source = this.source as ClusterHost;
+    const source = this.source as HostSummary;
     const dest = (this.dest as Destination).host;
     this.board.enter('post_migration');
     const confirmed = await this.onHost(dest, 'confirm the VM runs there', () =>
@@ -446,7 +521,7 @@ export class LiveMigrationTask {
   }
 
   /** Removes what arrived on the destination; true when that had to be left to a cleanup workflow. */
-  private async rollbackAtDestination(source: ClusterHost, dest: ClusterHost): Promise<boolean> {
+  private async rollbackAtDestination(source: HostSummary, dest: HostSummary): Promise<boolean> {
     const args = { instanceUuid: this.input.instanceUuid, sourcePool: source.pool };
     const done = await this.onHost(dest, 'remove what arrived', () =>
       this.hostSteps(dest).rollbackLiveMigrationAtDestination.executeWithOptions({ summary: `remove what arrived on ${dest.name}` }, [args]),
@@ -457,7 +532,7 @@ export class LiveMigrationTask {
   }
 
   /** Where the VM stands as this host's pool sees it; null when the host does not answer in time. */
-  private async presence(host: ClusterHost): Promise<InstancePresence | null> {
+  private async presence(host: HostSummary): Promise<InstancePresence | null> {
     const answer = await this.onHost(host, 'say where the VM runs', () =>
       this.hostSteps(host).instancePresence.executeWithOptions({ summary: `does ${this.input.instanceUuid} run on ${host.name}?` }, [
         { instanceUuid: this.input.instanceUuid },
@@ -472,7 +547,7 @@ export class LiveMigrationTask {
     return this.policy?.hostTimeout ?? 300;
   }
 
-  private hostSteps(host: ClusterHost) {
+  private hostSteps(host: HostSummary) {
     return hostStepsWithin(host.queue, this.hostTimeout());
   }
 
@@ -481,7 +556,7 @@ export class LiveMigrationTask {
    * answer within the policy's hostTimeout gives 'timed out' instead of waiting forever. Any other
    * failure of the step is thrown.
    */
-  private async onHost<T>(host: ClusterHost, what: string, step: () => Promise<T>): Promise<T | 'timed out'> {
+  private async onHost<T>(host: HostSummary, what: string, step: () => Promise<T>): Promise<T | 'timed out'> {
     this.board.waiting(`${host.name} to ${what}`);
     try {
       return await step();
@@ -498,7 +573,7 @@ export class LiveMigrationTask {
   }
 
   /** Hands steps a host could not do in time to a migrationCleanup workflow that waits for it. */
-  private async leaveCleanup(host: ClusterHost, steps: CleanupStep[]): Promise<void> {
+  private async leaveCleanup(host: HostSummary, steps: CleanupStep[]): Promise<void> {
     const workflowId = `migration-cleanup-${this.info.runId}-${host.name}`;
     await startChild(MIGRATION_CLEANUP_WORKFLOW, {
       workflowId,

@@ -1,7 +1,10 @@
 // The conductor's activities: the cluster-side work that needs no hypervisor credentials.
 import type { Client } from '@temporalio/client';
 import type { FerryConfig } from '../../lib/config';
+import { HostInventory } from '../../lib/host-inventory';
+import type { PlanLiveMigrationInput, ScheduleDestinationsInput } from '../types';
 import { listPolledHosts } from './hosts';
+import { planLiveMigration, scheduleDestinations } from './placement';
 import { schedule, type ScheduleRequest, type ScheduleResult } from './scheduler';
 import {
   closedMigrations,
@@ -17,10 +20,18 @@ import {
 export interface ConductorActivityDeps {
   config: FerryConfig;
   client: Client;
+  /** A client of the system namespace, where the hostInventory entities run. */
+  systemClient: Client;
 }
 
-export function createConductorActivities({ config, client }: ConductorActivityDeps) {
+export function createConductorActivities({ config, client, systemClient }: ConductorActivityDeps) {
+  const inventory = new HostInventory(systemClient, config);
   return {
+    /** Where the instance is (through the inventory's index) and the requested host, as the inventory knows them. */
+    planLiveMigration: (input: PlanLiveMigrationInput) => planLiveMigration(inventory, config.migration, input),
+    /** Nova's select_destinations from the inventory: the best few candidates, the reasons for a few others. */
+    scheduleDestinations: (input: ScheduleDestinationsInput) => scheduleDestinations(inventory, input),
+    /** Runs from before the host inventory (patch 'host-inventory') ask each host queue; kept for them. */
     listPolledHosts: () => listPolledHosts(config, client),
     /** temporal.yaml's migration policy, read once per migration so the workflow stays deterministic. */
     migrationPolicy: async (): Promise<FerryConfig['migration']> => config.migration,

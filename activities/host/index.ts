@@ -12,12 +12,31 @@ export interface HostActivityDeps {
   xenapi: XenApiClient;
   logger: Logger;
   reportProgress: ProgressReporter;
+  /**
+   * Reports this host to the inventory now (the agent's HostReporter). Steps that move or remove a VM
+   * call it before they return, so that the inventory knows the VM's new host before the migration ends.
+   */
+  reportInventory?: () => Promise<void>;
 }
 
-export function createHostActivities({ host, xenapi, logger, reportProgress }: HostActivityDeps) {
+export function createHostActivities({ host, xenapi, logger, reportProgress, reportInventory }: HostActivityDeps) {
+  const migration = createMigrationActivities(host, xenapi, reportProgress, logger);
+  /** The step, then a report; a report that fails is the periodic report's job, not the step's failure. */
+  const thenReport =
+    <A extends unknown[], R>(step: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const result = await step(...args);
+      await reportInventory?.().catch((err: unknown) => logger.warn({ err }, 'inventory report after a step failed'));
+      return result;
+    };
   return {
     ...createInventoryActivities(host, xenapi),
-    ...createMigrationActivities(host, xenapi, reportProgress, logger),
+    ...migration,
+    migrateSend: thenReport(migration.migrateSend),
+    postLiveMigration: thenReport(migration.postLiveMigration),
+    postLiveMigrationAtDestination: thenReport(migration.postLiveMigrationAtDestination),
+    rollbackLiveMigrationAtDestination: thenReport(migration.rollbackLiveMigrationAtDestination),
+    rollbackLiveMigration: thenReport(migration.rollbackLiveMigration),
   };
 }
 

@@ -7,7 +7,7 @@ import { loadConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logger';
 import { connectionOptions } from '../../lib/temporal-connection';
 import { workerArgs } from '../../workers/args';
-import { exitOnFatal, runWorker } from '../../workers/run-worker';
+import { exitOnFatal, runWorkers } from '../../workers/run-worker';
 import { SLOT_LEASE_TEST_QUEUE } from './slot-lease-workflows';
 
 async function main(): Promise<void> {
@@ -15,12 +15,15 @@ async function main(): Promise<void> {
   const logger = createLogger('slot-lease-test');
   const connection = await Connection.connect(connectionOptions(config));
   const client = new Client({ connection, namespace: config.temporal.namespace });
+  const systemClient = new Client({ connection, namespace: config.temporal.systemNamespace });
   try {
-    await runWorker(config, logger, {
-      taskQueue: SLOT_LEASE_TEST_QUEUE,
-      workflowsPath: require.resolve('./slot-lease-workflows'),
-      activities: createConductorActivities({ config, client }),
-    });
+    await runWorkers(config, logger, [
+      {
+        taskQueue: SLOT_LEASE_TEST_QUEUE,
+        workflowsPath: require.resolve('./slot-lease-workflows'),
+        activities: createConductorActivities({ config, client, systemClient }),
+      },
+    ]);
   } finally {
     await connection.close();
   }

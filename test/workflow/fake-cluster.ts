@@ -9,9 +9,11 @@ import type { ConductorActivities } from '../../activities/conductor';
 import { schedule } from '../../activities/conductor/scheduler';
 import type { PolledHost } from '../../activities/conductor/hosts';
 import type { HostActivities } from '../../activities/host';
-import type { DestinationFacts, HostReport, InstancePresence, MigrateSendInput, MigrateSendResult } from '../../activities/types';
+import type { DestinationFacts, HostReport, HostSummary, InstancePresence, MigrateSendInput, MigrateSendResult } from '../../activities/types';
 import type { FerryConfig } from '../../lib/config';
-import { destinationReservedSignal, progressSignal, slotGrantedSignal, type InstanceView } from '../../workflows/definitions';
+import { destinationReservedSignal, progressSignal, slotGrantedSignal, type HostView, type InstanceView } from '../../workflows/definitions';
+
+const summaryOf = ({ instances: _instances, ...h }: HostView): HostSummary => ({ ...h, queue: hostQueueOf(h.name) });
 
 export const CONDUCTOR_QUEUE = 'ferry-conductor';
 export const hostQueueOf = (host: string) => `ferry-host-${host}`;
@@ -146,12 +148,44 @@ export class FakeCluster {
     });
   }
 
+  /** Every host as the inventory would show it: up, enabled, 8 GiB free, the instance on its source. */
+  hostViews(): HostView[] {
+    return this.hosts.map((h) => ({
+      name: h.name,
+      pool: h.pool,
+      up: true,
+      downReason: null,
+      enabled: true,
+      productVersion: '8.2.1',
+      platformVersion: '3.4.0',
+      memoryTotalBytes: 16 * 2 ** 30,
+      memoryFreeBytes: 8 * 2 ** 30,
+      instances: h.name === this.source ? [this.instance] : [],
+    }));
+  }
+
   conductorActivities(): Partial<ConductorActivities> {
     const rec = (activity: string, args: unknown[]) => this.record('conductor', activity, args);
     return {
       listPolledHosts: async (): Promise<PolledHost[]> => {
         rec('listPolledHosts', []);
         return this.hosts.map((h) => ({ name: h.name, pool: h.pool, queue: hostQueueOf(h.name), polled: true, reason: null }));
+      },
+      planLiveMigration: async (input) => {
+        rec('planLiveMigration', [input]);
+        const views = this.hostViews();
+        const source = views.find((h) => h.name === this.source && !input.notOn?.includes(h.name));
+        if (!source) throw ApplicationFailure.nonRetryable(`instance ${input.instanceUuid} could not be found on any host`, 'InstanceNotFound');
+        const requested = input.requestedHost ? views.find((h) => h.name === input.requestedHost) : null;
+        if (requested === undefined) throw ApplicationFailure.nonRetryable(`requested host ${input.requestedHost} is not a host of this cluster`, 'InvalidHost');
+        return { policy: this.policy, source: summaryOf(source), requested: requested && summaryOf(requested) };
+      },
+      scheduleDestinations: async (input) => {
+        rec('scheduleDestinations', [input]);
+        const views = this.hostViews();
+        const result = schedule({ ...input, hosts: views, sourceHost: input.source.name });
+        const candidates = result.candidates.map((name) => summaryOf(views.find((h) => h.name === name) as HostView));
+        return { candidates: candidates.slice(0, input.limit), rejected: result.rejected, rejectedMore: 0, moreCandidates: Math.max(0, candidates.length - input.limit) };
       },
       migrationPolicy: async () => {
         rec('migrationPolicy', []);

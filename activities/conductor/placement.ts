@@ -1,0 +1,69 @@
+// Where an instance is and where it may go, from the host inventory (lib/host-inventory.ts): one
+// look-up whatever the number of hosts, and answers that carry only the hosts a migration needs.
+// Both are cached state: the workflow has the source and the chosen destination verified by their
+// own agents (checkInstanceActive, checkCanLiveMigrateDestination), so a stale answer costs a retry.
+import { ApplicationFailure } from '@temporalio/activity';
+import type { FerryConfig } from '../../lib/config';
+import type { HostInventory, InventoryHost } from '../../lib/host-inventory';
+import type { HostSummary, LiveMigrationPlan, PlanLiveMigrationInput, ScheduleDestinationsInput, ScheduledDestinations } from '../types';
+import { schedule } from './scheduler';
+
+/** Rejections listed by name in a migration's attempts; the rest are counted. */
+const REJECTED_LISTED = 10;
+/** How long a plan waits for the inventory to show an instance it does not know (yet), ms. */
+const LOCATE_WAIT_MS = 5_000;
+/** ... and for an instance its indexed host just said is not there (it moved a moment ago), ms. */
+const RELOCATE_WAIT_MS = 10_000;
+
+export function summary({ instances: _instances, reportedAt: _reportedAt, ...host }: InventoryHost): HostSummary {
+  return host;
+}
+
+function listed(hosts: InventoryHost[]): string {
+  const names = hosts.slice(0, REJECTED_LISTED).map((h) => `${h.name} (${h.downReason})`);
+  return hosts.length > REJECTED_LISTED ? `${names.join(', ')} and ${hosts.length - REJECTED_LISTED} more` : names.join(', ');
+}
+
+/** Nova's _check_host_is_up for the instance's host, and the requested host as the inventory knows it. */
+export async function planLiveMigration(inventory: HostInventory, policy: FerryConfig['migration'], input: PlanLiveMigrationInput): Promise<LiveMigrationPlan> {
+  const uuid = input.instanceUuid;
+  const relocating = (input.notOn?.length ?? 0) > 0;
+  const located = await inventory.locate(uuid, { notOn: input.notOn, waitMs: relocating ? RELOCATE_WAIT_MS : LOCATE_WAIT_MS });
+  if (!located) {
+    const down = (await inventory.view()).hosts.filter((h) => !h.up);
+    if (down.length > 0) {
+      throw ApplicationFailure.nonRetryable(`instance ${uuid} is on no host that is up; down: ${listed(down)}`, 'ComputeServiceUnavailable');
+    }
+    throw ApplicationFailure.nonRetryable(`instance ${uuid} could not be found on any host`, 'InstanceNotFound');
+  }
+  if (!located.host.up) {
+    throw ApplicationFailure.nonRetryable(`instance ${uuid} is on ${located.host.name}, which is down: ${located.host.downReason}`, 'ComputeServiceUnavailable');
+  }
+  let requested: HostSummary | null = null;
+  if (input.requestedHost) {
+    const host = (await inventory.view()).hosts.find((h) => h.name === input.requestedHost);
+    if (!host) throw ApplicationFailure.nonRetryable(`requested host ${input.requestedHost} is not a host of this cluster`, 'InvalidHost');
+    requested = summary(host);
+  }
+  return { policy, source: summary(located.host), requested };
+}
+
+/** Nova's select_destinations from cached host state: the best `limit` candidates, and a few reasons. */
+export async function scheduleDestinations(inventory: HostInventory, input: ScheduleDestinationsInput): Promise<ScheduledDestinations> {
+  const hosts = (await inventory.view()).hosts;
+  const result = schedule({
+    hosts,
+    instance: input.instance,
+    sourceHost: input.source.name,
+    excluded: input.excluded,
+    blockMigration: input.blockMigration,
+    reservedBytes: input.reservedBytes,
+  });
+  const byName = new Map(hosts.map((h) => [h.name, h]));
+  return {
+    candidates: result.candidates.slice(0, input.limit).map((name) => summary(byName.get(name) as InventoryHost)),
+    rejected: result.rejected.slice(0, REJECTED_LISTED),
+    rejectedMore: Math.max(0, result.rejected.length - REJECTED_LISTED),
+    moreCandidates: Math.max(0, result.candidates.length - input.limit),
+  };
+}

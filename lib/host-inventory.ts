@@ -1,0 +1,164 @@
+// The host inventory as its readers (the conductor's scheduler, the API) see it: the latest report
+// of every host's agent, read from the hostInventory entities' memos with one visibility call, and
+// kept for inventory.cacheMs. Nova schedules from such cached host state too; what a cached answer
+// decides is verified freshly where it matters (the source and the chosen destination are asked by
+// their own agents), and a refusal is never based on it alone: see fresh and hostNow().
+//
+// A host is up when its agent's last report says its XenAPI answered and that report arrived less
+// than inventory.staleSeconds ago (Nova's service_down_time).
+import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import {
+  HOST_INVENTORY_WORKFLOW,
+  hostInventoryWorkflowId,
+  hostStateQuery,
+  type ClusterView,
+  type HostInventoryState,
+  type HostView,
+  type InstanceView,
+} from '../workflows/definitions';
+import { hostQueue, type FerryConfig } from './config';
+
+export interface InventoryHost extends HostView {
+  queue: string;
+  /** When the agent's last report arrived, ISO 8601; null when it never reported. */
+  reportedAt: string | null;
+}
+
+export interface InventoryView extends ClusterView {
+  hosts: InventoryHost[];
+}
+
+export interface Located {
+  host: InventoryHost;
+  instance: InstanceView;
+}
+
+interface Snapshot {
+  at: number;
+  states: Map<string, HostInventoryState>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A VM seen on two hosts (a cross-pool migration lists it in both pools for a moment): the running copy wins. */
+function better(a: Located, b: Located): Located {
+  const runs = (l: Located) => l.instance.powerState === 'Running' || l.instance.powerState === 'Paused';
+  if (runs(a) !== runs(b)) return runs(a) ? a : b;
+  return (a.host.reportedAt ?? '') >= (b.host.reportedAt ?? '') ? a : b;
+}
+
+export class HostInventory {
+  private snapshot: Snapshot | null = null;
+  private listing: Promise<Snapshot> | null = null;
+
+  /** `client` is bound to the system namespace, where the hostInventory entities run. */
+  constructor(
+    private readonly client: Client,
+    private readonly config: FerryConfig,
+  ) {}
+
+  /** Every host of temporal.yaml with its latest report; `fresh` lists again instead of using the cache. */
+  async view(options: { fresh?: boolean } = {}): Promise<InventoryView> {
+    const snapshot = await this.read(options.fresh ?? false);
+    const now = Date.now();
+    return {
+      hosts: this.config.hosts.map((h) => this.hostView(h.name, h.pool, snapshot.states.get(h.name), now)),
+      observedAt: new Date(snapshot.at).toISOString(),
+    };
+  }
+
+  /**
+   * Where an instance is, through the index of the latest reports. A miss, or a host in `notOn` (one
+   * that just said the VM is not there), lists again until the reports show it elsewhere or `waitMs`
+   * passes: an agent reports a change within moments, so a VM created a moment ago is found.
+   */
+  async locate(uuid: string, options: { fresh?: boolean; notOn?: string[]; waitMs?: number } = {}): Promise<Located | null> {
+    const wanted = uuid.toLowerCase();
+    const deadline = Date.now() + (options.waitMs ?? 0);
+    for (let fresh = options.fresh ?? false; ; fresh = true) {
+      const found = this.find(await this.view({ fresh }), wanted);
+      if (found && !options.notOn?.includes(found.host.name)) return found;
+      if (Date.now() >= deadline) return null;
+      await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
+    }
+  }
+
+  /**
+   * One host's state as its entity holds it now: a query sees every report the entity has accepted,
+   * so it is as fresh as the agent's last report (visibility may lag it by a moment).
+   */
+  async hostNow(name: string): Promise<InventoryHost | null> {
+    const config = this.config.hosts.find((h) => h.name === name);
+    if (!config) return null;
+    let state: HostInventoryState | undefined;
+    try {
+      state = await this.client.workflow.getHandle(hostInventoryWorkflowId(name)).query(hostStateQuery);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    return this.hostView(config.name, config.pool, state, Date.now());
+  }
+
+  private find(view: InventoryView, uuid: string): Located | null {
+    let found: Located | null = null;
+    for (const host of view.hosts) {
+      const instance = host.instances.find((i) => i.uuid === uuid);
+      if (instance) found = found ? better(found, { host, instance }) : { host, instance };
+    }
+    return found;
+  }
+
+  private async read(fresh: boolean): Promise<Snapshot> {
+    if (!fresh && this.snapshot && Date.now() - this.snapshot.at < this.config.inventory.cacheMs) return this.snapshot;
+    // A fresh read waits for a listing that started after the question, never for an older one.
+    if (fresh && this.listing) await this.listing.catch(() => undefined);
+    this.listing ??= this.list().finally(() => {
+      this.listing = null;
+    });
+    return this.listing;
+  }
+
+  private async list(): Promise<Snapshot> {
+    const at = Date.now();
+    // An entity continuing as new is briefly not listed as running: keep what it last said.
+    const states = new Map(this.snapshot?.states);
+    const query = `WorkflowType = '${HOST_INVENTORY_WORKFLOW}' AND ExecutionStatus = 'Running'`;
+    for await (const execution of this.client.workflow.list({ query, pageSize: 1000 })) {
+      const state = execution.memo?.host as HostInventoryState | undefined;
+      const name = state?.report?.host;
+      if (!state || !name) continue;
+      const known = states.get(name);
+      if (!known || (known.receivedAt ?? '') <= (state.receivedAt ?? '')) states.set(name, state);
+    }
+    this.snapshot = { at, states };
+    return this.snapshot;
+  }
+
+  private hostView(name: string, pool: string, state: HostInventoryState | undefined, now: number): InventoryHost {
+    const report = state?.report ?? null;
+    const receivedAt = state?.receivedAt ?? null;
+    const age = receivedAt ? now - Date.parse(receivedAt) : Infinity;
+    const downReason = !report
+      ? 'its agent has not reported'
+      : age > this.config.inventory.staleSeconds * 1000
+        ? `its agent last reported ${Math.round(age / 1000)} s ago`
+        : report.downReason ?? (report.state ? null : 'its agent could not read its XenAPI');
+    const s = report?.state;
+    return {
+      name,
+      pool,
+      queue: hostQueue(this.config, name),
+      up: downReason === null,
+      downReason,
+      enabled: s?.enabled ?? false,
+      productVersion: s?.productVersion ?? null,
+      platformVersion: s?.platformVersion ?? null,
+      memoryTotalBytes: s?.memoryTotalBytes ?? 0,
+      memoryFreeBytes: s?.memoryFreeBytes ?? 0,
+      // A host that is down keeps listing its last known VMs: where an instance was is still the best clue.
+      instances: s?.instances ?? [],
+      reportedAt: receivedAt,
+    };
+  }
+}

@@ -1,0 +1,117 @@
+// The agent's half of the host inventory: it watches its pool's database with event.from (as
+// xapi's own clients keep a live cache) and, when something changes and at least every
+// inventory.reportSeconds, reports its host to the host's hostInventory entity (signal-with-start,
+// in the system namespace). A report that says nothing new and is not due is not sent. Steps that
+// move a VM call reportNow() before they return, so that a finished migration is in the inventory
+// before the workflow can complete.
+import type { Client } from '@temporalio/client';
+import type { HostReport } from '../activities/types';
+import type { FerryConfig, HostConfig } from '../lib/config';
+import type { Logger } from '../lib/logger';
+import type { XenApiClient } from '../xenapi/client';
+import { describeFailure } from '../workflows/outcome';
+import {
+  HOST_INVENTORY_WORKFLOW,
+  hostInventoryWorkflowId,
+  hostReportSignal,
+  type HostInventoryState,
+  type HostReportMessage,
+} from '../workflows/definitions';
+
+/** The classes whose changes can change a report: the host, its metrics, the VMs and their disks. */
+const WATCHED = ['host', 'host_metrics', 'vm', 'vbd', 'vdi'];
+/** event.from waits at most this long (s): shorter than the XenAPI client's own 20 s call timeout. */
+const WATCH_SECONDS = 10;
+/** Changes closer together than this make one report. */
+const DEBOUNCE_MS = 50;
+
+export interface HostReporterDeps {
+  host: HostConfig;
+  config: FerryConfig;
+  xenapi: XenApiClient;
+  /** A client of the system namespace. */
+  client: Client;
+  logger: Logger;
+  describe: () => Promise<HostReport>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class HostReporter {
+  private stopped = false;
+  private loop: Promise<void> | null = null;
+  private chain: Promise<void> = Promise.resolve();
+  private lastSent: { at: number; body: string } | null = null;
+
+  constructor(private readonly deps: HostReporterDeps) {}
+
+  start(): void {
+    this.loop ??= this.watch();
+  }
+
+  /** Stops watching (an event.from in flight ends by itself); waits for a report being sent. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.chain.catch(() => undefined);
+  }
+
+  /** Reads the host now and reports it unless the entity already has exactly this; resolves once sent. */
+  reportNow(): Promise<void> {
+    this.chain = this.chain.then(
+      () => this.report(),
+      () => this.report(),
+    );
+    return this.chain;
+  }
+
+  private async watch(): Promise<void> {
+    const { xenapi, config, logger } = this.deps;
+    const reportMs = config.inventory.reportSeconds * 1000;
+    let token = '';
+    while (!this.stopped) {
+      let changed: boolean;
+      try {
+        const answer = await xenapi.call<{ events: unknown[]; token: string }>('event.from', WATCHED, token, Math.min(WATCH_SECONDS, config.inventory.reportSeconds));
+        changed = token === '' || answer.events.length > 0;
+        token = answer.token;
+      } catch (err) {
+        // Its XenAPI does not answer: say so (the report's downReason), then watch again from scratch.
+        logger.warn({ err: describeFailure(err).message }, 'event.from failed; reporting and retrying');
+        token = '';
+        await this.reportNow().catch(() => undefined);
+        await sleep(1000);
+        continue;
+      }
+      if (changed) await sleep(DEBOUNCE_MS);
+      const due = !this.lastSent || Date.now() - this.lastSent.at >= reportMs;
+      if (changed || due) {
+        await this.reportNow().catch((err: unknown) => logger.warn({ err: describeFailure(err).message }, 'host report not sent'));
+      }
+    }
+  }
+
+  private async report(): Promise<void> {
+    const { host, config, client } = this.deps;
+    const message: HostReportMessage = { host: host.name, pool: host.pool, observedAt: new Date().toISOString(), state: null, downReason: null };
+    try {
+      const { hostUuid: _hostUuid, ...state } = await this.deps.describe();
+      message.state = state;
+    } catch (err) {
+      const failure = describeFailure(err);
+      message.downReason = failure.type === 'HostNotLive' ? failure.message : `its XenAPI did not answer: ${failure.message}`;
+    }
+    const body = JSON.stringify({ ...message, observedAt: undefined });
+    const due = !this.lastSent || Date.now() - this.lastSent.at >= config.inventory.reportSeconds * 1000;
+    if (!due && this.lastSent?.body === body) return;
+    const initial: HostInventoryState = { report: null, receivedAt: null };
+    await client.workflow.signalWithStart(HOST_INVENTORY_WORKFLOW, {
+      workflowId: hostInventoryWorkflowId(host.name),
+      taskQueue: config.taskQueues.conductor,
+      args: [initial],
+      signal: hostReportSignal,
+      signalArgs: [message],
+      staticSummary: `ferry: inventory of host ${host.name} (pool ${host.pool}), reported by its agent`,
+    });
+    this.lastSent = { at: Date.now(), body };
+  }
+}
