@@ -20,7 +20,7 @@ export interface RunningApi {
 export async function startApi(options: { config: FerryConfig; logger?: Logger; listen?: string; auth?: Authenticator }): Promise<RunningApi> {
   const logger = options.logger ?? createLogger('api');
   const service = await TemporalFerryService.connect(options.config, logger);
-  const app = buildServer({ config: options.config, service, logger, auth: options.auth });
+  const app = buildServer({ config: options.config, service, logger, auth: options.auth, metricsSource: service });
   const { host, port } = parseListen(options.listen ?? options.config.api.listen);
   await app.listen({ host, port });
   const address = app.server.address();

@@ -14,7 +14,7 @@ import {
   RefusedError,
   type FerryService,
 } from './ferry-service';
-import { ApiMetrics } from './metrics';
+import { ApiMetrics, type MigrationMetricsSource } from './metrics';
 import { RouteRegistry } from './route-spec';
 import { healthRoutes } from './routes/health';
 import { novaMigrationRoutes } from './routes/nova-migrations';
@@ -31,6 +31,8 @@ export interface BuildServerOptions {
   /** Defaults to the one temporal.yaml asks for. */
   auth?: Authenticator;
   pollIntervalMs?: number;
+  /** Where /metrics reads the migrations from (the Temporal service); omitted: request metrics only. */
+  metricsSource?: MigrationMetricsSource;
 }
 
 export function isNovaPath(url: string): boolean {
@@ -67,7 +69,7 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     service: options.service,
     auth: options.auth ?? authenticatorFromConfig(options.config),
     registry: new RouteRegistry(),
-    metrics: new ApiMetrics(),
+    metrics: new ApiMetrics({ source: options.metricsSource, hosts: options.config.hosts.map((h) => h.name) }),
     pollIntervalMs: options.pollIntervalMs ?? 500,
     closing: false,
   };
@@ -92,8 +94,7 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
   });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
-    ctx.metrics.requests.inc({ method: req.method, route, status: String(reply.statusCode) });
-    ctx.metrics.duration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+    ctx.metrics.requestDuration.observe({ method: req.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
   app.addHook('preClose', async () => {
     ctx.closing = true;

@@ -1,7 +1,9 @@
 // FerryService on a Temporal client. A migration is a liveMigration workflow run: started with a
-// deterministic workflow id, listed through visibility (search attributes), read through the status
-// query, steered through the requestAbort / requestForceComplete updates. Hosts and instances come
-// from the describeCluster workflow.
+// deterministic workflow id, listed through visibility (search attributes and memo), steered through
+// the requestAbort / requestForceComplete updates. Reads do not replay runs: a closed run is shown
+// from its memo (its final view, then kept in memory), a running one from its status query with a
+// short deadline (the memo when it does not answer) plus its transfer's latest heartbeat. Hosts and
+// instances come from the describeCluster workflow.
 import { randomUUID } from 'node:crypto';
 import {
   Client,
@@ -10,35 +12,35 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
-  type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
-  type WorkflowHandle,
 } from '@temporalio/client';
-import { arrayFromPayloads, defaultPayloadConverter } from '@temporalio/common';
-import type { TransferHeartbeat } from '../activities/types';
+import { LRUCache } from 'lru-cache';
 import type { FerryConfig } from '../lib/config';
 import { executeControlUpdate } from '../lib/control-update';
 import type { Logger } from '../lib/logger';
-import { DestHost, InstanceUuid, MigrationStatus, SourceHost } from '../lib/search-attributes';
+import { InstanceUuid, MigrationStatus } from '../lib/search-attributes';
 import { connectionOptions } from '../lib/temporal-connection';
 import {
   DESCRIBE_CLUSTER_WORKFLOW,
   FINAL_STATUSES,
   LIVE_MIGRATION_WORKFLOW,
   LiveMigrationInputSchema,
+  MIGRATION_SLOTS_WORKFLOW_ID,
   MIGRATION_STATUSES,
   abortUpdate,
   forceCompleteUpdate,
   liveMigrationWorkflowId,
-  newMigrationView,
   novaMigrationId,
+  slotsQuery,
   statusQuery,
   type ClusterView,
   type ControlAccepted,
   type LiveMigrationRequest,
   type MigrationStatusView,
   type NovaMigrationStatus,
+  type SlotsState,
 } from '../workflows/definitions';
+import type { MigrationOutcome } from '../workflows/outcome';
 import {
   AlreadyMigratingError,
   BackendUnavailableError,
@@ -49,15 +51,21 @@ import {
   type MigrationSummary,
   type StartedMigration,
 } from './ferry-service';
+import type { ClosedMigration, MigrationMetricsSource } from './metrics';
+import { endedEarly, memoOf, secondsBetween, summaryOf, viewFromInfo, withLiveProgress, type ExecInfo } from './migration-views';
 import { UUID_PATTERN } from './schemas';
-import { migrationQuery, runIdQuery } from './visibility-query';
+import { migrationQuery, quote, runIdQuery } from './visibility-query';
 
-const QUERY_TIMEOUT_MS = 5_000;
+/** A running migration's status query gets this long; then its memo answers. */
+const LIVE_QUERY_TIMEOUT_MS = 1_000;
+/** A closed run from before the memo carried its view: its status query (a replay, once) gets this long. */
+const REPLAY_QUERY_TIMEOUT_MS = 10_000;
+/** How many closed migrations' views the process keeps (about 1.5 KB each). */
+const CLOSED_VIEWS_KEPT = 5_000;
+/** The slots entity's query gets this long when /metrics is scraped. */
+const SLOTS_QUERY_TIMEOUT_MS = 3_000;
 const CLUSTER_CACHE_MS = 2_000;
 const CLUSTER_TIMEOUT = '30s';
-
-/** A visibility row or a describe() answer: both carry what the fallbacks need. */
-type ExecInfo = Omit<WorkflowExecutionInfo, 'raw'>;
 
 function isUnavailable(err: unknown): boolean {
   for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined; e; e = e.cause as typeof e) {
@@ -72,33 +80,40 @@ function failureReason(err: unknown): string {
   return cause?.message ?? (err as Error).message ?? String(err);
 }
 
-function executionStatus(info: Pick<ExecInfo, 'status'>): NovaMigrationStatus {
-  switch (info.status.name) {
-    case 'RUNNING':
-      return 'running';
-    case 'COMPLETED':
-      return 'completed';
-    case 'CANCELLED':
-      return 'cancelled';
-    case 'FAILED':
-      return 'failed';
-    default:
-      return 'error'; // TERMINATED, TIMED_OUT, CONTINUED_AS_NEW, UNKNOWN
-  }
+/** Where a migration's run is. */
+interface RunRef {
+  workflowId: string;
+  runId: string;
+  /** What visibility or describe() said about it, when the look-up asked. */
+  info?: ExecInfo;
 }
 
-export class TemporalFerryService implements FerryService {
+export class TemporalFerryService implements FerryService, MigrationMetricsSource {
   private clusterCache: { at: number; view: ClusterView } | null = null;
   private clusterInFlight: Promise<ClusterView> | null = null;
-  /** Run ids this process started, so that the first GET does not wait for visibility to catch up. */
-  private readonly recentRuns = new Map<string, string>();
+  /** Closed runs' final views by run id: a closed run never changes, so these are exact for good. */
+  private readonly closedViews = new LRUCache<string, MigrationStatusView>({ max: CLOSED_VIEWS_KEPT });
+  /**
+   * The workflow id of run ids this process started, listed or showed: a show needs no visibility
+   * look-up, and the first one after a start does not wait for visibility to catch up.
+   */
+  private readonly runs = new LRUCache<string, string>({ max: 20_000 });
+  /** The same connection, but the server refuses a status query to a closed run instead of having a worker replay it. */
+  private readonly liveReads: Client;
 
   constructor(
     readonly client: Client,
     private readonly config: FerryConfig,
     private readonly logger: Logger,
     private readonly connection?: Connection,
-  ) {}
+  ) {
+    this.liveReads = new Client({
+      connection: client.connection,
+      namespace: client.options.namespace,
+      dataConverter: client.options.dataConverter,
+      workflow: { queryRejectCondition: 'NOT_OPEN' },
+    });
+  }
 
   static async connect(config: FerryConfig, logger: Logger): Promise<TemporalFerryService> {
     const connection = await Connection.connect(connectionOptions(config));
@@ -145,130 +160,205 @@ export class TemporalFerryService implements FerryService {
   }
 
   private remember(runId: string, workflowId: string): void {
-    this.recentRuns.set(runId, workflowId);
-    if (this.recentRuns.size > 1000) {
-      const oldest = this.recentRuns.keys().next().value;
-      if (oldest !== undefined) this.recentRuns.delete(oldest);
-    }
+    this.runs.set(runId, workflowId);
   }
 
-  /** The handle of a migration: by run id (recent, then visibility), else by instance uuid (latest run). */
-  private async resolve(id: string): Promise<{ handle: WorkflowHandle; info?: ExecInfo } | null> {
+  /** A migration's run: by run id (known here, then visibility), else by instance uuid (its latest run). */
+  private async resolve(id: string): Promise<RunRef | null> {
     if (!UUID_PATTERN.test(id)) return null;
     const lower = id.toLowerCase();
-    const recent = this.recentRuns.get(lower);
-    if (recent) return { handle: this.client.workflow.getHandle(recent, lower) };
+    const known = this.runs.get(lower);
+    if (known) return { workflowId: known, runId: lower };
     for await (const info of this.client.workflow.list({ query: runIdQuery(lower), pageSize: 1 })) {
-      return { handle: this.client.workflow.getHandle(info.workflowId, info.runId), info };
+      this.remember(info.runId, info.workflowId);
+      return { workflowId: info.workflowId, runId: info.runId, info };
     }
-    const byInstance = this.client.workflow.getHandle(liveMigrationWorkflowId(lower));
     try {
-      const info = await byInstance.describe();
-      return { handle: this.client.workflow.getHandle(info.workflowId, info.runId), info };
+      const info = await this.client.workflow.getHandle(liveMigrationWorkflowId(lower)).describe();
+      return { workflowId: info.workflowId, runId: info.runId, info };
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
   }
 
-  private async view(handle: WorkflowHandle, info?: ExecInfo): Promise<MigrationStatusView> {
-    let view: MigrationStatusView;
-    try {
-      view = await this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(statusQuery));
-    } catch (err) {
-      this.logger.debug({ err, workflowId: handle.workflowId }, 'status query failed; answering from visibility');
-      const described = info ?? (await handle.describe());
-      return fallbackView(described);
-    }
-    if (FINAL_STATUSES.has(view.status)) return view;
-    const described = await handle.describe();
-    if (described.status.name !== 'RUNNING') {
-      // Terminated (or timed out) before the migration said how it ended: its last view says running.
-      const name = described.status.name;
-      return {
-        ...view,
-        status: executionStatus(described),
-        phase: 'done',
-        error: view.error ?? { type: `Workflow${name}`, message: `the workflow run was ${name.toLowerCase()} before the migration ended; see its history` },
-        abortable: false,
-        notAbortableReason: `the workflow run was ${name.toLowerCase()}`,
-      };
-    }
-    return view.phase === 'precopy' || view.phase === 'stop_and_copy' ? this.withLiveProgress(described, view) : view;
+  /** A closed run from its memo (or the views kept here); a running one live. */
+  private async show(run: RunRef): Promise<MigrationStatusView> {
+    if (run.info && run.info.status.name !== 'RUNNING') return this.closed(run.info);
+    const [described, queried] = await Promise.all([
+      this.client.workflow.getHandle(run.workflowId, run.runId).describe(),
+      this.liveQuery(run.workflowId, run.runId),
+    ]);
+    if (described.status.name !== 'RUNNING') return this.closed(described);
+    return withLiveProgress(described, queried ?? viewFromInfo(described).view);
   }
 
-  /**
-   * The workflow hears of a transfer's progress only in steps (its history stays bounded); the
-   * transfer's latest heartbeat, which Temporal keeps with the pending activity, has it now.
-   */
-  private withLiveProgress(described: WorkflowExecutionDescription, view: MigrationStatusView): MigrationStatusView {
-    const transfer = described.raw.pendingActivities?.find((a) => a.activityType?.name === 'migrateSend');
-    const payloads = transfer?.heartbeatDetails?.payloads;
-    if (!payloads?.length) return view;
-    const [beat] = arrayFromPayloads(defaultPayloadConverter, payloads) as [TransferHeartbeat | undefined];
-    const p = beat?.progress;
-    if (!p || p.fraction < (view.progress?.fraction ?? 0)) return view;
-    return {
-      ...view,
-      progress: { ...view.progress, ...p },
-      memory_processed_bytes: p.memoryProcessedBytes,
-      memory_remaining_bytes: p.memoryRemainingBytes,
-      disk_processed_bytes: p.diskProcessedBytes,
-      disk_remaining_bytes: p.diskRemainingBytes,
-    };
+  /** A running migration's status query, answered by the worker that has it cached; null when it does not answer in time. */
+  private async liveQuery(workflowId: string, runId: string): Promise<MigrationStatusView | null> {
+    try {
+      return await this.liveReads.withDeadline(Date.now() + LIVE_QUERY_TIMEOUT_MS, () =>
+        this.liveReads.workflow.getHandle(workflowId, runId).query(statusQuery),
+      );
+    } catch (err) {
+      this.logger.debug({ err, workflowId, runId }, 'status query did not answer; showing the memo');
+      return null;
+    }
+  }
+
+  /** A closed run's final view: kept, else its memo, else (a run older than the memo's view) its status query once. */
+  private async closed(info: ExecInfo): Promise<MigrationStatusView> {
+    const kept = this.closedViews.get(info.runId);
+    if (kept) return kept;
+    let { view, final } = viewFromInfo(info);
+    if (!final) {
+      try {
+        const replayed = await this.client.withDeadline(Date.now() + REPLAY_QUERY_TIMEOUT_MS, () =>
+          this.client.workflow.getHandle(info.workflowId, info.runId).query(statusQuery),
+        );
+        view = FINAL_STATUSES.has(replayed.status) ? replayed : endedEarly(replayed, info);
+        final = true;
+      } catch (err) {
+        this.logger.debug({ err, workflowId: info.workflowId }, 'status query of a closed run failed; answering from visibility');
+      }
+    }
+    if (final) this.closedViews.set(info.runId, view);
+    return view;
+  }
+
+  /** A listed row: closed from its memo (or kept view), running as of its memo (its last change of status or step of progress). */
+  private listed(info: ExecInfo): MigrationStatusView {
+    this.remember(info.runId, info.workflowId);
+    if (info.status.name === 'RUNNING') return viewFromInfo(info).view;
+    const kept = this.closedViews.get(info.runId);
+    if (kept) return kept;
+    const { view, final } = viewFromInfo(info);
+    if (final) this.closedViews.set(info.runId, view);
+    return view;
   }
 
   async getMigration(id: string): Promise<MigrationStatusView | null> {
     return this.guard('getMigration', async () => {
-      const found = await this.resolve(id);
-      return found ? this.view(found.handle, found.info) : null;
+      const kept = UUID_PATTERN.test(id) ? this.closedViews.get(id.toLowerCase()) : undefined;
+      if (kept) return kept;
+      try {
+        const run = await this.resolve(id);
+        return run ? await this.show(run) : null;
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return null;
+        throw err;
+      }
     });
   }
 
-  private async rows(filter: MigrationFilter): Promise<WorkflowExecutionInfo[]> {
+  private async rows(filter: MigrationFilter, query = migrationQuery(filter)): Promise<WorkflowExecutionInfo[]> {
     const limit = filter.limit ?? 50;
     const rows: WorkflowExecutionInfo[] = [];
-    for await (const info of this.client.workflow.list({ query: migrationQuery(filter), pageSize: Math.min(limit, 100) })) {
+    for await (const info of this.client.workflow.list({ query, pageSize: Math.min(limit, 1000) })) {
       rows.push(info);
       if (rows.length >= limit) break;
     }
     return rows;
   }
 
+  /** One visibility query; no row asks its workflow (see listed()). */
   async listMigrations(filter: MigrationFilter): Promise<MigrationStatusView[]> {
-    return this.guard('listMigrations', async () => {
-      const rows = await this.rows(filter);
-      const views: MigrationStatusView[] = new Array(rows.length);
-      // A few status queries at a time: each one may need a worker to replay a closed run.
-      let next = 0;
-      const worker = async () => {
-        while (next < rows.length) {
-          const i = next++;
-          const info = rows[i] as WorkflowExecutionInfo;
-          views[i] = await this.view(this.client.workflow.getHandle(info.workflowId, info.runId), info);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(8, rows.length) }, worker));
-      return views;
-    });
+    return this.guard('listMigrations', async () => (await this.rows(filter)).map((info) => this.listed(info)));
   }
 
   async listMigrationSummaries(filter: MigrationFilter): Promise<MigrationSummary[]> {
     return this.guard('listMigrationSummaries', async () => (await this.rows(filter)).map(summaryOf));
   }
 
+  // ---- what /metrics reads (MigrationMetricsSource) ----------------------------------------
+
+  /** Migrations by Nova status, counted by visibility; a run closed without a final status counts as error. */
+  async countMigrations(): Promise<Record<NovaMigrationStatus, number>> {
+    return this.guard('countMigrations', async () => {
+      const all = migrationQuery({});
+      const count = async (query: string) => (await this.client.workflow.count(query)).count;
+      const finals = [...FINAL_STATUSES].map(quote).join(', ');
+      const [byStatus, endedEarly] = await Promise.all([
+        Promise.all(
+          MIGRATION_STATUSES.map((status) =>
+            count(`${all} AND MigrationStatus = ${quote(status)}${FINAL_STATUSES.has(status) ? '' : ` AND ExecutionStatus = 'Running'`}`),
+          ),
+        ),
+        count(`${all} AND ExecutionStatus != 'Running' AND MigrationStatus NOT IN (${finals})`),
+      ]);
+      const counts = Object.fromEntries(MIGRATION_STATUSES.map((s, i) => [s, byStatus[i] ?? 0])) as Record<NovaMigrationStatus, number>;
+      counts.error += endedEarly;
+      return counts;
+    });
+  }
+
+  /** Migrations closed since `since`, with their figures: duration, bytes and downtime (the run's result), queue wait (the memo's timeline). */
+  async closedMigrationsSince(since: Date, skip: (runId: string) => boolean = () => false): Promise<ClosedMigration[]> {
+    return this.guard('closedMigrationsSince', async () => {
+      const query = `${migrationQuery({ open: false })} AND CloseTime >= ${quote(since.toISOString())}`;
+      const rows = (await this.rows({ limit: 10_000 }, query)).filter((info) => !skip(info.runId));
+      const out: ClosedMigration[] = [];
+      let next = 0;
+      // A few result look-ups at a time: each reads only the run's close event.
+      const worker = async () => {
+        while (next < rows.length) {
+          const info = rows[next++] as WorkflowExecutionInfo;
+          out.push(await this.figures(info));
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(8, rows.length) }, worker));
+      return out;
+    });
+  }
+
+  private async figures(info: ExecInfo): Promise<ClosedMigration> {
+    const view = this.listed(info);
+    const closedAt = info.closeTime ?? new Date();
+    let outcome: MigrationOutcome | null = null;
+    if (info.status.name === 'COMPLETED') {
+      outcome = (await this.client.workflow
+        .getHandle(info.workflowId, info.runId, { followRuns: false })
+        .result()
+        .catch(() => null)) as MigrationOutcome | null;
+    }
+    const timeline = memoOf(info)?.timeline ?? {};
+    return {
+      runId: info.runId,
+      status: view.status,
+      closedAt,
+      durationSeconds: (closedAt.getTime() - info.startTime.getTime()) / 1000,
+      bytes: outcome ? outcome.bytesSent : null,
+      downtimeSeconds: outcome?.downtimeMs != null ? outcome.downtimeMs / 1000 : null,
+      queueWaitSeconds: secondsBetween(timeline.queued, timeline.preparing),
+    };
+  }
+
+  /** The migrationSlots entity's leases; null when there is no entity. */
+  async slotUsage(): Promise<SlotsState | null> {
+    return this.guard('slotUsage', async () => {
+      try {
+        return await this.client.withDeadline(Date.now() + SLOTS_QUERY_TIMEOUT_MS, () =>
+          this.client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).query(slotsQuery),
+        );
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return null;
+        throw err;
+      }
+    });
+  }
+
   private async control(id: string, action: 'abort' | 'force-complete', reason?: string): Promise<ControlAccepted> {
     return this.guard(action, async () => {
       const found = await this.resolve(id);
       if (!found) throw new MigrationNotFoundError(`Migration ${id} could not be found.`);
-      const info = found.info ?? (await found.handle.describe());
+      const handle = this.client.workflow.getHandle(found.workflowId, found.runId);
+      const info = found.info ?? (await handle.describe());
       if (info.status.name !== 'RUNNING') {
-        const view = await this.view(found.handle, info);
+        const view = await this.closed(info);
         throw new RefusedError(`the migration is already ${view.status}`);
       }
       try {
-        if (action === 'abort') return await executeControlUpdate(found.handle, abortUpdate, reason ?? 'requested through the ferry API');
-        return await executeControlUpdate(found.handle, forceCompleteUpdate);
+        if (action === 'abort') return await executeControlUpdate(handle, abortUpdate, reason ?? 'requested through the ferry API');
+        return await executeControlUpdate(handle, forceCompleteUpdate);
       } catch (err) {
         if (err instanceof WorkflowUpdateFailedError) throw new RefusedError(failureReason(err));
         if (err instanceof WorkflowNotFoundError || /already completed/i.test((err as Error).message)) {
@@ -342,59 +432,4 @@ export class TemporalFerryService implements FerryService {
     }
     return { ok, checks };
   }
-}
-
-function keyword(info: ExecInfo, key: typeof InstanceUuid): string | null {
-  const value = info.typedSearchAttributes?.get(key);
-  return typeof value === 'string' ? value : null;
-}
-
-function statusOf(info: ExecInfo): NovaMigrationStatus {
-  const fromAttribute = keyword(info, MigrationStatus);
-  const running = info.status.name === 'RUNNING';
-  if (fromAttribute && (MIGRATION_STATUSES as readonly string[]).includes(fromAttribute)) {
-    const status = fromAttribute as NovaMigrationStatus;
-    // A run that ended without recording its final status (terminated, timed out) is an error.
-    if (running || FINAL_STATUSES.has(status)) return status;
-  }
-  return executionStatus(info);
-}
-
-function summaryOf(info: ExecInfo): MigrationSummary {
-  return {
-    workflowId: info.workflowId,
-    runId: info.runId,
-    instanceUuid: keyword(info, InstanceUuid) ?? info.workflowId.replace(/^live-migration-/, ''),
-    status: statusOf(info),
-    sourceHost: keyword(info, SourceHost),
-    destHost: keyword(info, DestHost),
-    running: info.status.name === 'RUNNING',
-    startedAt: info.startTime.toISOString(),
-  };
-}
-
-/** What visibility knows when the workflow cannot answer its status query. */
-export function fallbackView(info: ExecInfo): MigrationStatusView {
-  const summary = summaryOf(info);
-  const status = summary.status ?? executionStatus(info);
-  const final = !summary.running;
-  return {
-    ...newMigrationView({
-      runId: info.runId,
-      workflowId: info.workflowId,
-      instanceUuid: summary.instanceUuid,
-      createdAt: info.startTime.toISOString(),
-      updatedAt: (info.closeTime ?? info.startTime).toISOString(),
-      status,
-      phase: final ? 'done' : 'validating',
-      sourceHost: summary.sourceHost,
-      destHost: summary.destHost,
-    }),
-    error:
-      status === 'failed' || status === 'error'
-        ? { type: `Workflow${info.status.name}`, message: 'the status query did not answer; see the workflow history' }
-        : null,
-    abortable: false,
-    notAbortableReason: final ? `the migration is ${status}` : 'the workflow does not answer its status query',
-  };
 }

@@ -52,15 +52,16 @@ export const healthRoutes: FastifyPluginAsync<PluginOptions> = async (app, { ctx
       method: 'GET',
       url: '/metrics',
       operationId: 'metrics',
-      summary: 'Prometheus metrics (text exposition format 0.0.4).',
+      summary: 'Prometheus metrics (text exposition format 0.0.4): requests, migrations by status, their duration, bytes, downtime and queue wait, slots per host.',
       tags: ['operations'],
       role: null,
       family: 'v1',
       responses: { 200: { description: 'Metrics.', contentType: 'text/plain; version=0.0.4' } },
     },
     async ({ reply }) => {
-      reply.type('text/plain; version=0.0.4; charset=utf-8');
-      return ctx.metrics.render();
+      const text = await ctx.metrics.render();
+      reply.type(ctx.metrics.contentType);
+      return text;
     },
   );
 

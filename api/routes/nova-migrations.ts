@@ -25,9 +25,14 @@ function base(req: FastifyRequest): string {
   return `${req.protocol}://${req.host}`;
 }
 
+/**
+ * A server's migrations from one visibility query; the one in progress (an instance has at most one)
+ * is shown live, with its memory and disk progress, the closed ones from their memo.
+ */
 async function migrationsOf(service: FerryService, serverId: string, open?: boolean): Promise<MigrationStatusView[]> {
   if (!UUID_PATTERN.test(serverId)) return [];
-  return service.listMigrations({ instanceUuid: serverId.toLowerCase(), limit: 200, open });
+  const rows = await service.listMigrations({ instanceUuid: serverId.toLowerCase(), limit: 200, open });
+  return Promise.all(rows.map(async (m) => (IN_PROGRESS_STATUSES.has(m.status) ? ((await service.getMigration(m.uuid)) ?? m) : m)));
 }
 
 async function assertServerExists(service: FerryService, serverId: string): Promise<void> {

@@ -1,6 +1,7 @@
-// ferry's own migration API: start (202 + Location), list (Temporal visibility), show (the workflow's
-// status query, live), abort and force-complete (the workflow's updates: accepted, or 409 with the
-// workflow's reason), and a Server-Sent Events stream of progress.
+// ferry's own migration API: start (202 + Location), list (one Temporal visibility query: search
+// attributes and memo), show (a closed run from its memo, a running one from its status query, live),
+// abort and force-complete (the workflow's updates: accepted, or 409 with the workflow's reason), and
+// a Server-Sent Events stream of progress.
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { MigrationStatusView } from '../../workflows/definitions';
@@ -78,7 +79,10 @@ export const v1MigrationRoutes: FastifyPluginAsync<PluginOptions> = async (app, 
       url: '/v1/migrations',
       operationId: 'listMigrations',
       summary: 'List migrations, newest first, filtered by status, host and instance.',
-      description: 'Served from Temporal visibility (search attributes MigrationStatus, SourceHost, DestHost, InstanceUuid), then each row from the workflow\'s status query.',
+      description:
+        'One Temporal visibility query (search attributes MigrationStatus, SourceHost, DestHost, InstanceUuid); each row is the ' +
+        "migration's memo: a closed migration's final view, a running one's view as of its last change of status or 10 % of progress " +
+        '(status and hosts are current). Show a migration for its live progress.',
       tags: ['migrations'],
       role: 'read',
       family: 'v1',
@@ -105,6 +109,9 @@ export const v1MigrationRoutes: FastifyPluginAsync<PluginOptions> = async (app, 
       url: '/v1/migrations/:id',
       operationId: 'showMigration',
       summary: 'One migration with its live progress.',
+      description:
+        "A running migration: the workflow's status query (1 s deadline, else its memo) with the transfer's latest heartbeat. " +
+        'A closed one: its final view from the memo, kept in memory after the first read.',
       tags: ['migrations'],
       role: 'read',
       family: 'v1',
