@@ -3,6 +3,8 @@
 import type {
   ClusterView,
   ControlAccepted,
+  HostView,
+  InstanceView,
   LiveMigrationRequest,
   MigrationStatusView,
   NovaMigrationStatus,
@@ -70,8 +72,12 @@ export interface FerryService {
   abort(id: string, reason?: string): Promise<ControlAccepted>;
   /** The requestForceComplete update; RefusedError with the workflow's reason. */
   forceComplete(id: string): Promise<ControlAccepted>;
-  /** The describeCluster workflow's answer (hosts, their VMs, up or down); may be a second old unless fresh. */
+  /** The host inventory (hosts, their VMs, up or down) from the agents' reports; a moment old unless fresh. */
   describeCluster(options?: { fresh?: boolean }): Promise<ClusterView>;
+  /** An instance and its host, through the inventory's index; null when no agent reports it. */
+  locateInstance(uuid: string): Promise<{ instance: InstanceView; host: HostView } | null>;
+  /** One host as its agent last reported it (fresher than describeCluster): confirms a refusal. */
+  hostNow(name: string): Promise<HostView | null>;
   /** Whether Temporal answers and the conductor polls; used by /readyz. */
   checkReady(): Promise<{ ok: boolean; checks: Record<string, string> }>;
   close(): Promise<void>;

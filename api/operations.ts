@@ -1,22 +1,13 @@
 // Request logic shared by ferry's /v1 routes and the Nova-compatible routes: the synchronous checks
 // Nova's API makes before it hands a live migration to the conductor, and the lookups of running
 // migrations by instance.
-import type { ClusterView, HostView, InstanceView, LiveMigrationRequest } from '../workflows/definitions';
+import type { HostView, InstanceView, LiveMigrationRequest } from '../workflows/definitions';
 import { ApiError } from './errors';
 import { AlreadyMigratingError, type FerryService, type StartedMigration } from './ferry-service';
 
 export interface Located {
   instance: InstanceView;
   host: HostView;
-}
-
-export function findInstance(cluster: ClusterView, uuid: string): Located | undefined {
-  const wanted = uuid.toLowerCase();
-  for (const host of cluster.hosts) {
-    const instance = host.instances.find((i) => i.uuid.toLowerCase() === wanted);
-    if (instance) return { instance, host };
-  }
-  return undefined;
 }
 
 const VM_STATE: Record<InstanceView['powerState'], string> = {
@@ -33,27 +24,24 @@ export function vmState(instance: InstanceView): string {
 /**
  * Nova's API-side checks (nova/compute/api.py live_migrate, nova/api/.../migrate_server.py): the
  * instance exists (404), is active or paused (409), the requested host exists (400) and is not the
- * current one (400), and no migration of the instance runs (409). The workflow checks again.
+ * current one (400), and no migration of the instance runs (409). They read the host inventory, a
+ * moment old; a refusal is confirmed with the host's latest report first (a VM that just moved is
+ * not refused on its old host), and the workflow checks everything again with the hosts themselves.
  */
 export async function startLiveMigration(service: FerryService, request: LiveMigrationRequest): Promise<StartedMigration> {
-  let cluster = await service.describeCluster();
-  let located = findInstance(cluster, request.instanceUuid);
-  if (!located) {
-    // The cached view may predate the VM: ask the agents again before answering 404.
-    cluster = await service.describeCluster({ fresh: true });
-    located = findInstance(cluster, request.instanceUuid);
-  }
+  let located: Located | null = await service.locateInstance(request.instanceUuid);
   if (!located) throw new ApiError('not_found', `Instance ${request.instanceUuid} could not be found.`);
-  const { instance, host } = located;
-  if (instance.powerState !== 'Running' && instance.powerState !== 'Paused') {
-    throw new ApiError('conflict', `Cannot 'os-migrateLive' instance ${instance.uuid} while it is in vm_state ${vmState(instance)}`);
+  const refusable = (l: Located) => !isActive(l.instance) || request.host === l.host.name;
+  if (refusable(located)) located = await confirmed(service, located);
+  if (located && !isActive(located.instance)) {
+    throw new ApiError('conflict', `Cannot 'os-migrateLive' instance ${located.instance.uuid} while it is in vm_state ${vmState(located.instance)}`);
   }
   if (request.host) {
-    if (!cluster.hosts.some((h) => h.name === request.host)) {
+    if (!(await service.describeCluster()).hosts.some((h) => h.name === request.host)) {
       throw new ApiError('bad_request', `Compute host ${request.host} could not be found.`);
     }
-    if (request.host === host.name) {
-      throw new ApiError('bad_request', `Unable to migrate instance (${instance.uuid}) to current host (${host.name}).`);
+    if (located && request.host === located.host.name) {
+      throw new ApiError('bad_request', `Unable to migrate instance (${located.instance.uuid}) to current host (${located.host.name}).`);
     }
   }
   if (request.force && !request.host) {
@@ -63,10 +51,21 @@ export async function startLiveMigration(service: FerryService, request: LiveMig
     return await service.startMigration(request);
   } catch (err) {
     if (err instanceof AlreadyMigratingError) {
-      throw new ApiError('conflict', `Cannot 'os-migrateLive' instance ${instance.uuid} while it is in task_state migrating`);
+      throw new ApiError('conflict', `Cannot 'os-migrateLive' instance ${request.instanceUuid} while it is in task_state migrating`);
     }
     throw err;
   }
+}
+
+function isActive(instance: InstanceView): boolean {
+  return instance.powerState === 'Running' || instance.powerState === 'Paused';
+}
+
+/** The instance as its host's latest report has it; null when that host no longer lists it (it moved: the workflow finds it). */
+async function confirmed(service: FerryService, located: Located): Promise<Located | null> {
+  const host = await service.hostNow(located.host.name);
+  const instance = host?.instances.find((i) => i.uuid === located.instance.uuid);
+  return host && instance ? { host, instance } : null;
 }
 
 /** What a Nova client sees of an instance's migrations: is one running, did the latest end in error. */

@@ -41,6 +41,8 @@ export interface StackOptions {
   persistTemporal?: boolean;
   /** Also run the API (api/main.ts) as a child process, on temporal.yaml's api.listen. */
   api?: boolean;
+  /** Overrides of temporal.yaml's inventory section (report interval, staleness bound). */
+  inventory?: Record<string, unknown>;
 }
 
 export interface Stack {
@@ -92,6 +94,7 @@ async function generatedConfig(opts: StackOptions): Promise<unknown> {
     simulator: { bandwidthMiBps: opts.bandwidthMiBps ?? 512 },
     hosts,
     migration: opts.migration ?? {},
+    inventory: opts.inventory ?? {},
     api: { listen: `127.0.0.1:${await freePort()}`, auth: { mode: 'none' } },
   };
 }

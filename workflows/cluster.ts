@@ -1,5 +1,5 @@
-// The cluster as the host agents see it: which hosts are up and what they run. Used by the
-// migration workflow and, as the describeCluster workflow, by the API.
+// The cluster as the host agents see it, asked of every host: how migrations started before the host
+// inventory (patch 'host-inventory') find their instance and destination. Kept for those runs only.
 import { conductor, hostProbe } from './activities';
 import type { ClusterView, HostView } from './definitions';
 import { describeFailure } from './outcome';
@@ -41,10 +41,4 @@ export async function collectClusterView(): Promise<ClusterSnapshot> {
     }),
   );
   return { hosts, observedAt: new Date(Date.now()).toISOString() };
-}
-
-/** The describeCluster workflow: a short run whose result is the cluster view. */
-export async function describeCluster(): Promise<ClusterView> {
-  const { hosts, observedAt } = await collectClusterView();
-  return { hosts: hosts.map(({ queue: _queue, ...view }) => view), observedAt };
 }

@@ -5,7 +5,6 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 
 export const LIVE_MIGRATION_WORKFLOW = 'liveMigration';
-export const DESCRIBE_CLUSTER_WORKFLOW = 'describeCluster';
 export const MIGRATION_SLOTS_WORKFLOW = 'migrationSlots';
 export const MIGRATION_SLOTS_WORKFLOW_ID = 'ferry-migration-slots';
 export const HOST_INVENTORY_WORKFLOW = 'hostInventory';
@@ -236,7 +235,7 @@ export function novaMigrationId(runId: string): number {
   return (hash >>> 1) || 1;
 }
 
-// ---- describeCluster: how the conductor and the API learn about hosts and VMs ----
+// ---- hosts and instances, as the host inventory and the API show them ----
 
 export interface InstanceView {
   uuid: string;

@@ -1,6 +1,5 @@
 // Every workflow the conductor worker runs. Type names are public: see workflows/definitions.ts.
 export { liveMigration } from './live-migration';
-export { describeCluster } from './cluster';
 export { hostInventory } from './host-inventory';
 export { migrationSlots } from './slots';
 export { migrationCleanup } from './migration-cleanup';

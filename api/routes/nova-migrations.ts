@@ -14,7 +14,7 @@ import { ApiError } from '../errors';
 import type { FerryService, MigrationFilter } from '../ferry-service';
 import { atLeast, type Microversion } from '../microversion';
 import { NovaMigrationSchema, NovaServerMigrationSchema, novaMigration, novaServerMigration } from '../nova-views';
-import { findInstance } from '../operations';
+
 import { addRoute } from '../route-spec';
 import { HOST_PATTERN, UUID_PATTERN } from '../schemas';
 
@@ -36,8 +36,7 @@ async function migrationsOf(service: FerryService, serverId: string, open?: bool
 }
 
 async function assertServerExists(service: FerryService, serverId: string): Promise<void> {
-  const cluster = await service.describeCluster();
-  if (!findInstance(cluster, serverId) && !findInstance(await service.describeCluster({ fresh: true }), serverId)) throw new ApiError('not_found', `Instance ${serverId} could not be found.`);
+  if (!(await service.locateInstance(serverId))) throw new ApiError('not_found', `Instance ${serverId} could not be found.`);
 }
 
 async function findByNovaId(service: FerryService, serverId: string, mid: string): Promise<MigrationStatusView> {

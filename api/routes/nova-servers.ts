@@ -8,7 +8,7 @@ import type { PluginOptions } from '../context';
 import { ApiError, describeZodError } from '../errors';
 import { inRange, type Microversion } from '../microversion';
 import { NovaServerSchema, novaServer } from '../nova-views';
-import { findInstance, migrationStateByInstance, startLiveMigration } from '../operations';
+import { migrationStateByInstance, startLiveMigration } from '../operations';
 import { addRoute } from '../route-spec';
 
 const ListQuery = z
@@ -128,8 +128,7 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (app, {
       responses: { 200: { description: 'The server.', schema: z.object({ server: NovaServerSchema }) }, 404: { description: 'No such server.' } },
     },
     async ({ req, params }) => {
-      const [cluster, states] = await Promise.all([service.describeCluster(), migrationStateByInstance(service)]);
-      const located = findInstance(cluster, params.id) ?? findInstance(await service.describeCluster({ fresh: true }), params.id);
+      const [located, states] = await Promise.all([service.locateInstance(params.id), migrationStateByInstance(service)]);
       if (!located) throw new ApiError('not_found', `Instance ${params.id} could not be found.`);
       return { server: novaServer(located.instance, states.get(located.instance.uuid.toLowerCase()) ?? null, base(req), true) };
     },

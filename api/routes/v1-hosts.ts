@@ -6,7 +6,7 @@ import type { HostView, InstanceView } from '../../workflows/definitions';
 import type { PluginOptions } from '../context';
 import { ApiError } from '../errors';
 import type { MigrationSummary } from '../ferry-service';
-import { findInstance } from '../operations';
+
 import { addRoute } from '../route-spec';
 import { HostListSchema, HostName, HostSchema, InstanceListSchema, InstanceSchema, Uuid } from '../schemas';
 
@@ -123,8 +123,7 @@ export const v1HostRoutes: FastifyPluginAsync<PluginOptions> = async (app, { ctx
       responses: { 200: { description: 'The instance.', schema: InstanceSchema }, 404: { description: 'No such instance.' } },
     },
     async ({ params }) => {
-      const { cluster, byInstance } = await snapshot();
-      const located = findInstance(cluster, params.uuid) ?? findInstance(await service.describeCluster({ fresh: true }), params.uuid);
+      const [located, { byInstance }] = await Promise.all([service.locateInstance(params.uuid), snapshot()]);
       if (!located) throw new ApiError('not_found', `Instance ${params.uuid} could not be found.`);
       return instanceOut(located.instance, byInstance);
     },

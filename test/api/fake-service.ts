@@ -1,6 +1,6 @@
 // An in-memory FerryService for the API and CLI unit tests: a small cluster, migrations that move
 // through their statuses when a test says so, and updates that can be refused with a reason.
-import type { ClusterView, ControlAccepted, LiveMigrationRequest, MigrationStatusView } from '../../workflows/definitions';
+import type { ClusterView, ControlAccepted, HostView, InstanceView, LiveMigrationRequest, MigrationStatusView } from '../../workflows/definitions';
 import { liveMigrationWorkflowId, newMigrationView, novaMigrationId } from '../../workflows/definitions';
 import {
   AlreadyMigratingError,
@@ -157,6 +157,19 @@ export class FakeFerryService implements FerryService {
 
   async describeCluster(): Promise<ClusterView> {
     return structuredClone(this.cluster);
+  }
+
+  async locateInstance(uuid: string): Promise<{ instance: InstanceView; host: HostView } | null> {
+    const wanted = uuid.toLowerCase();
+    for (const host of this.cluster.hosts) {
+      const instance = host.instances.find((i) => i.uuid === wanted);
+      if (instance) return structuredClone({ instance, host });
+    }
+    return null;
+  }
+
+  async hostNow(name: string): Promise<HostView | null> {
+    return structuredClone(this.cluster.hosts.find((h) => h.name === name) ?? null);
   }
 
   async checkReady(): Promise<{ ok: boolean; checks: Record<string, string> }> {
