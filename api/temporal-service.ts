@@ -3,13 +3,11 @@
 // the requestAbort / requestForceComplete updates. Reads do not replay runs: a closed run is shown
 // from its memo (its final view, then kept in memory), a running one from its status query with a
 // short deadline (the memo when it does not answer) plus its transfer's latest heartbeat. Hosts and
-// instances come from the describeCluster workflow.
-import { randomUUID } from 'node:crypto';
+// instances come from the host inventory (lib/host-inventory.ts).
 import {
   Client,
   Connection,
   WorkflowExecutionAlreadyStartedError,
-  WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type WorkflowExecutionInfo,
@@ -19,9 +17,9 @@ import type { FerryConfig } from '../lib/config';
 import { executeControlUpdate } from '../lib/control-update';
 import type { Logger } from '../lib/logger';
 import { InstanceUuid, MigrationStatus } from '../lib/search-attributes';
+import { HostInventory, type InventoryHost, type Located } from '../lib/host-inventory';
 import { connectionOptions } from '../lib/temporal-connection';
 import {
-  DESCRIBE_CLUSTER_WORKFLOW,
   FINAL_STATUSES,
   LIVE_MIGRATION_WORKFLOW,
   LiveMigrationInputSchema,
@@ -64,8 +62,8 @@ const REPLAY_QUERY_TIMEOUT_MS = 10_000;
 const CLOSED_VIEWS_KEPT = 5_000;
 /** The slots entity's query gets this long when /metrics is scraped. */
 const SLOTS_QUERY_TIMEOUT_MS = 3_000;
-const CLUSTER_CACHE_MS = 2_000;
-const CLUSTER_TIMEOUT = '30s';
+/** How long a look-up of an instance the inventory does not know waits for its agent's report, ms. */
+const LOCATE_WAIT_MS = 2_000;
 
 function isUnavailable(err: unknown): boolean {
   for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined; e; e = e.cause as typeof e) {
@@ -89,8 +87,8 @@ interface RunRef {
 }
 
 export class TemporalFerryService implements FerryService, MigrationMetricsSource {
-  private clusterCache: { at: number; view: ClusterView } | null = null;
-  private clusterInFlight: Promise<ClusterView> | null = null;
+  /** Hosts and instances: the agents' reports to the hostInventory entities (system namespace). */
+  private readonly inventory: HostInventory;
   /** Closed runs' final views by run id: a closed run never changes, so these are exact for good. */
   private readonly closedViews = new LRUCache<string, MigrationStatusView>({ max: CLOSED_VIEWS_KEPT });
   /**
@@ -113,6 +111,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
       dataConverter: client.options.dataConverter,
       workflow: { queryRejectCondition: 'NOT_OPEN' },
     });
+    this.inventory = new HostInventory(new Client({ connection: client.connection, namespace: config.temporal.systemNamespace }), config);
   }
 
   static async connect(config: FerryConfig, logger: Logger): Promise<TemporalFerryService> {
@@ -377,35 +376,19 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
     return this.control(id, 'force-complete');
   }
 
-  /** One describeCluster run at a time, its answer reused for a moment: listings call this a lot. */
-  async describeCluster(options: { fresh?: boolean } = {}): Promise<ClusterView> {
-    if (options.fresh) {
-      // Wait for a run that started before this call, so that its answer is not older than the caller's question.
-      await this.clusterInFlight?.catch(() => undefined);
-      this.clusterCache = null;
-    }
-    if (this.clusterCache && Date.now() - this.clusterCache.at < CLUSTER_CACHE_MS) return this.clusterCache.view;
-    this.clusterInFlight ??= this.guard('describeCluster', async () => {
-      try {
-        const view = await this.client.workflow.execute(DESCRIBE_CLUSTER_WORKFLOW, {
-          workflowId: `describe-cluster-${randomUUID()}`,
-          taskQueue: this.config.taskQueues.conductor,
-          args: [],
-          workflowExecutionTimeout: CLUSTER_TIMEOUT,
-          staticSummary: 'ferry API: describe the cluster',
-        });
-        this.clusterCache = { at: Date.now(), view: view as ClusterView };
-        return view as ClusterView;
-      } catch (err) {
-        if (err instanceof WorkflowFailedError) {
-          throw new BackendUnavailableError(`describeCluster did not answer (is the conductor worker running?): ${failureReason(err)}`);
-        }
-        throw err;
-      }
-    }).finally(() => {
-      this.clusterInFlight = null;
-    });
-    return this.clusterInFlight;
+  /** The host inventory (every agent's latest report); `fresh` lists it again instead of using the cache. */
+  describeCluster(options: { fresh?: boolean } = {}): Promise<ClusterView> {
+    return this.guard('host inventory', () => this.inventory.view(options));
+  }
+
+  /** Through the inventory's index; a miss lists again for a moment, so that a VM created a moment ago is found. */
+  locateInstance(uuid: string): Promise<Located | null> {
+    return this.guard('host inventory', () => this.inventory.locate(uuid, { waitMs: LOCATE_WAIT_MS }));
+  }
+
+  /** One host as its inventory entity holds it now (its agent's latest report), for decisions that refuse. */
+  hostNow(name: string): Promise<InventoryHost | null> {
+    return this.guard('host inventory', () => this.inventory.hostNow(name));
   }
 
   async checkReady(): Promise<{ ok: boolean; checks: Record<string, string> }> {
