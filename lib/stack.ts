@@ -41,6 +41,11 @@ export interface StackOptions {
   persistTemporal?: boolean;
   /** Also run the API (api/main.ts) as a child process, on temporal.yaml's api.listen. */
   api?: boolean;
+  /**
+   * Hosts served by one agent process at start (default 1). A large simulated cluster packs its
+   * agents; killAgent then kills the whole process, and startAgent starts one host alone.
+   */
+  agentsPerProcess?: number;
   /** Overrides of temporal.yaml's inventory section (report interval, staleness bound). */
   inventory?: Record<string, unknown>;
 }
@@ -158,6 +163,16 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   });
 
   const agents = new Map<string, ChildProcess>();
+  /** One agent process serving these hosts. */
+  const startAgents = async (hosts: string[]) => {
+    const child = spawnTs('workers/host-agent.ts', ['--config', configPath, ...hosts.flatMap((h) => ['--host', h])], {
+      env,
+      logFile: join(logs, `agent-${hosts.length === 1 ? hosts[0] : `${hosts[0]}-and-${hosts.length - 1}-more`}.log`),
+      exitWithParent: true,
+    });
+    for (const host of hosts) agents.set(host, child);
+    await Promise.all(hosts.map((host) => waitForPoller(client, config.temporal.namespace, hostQueue(config, host), 2, child)));
+  };
   const stack: Stack = {
     config,
     configPath,
@@ -174,13 +189,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await waitForPoller(client, config.temporal.namespace, config.taskQueues.conductor, 1, child);
     },
     async startAgent(host: string) {
-      const child = spawnTs('workers/host-agent.ts', ['--config', configPath, '--host', host], {
-        env,
-        logFile: join(logs, `agent-${host}.log`),
-        exitWithParent: true,
-      });
-      agents.set(host, child);
-      await waitForPoller(client, config.temporal.namespace, hostQueue(config, host), 2, child);
+      await startAgents([host]);
     },
     async killConductor(signal = 'SIGKILL') {
       await killAndWait(stack.conductor, signal);
@@ -213,7 +222,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       }
     },
     async stop() {
-      await Promise.all([stack.conductor, stack.api, ...agents.values()].filter((c) => c !== undefined).map((c) => stopProcess(c)));
+      await Promise.all([stack.conductor, stack.api, ...new Set(agents.values())].filter((c) => c !== undefined).map((c) => stopProcess(c)));
       await sims.stop();
       await connection.close();
       await stack.devServer.stop();
@@ -222,7 +231,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   try {
     await Promise.all([
       stack.startConductor(),
-      ...config.hosts.map((h) => stack.startAgent(h.name)),
+      ...chunks(
+        config.hosts.map((h) => h.name),
+        opts.agentsPerProcess ?? 1,
+      ).map(startAgents),
       ...(opts.api ? [stack.startApi()] : []),
     ]);
   } catch (err) {
@@ -230,6 +242,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     throw new Error(`${(err as Error).message} (logs in ${logs})`, { cause: err });
   }
   return stack;
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 /** Waits until `url` answers 200 (the process listens). */
