@@ -39,13 +39,13 @@ async function main(): Promise<void> {
     const B = bandwidth * MiB;
     // Warm-up, not reported: the first migration of a fresh process pays for JIT compilation.
     const warm = await src.admin.createVm({ nameLabel: 'warm-up', memoryMiB: 64, sr: 'shared' });
-    await waitForTask(xa, await xa.call<string>('Async.VM.pool_migrate', warm.ref, dst, {}), { pollMs: 50 });
+    await waitForTask(xa, await xa.call<string>('Async.VM.pool_migrate', warm.ref, dst, {}));
     for (const r of ratios) {
       const { ref } = await src.admin.createVm({ nameLabel: `bench-${r}`, memoryMiB, dirtyRateMiBps: r * bandwidth, workingSetMiB: memoryMiB, sr: 'shared' });
       // Let the guest reach its steady dirtying before migrating.
       await new Promise((res) => setTimeout(res, 200));
       const task = await xa.call<string>('Async.VM.pool_migrate', ref, dst, {});
-      await waitForTask(xa, task, { pollMs: 100 });
+      await waitForTask(xa, task);
       // xapi's task shows only progress: the figures come from the source's admin endpoint.
       const fig = (await src.admin.migrations()).find((m) => m.taskRef === task);
       if (!fig) throw new Error(`no figures for migration task ${task}`);
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
     const refs: string[] = [];
     for (let i = 0; i < n; i++) refs.push((await src.admin.createVm({ nameLabel: `evac-${i}`, memoryMiB: evacMiB, sr: 'shared' })).ref);
     const started = performance.now();
-    await Promise.all(refs.map(async (ref) => waitForTask(xa, await xa.call<string>('Async.VM.pool_migrate', ref, dst, {}), { pollMs: 50 })));
+    await Promise.all(refs.map(async (ref) => waitForTask(xa, await xa.call<string>('Async.VM.pool_migrate', ref, dst, {}))));
     const makespan = (performance.now() - started) / 1000;
     const bound = (n * evacMiB * MiB) / B;
     process.stdout.write(

@@ -6,6 +6,7 @@
 // Async.<Class>.<method> runs any of them as a task.
 import { XenApiCode, XenApiError } from '../xenapi/errors';
 import { newRef, newUuid, macFor, NULL_REF } from './ids';
+import { eventFrom } from './events';
 import { type SimHost, vmDefaults } from './host';
 import { settleMigrations } from './migration';
 import { callPlugin } from './plugin';
@@ -66,6 +67,7 @@ export function buildMethods(host: SimHost): Methods {
   }, true);
   def('session.logout', [0, 0], (_a, ctx) => {
     pool.sessions.delete(ctx.session);
+    s.wakeAll(); // its event.from calls fail with SESSION_INVALID
     return '';
   });
   def('session.get_this_host', 1, () => host.hostRef);
@@ -156,6 +158,16 @@ export function buildMethods(host: SimHost): Methods {
     assertVm(str(vm), 'add_to_VCPUs_params_live');
     throw new XenApiError(XenApiCode.NOT_IMPLEMENTED, ['add_to_VCPUs_params_live']);
   });
+  // xapi_host.ml: disable and enable only set `enabled` (a disabled host starts no new VMs; its
+  // VMs keep running); disable takes an optional auto_enable since 25.31.
+  def('host.disable', [1, 2], ([h]) => {
+    s.raw('host', str(h));
+    s.update('host', str(h), { enabled: false });
+  });
+  def('host.enable', 1, ([h]) => {
+    s.raw('host', str(h));
+    s.update('host', str(h), { enabled: true });
+  });
   def('host.call_plugin', 4, ([h, plugin, fn, args]) => callPlugin(liveMember(str(h)), str(plugin), str(fn), (args ?? {}) as Record<string, unknown>));
   def('VDI.create', 1, ([record]) => pool.createVdi(record as Rec));
   def('VDI.destroy', 1, ([vdi]) => pool.destroyVdi(str(vdi)));
@@ -211,37 +223,7 @@ export function buildMethods(host: SimHost): Methods {
   // ---- tasks and events ----
   def('task.cancel', 1, ([task]) => pool.cancelTask(str(task)));
   def('task.destroy', 1, ([task]) => destroy('task', str(task)));
-  def('event.from', 3, async ([classes, token, timeout]) => {
-    const wanted = new Set((classes as string[]).map(String));
-    const since = token === '' ? -1 : Number(token);
-    const deadline = Date.now() + Number(timeout) * 1000;
-    const collect = () => {
-      if (since < 0) {
-        // An empty token: every current object of the classes, as "add" events.
-        return CLASSES.filter((c) => wanted.has('*') || wanted.has(c) || wanted.has(c.toLowerCase())).flatMap((c) =>
-          s.refs(c).map((ref) => ({ class: c, operation: 'add', ref })),
-        );
-      }
-      return s.eventsSince(since, wanted);
-    };
-    let events = collect();
-    while (events.length === 0 && Date.now() < deadline) {
-      await s.waitForEvent(deadline - Date.now());
-      events = collect();
-    }
-    return {
-      events: events.map((e, i) => ({
-        id: String(s.eventToken * 1000 + i),
-        timestamp: String(Date.now() / 1000),
-        class: e.class,
-        operation: e.operation,
-        ref: e.ref,
-        ...(e.operation !== 'del' && s.has(e.class, e.ref) ? { snapshot: pool.view(e.class, e.ref) } : {}),
-      })),
-      valid_ref_counts: {},
-      token: String(s.eventToken).padStart(20, '0'),
-    };
-  });
+  def('event.from', 3, ([classes, token, timeout], ctx) => eventFrom(pool, ctx.session, classes, token, timeout));
   return m;
 }
 

@@ -364,6 +364,8 @@ export class SimPool {
   finishTask(ref: string, status: 'success' | 'failure' | 'cancelled', result: string, errorInfo: string[] = []): void {
     this.cancelHandlers.delete(ref);
     if (!this.store.has('task', ref)) return; // forgotten by a master restart
+    // A task ends once (a migration finishes its own task, then the Async wrapper would again).
+    if (!['pending', 'cancelling'].includes(String(this.store.raw('task', ref).status))) return;
     this.store.update('task', ref, {
       status,
       progress: 1,
@@ -388,6 +390,7 @@ export class SimPool {
   /** The master came back: sessions and tasks lived in its memory and are gone. */
   forgetSessionsAndTasks(): void {
     this.sessions.clear();
+    this.store.wakeAll(); // event.from calls of those sessions fail
     this.cancelHandlers.clear();
     for (const t of this.store.refs('task')) this.store.remove('task', t);
   }

@@ -1,6 +1,9 @@
-// The simulator's object database: one table per XenAPI class, refs as keys, and an event log
-// for event.from. Reverse links (VM.VBDs, SR.VDIs, host.resident_VMs, ...) are computed when a
-// record is read, so they can never disagree with the forward links.
+// The simulator's object database: one table per XenAPI class, refs as keys, and what event.from
+// needs (events.ts): like xapi's database (ocaml/database/db_cache_types.ml), every row carries the
+// generation that created it and the one that last modified it, a deleted row leaves a tombstone,
+// and one generation counter orders every change of the pool. Reverse links (VM.VBDs, SR.VDIs,
+// host.resident_VMs, ...) are computed when a record is read, so they can never disagree with the
+// forward links.
 import { XenApiError } from '../xenapi/errors';
 import { newRef } from './ids';
 
@@ -8,12 +11,23 @@ export type Rec = Record<string, unknown>;
 export const CLASSES = ['pool', 'host', 'host_metrics', 'network', 'PIF', 'SR', 'VDI', 'VBD', 'VM', 'VIF', 'task'] as const;
 export type ClassName = (typeof CLASSES)[number];
 
-export interface XenEvent {
-  id: number;
-  class: ClassName;
-  operation: 'add' | 'mod' | 'del';
-  ref: string;
+export type ChangeOp = 'add' | 'mod' | 'del';
+
+/** A row's generations: when it was created and last modified. */
+export interface RowStat {
+  created: number;
+  modified: number;
 }
+
+/** A deleted row, kept so that event.from can report its deletion. */
+export interface Tombstone {
+  ref: string;
+  created: number;
+  deleted: number;
+}
+
+/** Tombstones kept per class (the oldest go first). */
+const KEEP_TOMBSTONES = 10_000;
 
 /** Reverse links: class -> field -> [child class, child's field that points back]. */
 const REVERSE: Partial<Record<ClassName, Record<string, [ClassName, string]>>> = {
@@ -24,13 +38,19 @@ const REVERSE: Partial<Record<ClassName, Record<string, [ClassName, string]>>> =
   network: { VIFs: ['VIF', 'network'], PIFs: ['PIF', 'network'] },
 };
 
+interface Waiter {
+  matches: (cls: ClassName, ref: string) => boolean;
+  wake: () => void;
+}
+
 export class Store {
   private readonly tables = new Map<ClassName, Map<string, Rec>>(CLASSES.map((c) => [c, new Map()]));
-  private events: XenEvent[] = [];
-  private lastEventId = 0;
-  private waiters = new Set<() => void>();
+  private readonly stats = new Map<ClassName, Map<string, RowStat>>(CLASSES.map((c) => [c, new Map()]));
+  private readonly tombstones = new Map<ClassName, Tombstone[]>(CLASSES.map((c) => [c, []]));
+  private gen = 0;
+  private readonly waiters = new Set<Waiter>();
   /** Called after every change; the host uses it to persist and to react (e.g. VCPUs_params). */
-  onChange: (cls: ClassName, ref: string, op: XenEvent['operation']) => void = () => undefined;
+  onChange: (cls: ClassName, ref: string, op: ChangeOp) => void = () => undefined;
 
   table(cls: ClassName): Map<string, Rec> {
     const t = this.tables.get(cls);
@@ -86,38 +106,62 @@ export class Store {
     return [...this.table(cls).entries()].filter(([, r]) => pred(r)).map(([ref]) => ref);
   }
 
-  private emit(cls: ClassName, ref: string, operation: XenEvent['operation']): void {
-    this.lastEventId++;
-    this.events.push({ id: this.lastEventId, class: cls, operation, ref });
-    if (this.events.length > 10_000) this.events = this.events.slice(-5_000);
-    for (const wake of this.waiters) wake();
-    this.onChange(cls, ref, operation);
-  }
-
-  get eventToken(): number {
-    return this.lastEventId;
-  }
-
-  eventsSince(token: number, classes: Set<string>): XenEvent[] {
-    const all = classes.has('*');
-    // Keep the latest event per object: event.from reports each changed object once.
-    const latest = new Map<string, XenEvent>();
-    for (const e of this.events) {
-      if (e.id > token && (all || classes.has(e.class) || classes.has(e.class.toLowerCase()))) latest.set(`${e.class}/${e.ref}`, e);
+  private emit(cls: ClassName, ref: string, op: ChangeOp): void {
+    const gen = ++this.gen;
+    const stats = this.stats.get(cls) as Map<string, RowStat>;
+    if (op === 'add') stats.set(ref, { created: gen, modified: gen });
+    else if (op === 'mod') {
+      const st = stats.get(ref);
+      if (st) st.modified = gen;
+    } else {
+      const tomb = this.tombstones.get(cls) as Tombstone[];
+      tomb.push({ ref, created: stats.get(ref)?.created ?? 0, deleted: gen });
+      if (tomb.length > KEEP_TOMBSTONES) tomb.splice(0, tomb.length - KEEP_TOMBSTONES);
+      stats.delete(ref);
     }
-    return [...latest.values()].sort((a, b) => a.id - b.id);
+    for (const w of [...this.waiters]) if (w.matches(cls, ref)) w.wake();
+    this.onChange(cls, ref, op);
   }
 
-  /** Resolves when any event is emitted or after timeoutMs. */
-  waitForEvent(timeoutMs: number): Promise<void> {
+  /** The generation of the latest change (xapi's database manifest generation). */
+  get generation(): number {
+    return this.gen;
+  }
+
+  /** The generations of a live row. */
+  stat(cls: ClassName, ref: string): RowStat | undefined {
+    return this.stats.get(cls)?.get(ref);
+  }
+
+  /** Every live row of the class with its generations. */
+  rowStats(cls: ClassName): IterableIterator<[string, RowStat]> {
+    return (this.stats.get(cls) as Map<string, RowStat>).entries();
+  }
+
+  /** Rows of the class deleted after generation `since`. */
+  deletedSince(cls: ClassName, since: number): Tombstone[] {
+    return (this.tombstones.get(cls) as Tombstone[]).filter((t) => t.deleted > since);
+  }
+
+  /**
+   * Resolves when a change that `matches` selects happens, when wakeAll() is called, or after
+   * timeoutMs (false then).
+   */
+  waitForChange(matches: Waiter['matches'], timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
-      const done = () => {
+      const finish = (changed: boolean) => {
         clearTimeout(timer);
-        this.waiters.delete(done);
-        resolve();
+        this.waiters.delete(waiter);
+        resolve(changed);
       };
-      const timer = setTimeout(done, timeoutMs);
-      this.waiters.add(done);
+      const waiter: Waiter = { matches, wake: () => finish(true) };
+      const timer = setTimeout(() => finish(false), Math.max(0, timeoutMs));
+      this.waiters.add(waiter);
     });
+  }
+
+  /** Wakes every waiter (a session was deleted: its event.from calls must fail now). */
+  wakeAll(): void {
+    for (const w of [...this.waiters]) w.wake();
   }
 }

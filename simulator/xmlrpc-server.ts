@@ -18,8 +18,17 @@ class XmlRpcDouble extends CustomType {
   tagName = 'double';
 }
 
+/** An XML-RPC <int> (xapi's int32 values, e.g. event.from's valid_ref_counts); other numbers go out as <double>. */
+export class XmlRpcInt extends CustomType {
+  tagName = 'int';
+  constructor(n: number) {
+    super(String(Math.trunc(n)));
+  }
+}
+
 function encodeNumbers(v: unknown): unknown {
   if (typeof v === 'number') return new XmlRpcDouble(String(v));
+  if (v instanceof CustomType) return v;
   if (Array.isArray(v)) return v.map(encodeNumbers);
   if (v && typeof v === 'object' && !(v instanceof Date) && !Buffer.isBuffer(v)) {
     return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encodeNumbers(x)]));

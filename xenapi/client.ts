@@ -4,9 +4,9 @@
 // (xapi_session.ml); the client then logs in to the master, as os-xenapi does: the same URL with
 // the member's address swapped for the master's, and makes every call there. int64 values are strings both ways (the xmlrpc package would send a JS
 // integer as a 32-bit <int>), so callers pass strings for int64 parameters.
-import { createClient, type Client } from 'xmlrpc';
+import { CustomType, createClient, type Client } from 'xmlrpc';
 import { XenApiCode, XenApiError, XenApiTransportError } from './errors';
-import { recordSchemas, type RecordOf, type XenApiClass } from './records';
+import { EventBatch, recordSchemas, type RecordOf, type XenApiClass } from './records';
 
 export interface XenApiClientOptions {
   url: string;
@@ -19,6 +19,11 @@ export interface XenApiClientOptions {
 }
 
 type XmlRpcValue = unknown;
+
+/** An XML-RPC <double> even for an integral value (the xmlrpc package sends those as <int>). */
+class XmlRpcDouble extends CustomType {
+  override tagName = 'double';
+}
 
 /** The URL with its host swapped for `address`, scheme and port kept (os-xenapi's swap_xapi_host). */
 export function swapXapiHost(url: string, address: string): string {
@@ -88,28 +93,48 @@ export class XenApiClient {
    * Calls `method` with the session as first argument (logging in first if needed). On
    * SESSION_INVALID it logs in again and retries once.
    */
-  async call<T = unknown>(method: string, ...params: XmlRpcValue[]): Promise<T> {
+  call<T = unknown>(method: string, ...params: XmlRpcValue[]): Promise<T> {
+    return this.callWithin<T>(this.timeoutMs, method, params);
+  }
+
+  /** The per-call timeout (ms). */
+  get callTimeoutMs(): number {
+    return this.timeoutMs;
+  }
+
+  /**
+   * event.from(classes, token, timeout): waits on the server up to `timeoutS` seconds for changes
+   * of the subscribed classes ("task", "*") or objects ("task/OpaqueRef:..."); the call itself gets
+   * that long plus the client's per-call timeout. Pass back the returned token; "" starts afresh
+   * (every current object comes back as an "add").
+   */
+  async eventFrom(classes: string[], token: string, timeoutS: number): Promise<EventBatch> {
+    const value = await this.callWithin(timeoutS * 1000 + this.timeoutMs, 'event.from', [classes, token, new XmlRpcDouble(String(timeoutS))]);
+    return EventBatch.parse(value);
+  }
+
+  private async callWithin<T>(timeoutMs: number, method: string, params: XmlRpcValue[]): Promise<T> {
     const session = this.session ?? (await this.login());
     try {
-      return await this.rawCall<T>(method, [session, ...params]);
+      return await this.rawCall<T>(method, [session, ...params], timeoutMs);
     } catch (err) {
       if (err instanceof XenApiError && err.code === XenApiCode.SESSION_INVALID) {
         if (this.session === session) this.session = undefined;
         const fresh = this.session ?? (await this.login());
-        return this.rawCall<T>(method, [fresh, ...params]);
+        return this.rawCall<T>(method, [fresh, ...params], timeoutMs);
       }
       throw err;
     }
   }
 
   /** A call without a session argument (session.* methods), with the xapi envelope unwrapped. */
-  rawCall<T = unknown>(method: string, params: XmlRpcValue[]): Promise<T> {
+  rawCall<T = unknown>(method: string, params: XmlRpcValue[], timeoutMs = this.timeoutMs): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
         settled = true;
-        reject(new XenApiTransportError(`${method}: no answer from ${this.url} within ${this.timeoutMs} ms`, method, true));
-      }, this.timeoutMs);
+        reject(new XenApiTransportError(`${method}: no answer from ${this.url} within ${timeoutMs} ms`, method, true));
+      }, timeoutMs);
       this.rpc.methodCall(method, params, (err: unknown, reply: unknown) => {
         if (settled) return;
         settled = true;

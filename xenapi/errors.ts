@@ -59,6 +59,8 @@ export const XenApiCode = {
   VM_IS_TEMPLATE: 'VM_IS_TEMPLATE',
   /** [vm, power state] */
   VM_HAS_VBDS_OR_VIFS: 'VM_HAS_VBDS_OR_VIFS',
+  /** [token]: event.from with a token it cannot parse (xapi_event.ml) */
+  EVENT_FROM_TOKEN_PARSE_FAILURE: 'EVENT_FROM_TOKEN_PARSE_FAILURE',
 } as const;
 
 export type XenApiCodeName = (typeof XenApiCode)[keyof typeof XenApiCode];

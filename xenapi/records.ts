@@ -161,6 +161,22 @@ export const MigrateReceiveToken = z.looseObject({
   master: z.string(),
 });
 
+/** One event of event.from: the object's class (lowercase), ref and, for add and mod, its record. */
+export const XenEvent = z.looseObject({
+  id: z.string(),
+  class: z.string(),
+  operation: z.enum(['add', 'mod', 'del']),
+  ref: z.string(),
+  snapshot: z.unknown().optional(),
+});
+
+/** What event.from returns (xapi_event.ml): the events, the row count of every class, the next token. */
+export const EventBatch = z.looseObject({
+  events: z.array(XenEvent),
+  valid_ref_counts: z.record(z.string(), z.number()),
+  token: z.string(),
+});
+
 export type PoolRecord = z.infer<typeof PoolRecord>;
 export type HostRecord = z.infer<typeof HostRecord>;
 export type HostMetricsRecord = z.infer<typeof HostMetricsRecord>;
@@ -173,6 +189,8 @@ export type VifRecord = z.infer<typeof VifRecord>;
 export type VmRecord = z.infer<typeof VmRecord>;
 export type TaskRecord = z.infer<typeof TaskRecord>;
 export type MigrateReceiveToken = z.infer<typeof MigrateReceiveToken>;
+export type XenEvent = z.infer<typeof XenEvent>;
+export type EventBatch = z.infer<typeof EventBatch>;
 
 /** Schema per XenAPI class name, for the client's typed record getters. */
 export const recordSchemas = {

@@ -33,7 +33,6 @@ import { findVm, migrationTaskOf, ownsHalted, runsHere, thisHost, vcpuCap, vmDis
 export type ProgressReporter = (workflowId: string, progress: TransferProgress) => Promise<void>;
 
 const REPORT_EVERY_MS = 1000;
-const POLL_MS = 200;
 /** Version 2 signals progress to the workflow only at these steps of the fraction (and on changes of phase or steering). */
 const SIGNAL_STEP = 0.1;
 
@@ -320,7 +319,6 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
       try {
         await waitForTask(xenapi, taskRef, {
           signal: cancel.signal,
-          pollMs: POLL_MS,
           onCancelRefused: (err) => logger.warn({ err: err.message }, 'task.cancel refused: past the point of no return'),
           onProgress: async (p) => {
             const now = Date.now();
@@ -373,7 +371,6 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
       try {
         await waitForTask(xenapi, taskRef, {
           signal: AbortSignal.abort(),
-          pollMs: POLL_MS,
           onProgress: () => ctx.heartbeat(),
           onCancelRefused: (err) => logger.warn({ err: err.message }, 'task.cancel refused: waiting for the task to end'),
         });

@@ -29,7 +29,7 @@ describe('faults', () => {
     // Async calls get a task that fails with the injected error.
     await a.failNext('VM.pool_migrate', 'VM_MIGRATE_FAILED', [vm, 'src', 'dst', 'injected']);
     const task = await xa.call<string>('Async.VM.pool_migrate', vm, await hostRefOf(xa, 'xen-b'), {});
-    await expect(waitForTask(xa, task, { pollMs: 20 })).rejects.toMatchObject({ code: 'VM_MIGRATE_FAILED', params: [vm, 'src', 'dst', 'injected'] });
+    await expect(waitForTask(xa, task)).rejects.toMatchObject({ code: 'VM_MIGRATE_FAILED', params: [vm, 'src', 'dst', 'injected'] });
     expect(await xa.call('VM.get_power_state', vm)).toBe('Running');
   });
 
@@ -42,12 +42,12 @@ describe('faults', () => {
       await cluster.host(side).admin.cutDataAfter(5 * 1024 * 1024);
       const hostB = await hostRefOf(xa, 'xen-b');
       const task = await xa.call<string>('Async.VM.pool_migrate', ref, hostB, {});
-      await expect(waitForTask(xa, task, { pollMs: 20 })).rejects.toMatchObject({ code: 'VM_MIGRATE_FAILED' });
+      await expect(waitForTask(xa, task)).rejects.toMatchObject({ code: 'VM_MIGRATE_FAILED' });
       expect((await xa.getRecord('VM', ref)).power_state).toBe('Running');
       expect((await a.checksums(uuid))?.disks).toEqual(before?.disks);
       await destinationIsClean(cluster, 'xen-b', uuid);
       const retry = await xa.call<string>('Async.VM.pool_migrate', ref, hostB, {});
-      await waitForTask(xa, retry, { pollMs: 20 });
+      await waitForTask(xa, retry);
       expect((await cluster.host('xen-b').admin.checksums(uuid))?.memoryAtArrival).toBe((await figuresOf(cluster, 'xen-a', retry))?.memorySha256);
     });
   }
@@ -96,7 +96,7 @@ describe('faults', () => {
     const task = await xa.call<string>('Async.VM.migrate_send', ref, token, true, vdiMap, vifMap, {});
     await waitForFigures(cluster, 'xen-a', task, (f) => f.diskProcessedBytes > 0, 'disk copy');
     await cluster.host('xen-c').admin.crash();
-    await expect(waitForTask(xa, task, { pollMs: 20 })).rejects.toMatchObject({ code: 'VM_MIGRATE_FAILED' });
+    await expect(waitForTask(xa, task)).rejects.toMatchObject({ code: 'VM_MIGRATE_FAILED' });
     expect((await xa.getRecord('VM', ref)).power_state).toBe('Running');
     expect(Object.keys((await a.checksums(uuid))?.disks ?? {})).toEqual(['0']);
     await cluster.restart('xen-c');
@@ -105,7 +105,7 @@ describe('faults', () => {
     await a.setMaxIterations(5);
     const again = await crossPoolArgs(cluster, ref);
     const retry = await xa.call<string>('Async.VM.migrate_send', ref, again.token, true, again.vdiMap, again.vifMap, {});
-    await waitForTask(xa, retry, { pollMs: 20 });
+    await waitForTask(xa, retry);
     expect((await cluster.host('xen-c').admin.listVms()).find((v) => v.uuid === uuid)?.powerState).toBe('Running');
   });
 

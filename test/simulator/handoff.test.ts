@@ -59,7 +59,7 @@ describe('handshake faults at the end of a migration', () => {
             // xen-a is pool-1's master: its API is gone with it, and with it the task.
             await waitUntil(async () => (await a.health()).crashed, 'the source to crash');
           } else {
-            await expect(waitForTask(xa, task, { pollMs: 20 })).rejects.toMatchObject({ code: 'VM_MIGRATE_FAILED' });
+            await expect(waitForTask(xa, task)).rejects.toMatchObject({ code: 'VM_MIGRATE_FAILED' });
           }
           for (const h of cluster.hosts) if ((await h.admin.health()).crashed) await cluster.restart(h.name);
           // Both ends let go of what they staged or gave up.

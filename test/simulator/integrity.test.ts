@@ -22,7 +22,7 @@ describe('live migration moves real bytes', () => {
     const xa = clientFor(cluster, 'xen-a');
     const hostB = (await xa.getByNameLabel('host', 'xen-b'))[0] as string;
     const task = await xa.call<string>('Async.VM.pool_migrate', ref, hostB, {});
-    await waitForTask(xa, task, { pollMs: 100 });
+    await waitForTask(xa, task);
     const f = await figuresOf(cluster, 'xen-a', task);
     expect(f?.iteration).toBeGreaterThan(1); // the guest dirtied pages during pre-copy
     const after = await b.checksums(uuid);
@@ -51,7 +51,7 @@ describe('live migration moves real bytes', () => {
     for (const vbd of vm.VBDs) vdiMap[(await xa.getRecord('VBD', vbd)).VDI] = srC;
     const vifMap = Object.fromEntries(vm.VIFs.map((v) => [v, netC]));
     const task = await xa.call<string>('Async.VM.migrate_send', ref, token, true, vdiMap, vifMap, {});
-    const newRef = await waitForTask(xa, task, { pollMs: 100 });
+    const newRef = await waitForTask(xa, task);
     const f = await figuresOf(cluster, 'xen-a', task);
     const after = await c.checksums(uuid);
     expect(after?.memoryAtArrival).toBe(f?.memorySha256);
