@@ -65,7 +65,8 @@ export function summaryOf(info: ExecInfo): MigrationSummary {
     status: statusOf(info),
     sourceHost: keyword(info, SourceHost),
     destHost: keyword(info, DestHost),
-    running: isRunning(info),
+    // A run that recorded its final status is only closing: the migration is over.
+    running: isRunning(info) && !FINAL_STATUSES.has(statusOf(info)),
     startedAt: info.startTime.toISOString(),
   };
 }

@@ -261,11 +261,15 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
 
   /** One visibility query; no row asks its workflow (see listed()). */
   async listMigrations(filter: MigrationFilter): Promise<MigrationStatusView[]> {
-    return this.guard('listMigrations', async () => (await this.rows(filter)).map((info) => this.listed(info)));
+    return this.guard('listMigrations', async () => {
+      const views = (await this.rows(filter)).map((info) => this.listed(info));
+      // A run that recorded its final status is closing: it is no longer in progress.
+      return filter.open === true ? views.filter((v) => !FINAL_STATUSES.has(v.status)) : views;
+    });
   }
 
   async listMigrationSummaries(filter: MigrationFilter): Promise<MigrationSummary[]> {
-    return this.guard('listMigrationSummaries', async () => (await this.rows(filter)).map(summaryOf));
+    return this.guard('listMigrationSummaries', async () => (await this.rows(filter)).map(summaryOf).filter((m) => filter.open !== true || m.running));
   }
 
   // ---- what /metrics reads (MigrationMetricsSource) ----------------------------------------
@@ -319,14 +323,17 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
         .result()
         .catch(() => null)) as MigrationOutcome | null;
     }
-    const timeline = memoOf(info)?.timeline ?? {};
+    const memo = memoOf(info);
+    const timeline = memo?.timeline ?? {};
+    // xapi does not report downtime: the stop-and-copy phase as the workflow saw it stands for it.
+    const stopAndCopy = secondsBetween(memo?.phases?.stop_and_copy, memo?.phases?.post_migration);
     return {
       runId: info.runId,
       status: view.status,
       closedAt,
       durationSeconds: (closedAt.getTime() - info.startTime.getTime()) / 1000,
       bytes: outcome ? outcome.bytesSent : null,
-      downtimeSeconds: outcome?.downtimeMs != null ? outcome.downtimeMs / 1000 : null,
+      downtimeSeconds: outcome?.downtimeMs != null ? outcome.downtimeMs / 1000 : stopAndCopy,
       queueWaitSeconds: secondsBetween(timeline.queued, timeline.preparing),
     };
   }

@@ -31,11 +31,17 @@ export interface MigrationMemo {
   view?: MigrationStatusView;
   /** When the migration entered each status it went through (ISO 8601): queued to preparing is its wait for a slot. */
   timeline?: Partial<Record<NovaMigrationStatus, string>>;
+  /**
+   * When it entered each phase, as of this memo (ISO 8601): stop_and_copy to post_migration is the
+   * stop-and-copy as the workflow saw it, the closest figure to downtime xapi allows.
+   */
+  phases?: Partial<Record<MigrationPhase, string>>;
 }
 
 export class StatusBoard {
   private memoFraction = -1;
   private readonly timeline: Partial<Record<NovaMigrationStatus, string>> = {};
+  private readonly phases: Partial<Record<MigrationPhase, string>> = {};
 
   constructor(readonly view: MigrationStatusView) {
     upsertSearchAttributes([
@@ -65,6 +71,7 @@ export class StatusBoard {
     if (changed) this.view.status = status;
     // Touched first, so that the memo carries this moment's updated_at and abortability.
     this.touch();
+    this.phases[phase] ??= this.view.updated_at;
     if (changed) {
       upsertSearchAttributes([{ key: MigrationStatus, value: status }]);
       this.memo();
@@ -149,6 +156,7 @@ export class StatusBoard {
       cleanups: v.cleanups.map((c) => c.workflowId),
       view: JSON.parse(JSON.stringify(v)) as MigrationStatusView,
       timeline: { ...this.timeline },
+      phases: { ...this.phases },
     };
     upsertMemo(memo as unknown as Record<string, unknown>);
   }

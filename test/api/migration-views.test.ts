@@ -2,7 +2,7 @@
 // without asking the workflow.
 import { TypedSearchAttributes, defaultPayloadConverter } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { fallbackView, secondsBetween, viewFromInfo, withLiveProgress } from '../../api/migration-views';
+import { fallbackView, secondsBetween, summaryOf, viewFromInfo, withLiveProgress } from '../../api/migration-views';
 import { DestHost, InstanceUuid, MigrationStatus, SourceHost } from '../../lib/search-attributes';
 import { newMigrationView, novaMigrationId, type MigrationStatusView, type TransferProgress } from '../../workflows/definitions';
 import type { MigrationMemo } from '../../workflows/status-board';
@@ -69,6 +69,12 @@ describe('viewFromInfo', () => {
     const built = viewFromInfo(info('RUNNING', { status: 'preparing', source: 'xen-a', dest: 'xen-c' }, memo(last)));
     expect(built.final).toBe(false);
     expect(built.view).toMatchObject({ status: 'preparing', phase: 'scheduling', source_compute: 'xen-a', dest_compute: 'xen-c', dest_host: 'xen-c', abortable: true });
+  });
+
+  it('a run that recorded its final status but has not closed yet is no longer in progress', () => {
+    const last = recorded({ status: 'completed', phase: 'done' });
+    expect(summaryOf(info('RUNNING', { status: 'completed' }, memo(last)))).toMatchObject({ status: 'completed', running: false });
+    expect(summaryOf(info('RUNNING', { status: 'running' }, memo(last)))).toMatchObject({ running: true });
   });
 
   it('a migration too young to have a memo: accepted, validating, abortable', () => {
