@@ -1,6 +1,6 @@
 // The conductor worker: runs ferry's workflows and the cluster-side activities on the conductor queue,
 // and the hostInventory entities on the same queue in the system namespace.
-//   npx tsx workers/conductor.ts [--config temporal.yaml]
+//   npx tsx workers/conductor.ts [--config temporal.yaml] [--metrics 127.0.0.1:9464]
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createConductorActivities } from '../activities/conductor';
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
         // (the SDK's default is 10 s); the entities are tiny, so taking them elsewhere costs nothing.
         stickyQueueScheduleToStartTimeout: '1s',
       },
-    ]);
+    ], { metricsBindAddress: args.metrics });
   } finally {
     await clientConnection.close();
   }

@@ -1,7 +1,7 @@
 // The host agent worker: polls each of its hosts' own queue (ferry-host-<name>) and talks only to
 // those hosts' XenAPI, one session per host; reports each host to the inventory (HostReporter).
 // Activity-only: no workflows here. One process may serve many hosts (a large simulated cluster).
-//   npx tsx workers/host-agent.ts --host xen-a [--host xen-b ...] [--config temporal.yaml]
+//   npx tsx workers/host-agent.ts --host xen-a [--host xen-b ...] [--config temporal.yaml] [--metrics 127.0.0.1:9465]
 import { Client, Connection } from '@temporalio/client';
 import { createHostActivities } from '../activities/host';
 import { createInventoryActivities } from '../activities/host/inventory';
@@ -63,6 +63,7 @@ async function main(): Promise<void> {
       config,
       logger,
       agents.map((a) => a.worker),
+      { metricsBindAddress: args.metrics },
     );
   } finally {
     await Promise.all(agents.map((a) => a.reporter.stop()));

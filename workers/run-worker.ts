@@ -4,13 +4,13 @@ import type { FerryConfig } from '../lib/config';
 import type { Logger } from '../lib/logger';
 import { connectionOptions } from '../lib/temporal-connection';
 import { exitWithParent } from '../lib/processes';
-import { installTemporalRuntime } from '../lib/temporal-logger';
+import { installTemporalRuntime, type RuntimeTelemetry } from '../lib/temporal-logger';
 
 /** One worker's options; the namespace defaults to temporal.yaml's. */
 export type FerryWorkerOptions = Omit<WorkerOptions, 'connection' | 'namespace'> & { namespace?: string };
 
-export async function runWorkers(config: FerryConfig, logger: Logger, workers: FerryWorkerOptions[]): Promise<void> {
-  installTemporalRuntime(logger);
+export async function runWorkers(config: FerryConfig, logger: Logger, workers: FerryWorkerOptions[], telemetry: RuntimeTelemetry = {}): Promise<void> {
+  installTemporalRuntime(logger, telemetry);
   exitWithParent();
   const connection = await NativeConnection.connect(connectionOptions(config));
   try {

@@ -1,15 +1,19 @@
 // The API and the CLI through the real stack: Temporal dev server, simulators, conductor and host
 // agents as processes, the API in this process with token auth.
+import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../lib/ports';
+import { spawnTs } from '../../lib/processes';
 import { startStack, type Stack } from '../../lib/stack';
+import { stopProcess } from '../../lib/temporal-dev-server';
 import { tokenAuthenticator } from '../../api/auth';
 import { startApi, type RunningApi } from '../../api/main';
 import { run } from '../../cli/main';
 import type { MigrationStatusView } from '../../workflows/definitions';
 import { parseSseBlock } from '../../cli/client';
 import { executeControlUpdate } from '../../lib/control-update';
-import { abortUpdate, liveMigrationWorkflowId } from '../../workflows/definitions';
+import { abortUpdate, liveMigrationWorkflowId, statusQuery } from '../../workflows/definitions';
 
 const READ = 'read-token-e2e';
 const OPERATOR = 'operator-token-e2e';
@@ -162,6 +166,53 @@ describe('ferry /v1', () => {
   });
 });
 
+/** One sample of a Prometheus exposition, or undefined. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+describe('reads and metrics', () => {
+  it('shows a completed migration from its memo as the workflow ended it, and /metrics has its figures', async () => {
+    const uuid = await vm('xen-a', 'metrics-1', 64);
+    const started = await call('POST', '/v1/migrations', { token: OPERATOR, body: { instanceUuid: uuid, host: 'xen-b' } });
+    const id = started.body.id as string;
+    const final = await waitFor(id, (m) => m.phase === 'done');
+    expect(final).toMatchObject({ status: 'completed', source_compute: 'xen-a', dest_compute: 'xen-b', abortable: false });
+    expect(final.memory_total_bytes).toBe(64 * 2 ** 20);
+    // The status query's final answer (a replay) and the API's view from the memo agree.
+    const queried = await stack.client.workflow.getHandle(liveMigrationWorkflowId(uuid), id).query(statusQuery);
+    expect({ ...final, updated_at: null }).toEqual({ ...queried, updated_at: null });
+    // By instance uuid too, and in the list.
+    expect((await call('GET', `/v1/migrations/${uuid}`, { token: READ })).body.uuid).toBe(id);
+
+    let text = '';
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline) {
+      text = await (await fetch(`${api.url}/metrics`)).text();
+      if ((sample(text, 'ferry_migration_duration_seconds_count', { status: 'completed' }) ?? 0) >= 1) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(sample(text, 'ferry_migrations', { status: 'completed' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'ferry_migration_duration_seconds_count', { status: 'completed' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'ferry_migration_bytes_count', { status: 'completed' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'ferry_migration_bytes_sum', { status: 'completed' })).toBeGreaterThanOrEqual(64 * 2 ** 20);
+    // Downtime is observed only when the agent saw the stop-and-copy phase (a tiny VM may skip it).
+    expect(text).toContain('# TYPE ferry_migration_downtime_seconds histogram');
+    expect(sample(text, 'ferry_migration_queue_wait_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'ferry_migration_slots_in_use', { host: 'xen-a', direction: 'outbound' })).toBe(0);
+    expect(sample(text, 'ferry_migration_slot_limit', { scope: 'cluster' })).toBe(5);
+    expect(sample(text, 'ferry_api_request_duration_seconds_count', { method: 'GET', route: '/v1/migrations/:id', status_code: '200' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'ferry_api_request_duration_seconds_bucket', { method: 'POST', route: '/v1/migrations', status_code: '202', le: '+Inf' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'ferry_api_metrics_read_errors_total', { read: 'slots' })).toBeUndefined();
+  });
+});
+
 describe('Nova-compatible API', () => {
   it('live-migrates with os-migrateLive, shows the migration at 2.80, force-completes it', async () => {
     const uuid = await vm('xen-a', 'nova-1', 512, 48);
@@ -283,6 +334,30 @@ describe('refusals at the phase they are about, from the real workflow', () => {
       await stack.sims.host('xen-c').admin.slow(0);
       await stack.sims.host('xen-a').admin.setBandwidth(64);
       await stack.sims.host('xen-a').admin.setMaxIterations(5);
+    }
+  });
+});
+
+describe("a worker's Prometheus exporter (the Temporal SDK's)", () => {
+  it('serves the SDK metrics of a conductor started with --metrics', async () => {
+    const address = `127.0.0.1:${await freePort()}`;
+    const conductor = spawnTs('workers/conductor.ts', ['--config', stack.configPath, '--metrics', address], {
+      logFile: join(stack.workDir, 'logs', 'conductor-metrics.log'),
+      exitWithParent: true,
+    });
+    try {
+      let text = '';
+      const deadline = Date.now() + 60_000;
+      while (Date.now() < deadline && !/^temporal_num_pollers\{/m.test(text)) {
+        text = await fetch(`http://${address}/metrics`).then((r) => r.text(), () => '');
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      expect(text).toMatch(/^temporal_num_pollers\{.*task_queue="ferry-conductor".*\} \d+/m);
+      expect(text).toMatch(/^temporal_worker_task_slots_available\{/m);
+      // Prometheus' conventions: counters end in _total.
+      expect(text).toMatch(/^temporal_request_total\{/m);
+    } finally {
+      await stopProcess(conductor);
     }
   });
 });
