@@ -21,7 +21,7 @@ import {
 import type { DestinationFacts, HostSummary, InstancePresence, MigrateSendResult, MigrateToken } from '../activities/types';
 import type { FerryConfig } from '../lib/config';
 import { InstanceUuid } from '../lib/search-attributes';
-import { conductor, hostChecks, hostStepsWithin, hostTransferWithin } from './activities';
+import { conductor, conductorLocal, hostChecks, hostStepsWithin, hostTransferWithin } from './activities';
 import { collectClusterView, type ClusterHost, type ClusterSnapshot } from './cluster';
 import type { ConvergencePolicy } from './convergence';
 import {
@@ -57,6 +57,8 @@ interface Destination {
   host: HostSummary;
   block: boolean;
   token: MigrateToken | null;
+  /** What the destination's own check answered (null when force skipped it). */
+  facts: DestinationFacts | null;
 }
 
 export class LiveMigrationTask {
@@ -78,6 +80,12 @@ export class LiveMigrationTask {
   private grant: SlotGrant | null = null;
   /** The host step that last failed for good (not a timeout), for the error message. */
   private failedStep: string | null = null;
+  /**
+   * Version 3 (patch 'host-inventory'): hosts from the inventory, the conductor's steps as local
+   * activities, the destination's check doubling as pre_live_migration, the slot given back as soon
+   * as the transfer is over.
+   */
+  private v3 = false;
 
   constructor(private readonly input: LiveMigrationRequest) {
     const view = newMigrationView({
@@ -127,14 +135,19 @@ export class LiveMigrationTask {
   private async migrateAndFinish(): Promise<MigrationOutcome> {
     try {
       await this.abortable.run(async () => {
-        const dest = patched('host-inventory') ? await this.scheduleFromInventory() : await this.scheduleFromClusterView();
+        this.v3 = patched('host-inventory');
+        if (this.v3) this.lease.callThrough(conductorLocal);
+        const dest = this.v3 ? await this.scheduleFromInventory() : await this.scheduleFromClusterView();
         const { facts, token } = await this.prepareDestination(dest);
         this.transfer = await this.migrateSend(this.source as HostSummary, dest, this.instance as InstanceView, facts, token);
       });
     } catch (err) {
       return this.rollback(err);
     }
+    // The transfer is over: from version 3 on, its slot goes back while the hosts finish up.
+    const released = this.v3 ? this.lease.release() : Promise.resolve();
     await this.settle(() => this.postLiveMigration());
+    await released;
     return this.outcome();
   }
 
@@ -161,7 +174,7 @@ export class LiveMigrationTask {
    */
   private async scheduleFromInventory(): Promise<Destination> {
     const ask = (notOn: string[]) =>
-      conductor.planLiveMigration.executeWithOptions({ summary: `where is ${this.input.instanceUuid}?` }, [
+      conductorLocal.planLiveMigration.executeWithOptions({ summary: `where is ${this.input.instanceUuid}?` }, [
         { instanceUuid: this.input.instanceUuid, requestedHost: this.input.host ?? null, notOn },
       ]);
     const notOn: string[] = [];
@@ -183,7 +196,7 @@ export class LiveMigrationTask {
     await this.waitForSlot(source, instance, requested);
     const policy = this.policy;
     return this.findDestination(source, instance, requested, async (excluded) => {
-      const scheduled = await conductor.scheduleDestinations.executeWithOptions({ summary: `${instance.name} (${instance.memoryBytes} bytes) from ${source.name}` }, [
+      const scheduled = await conductorLocal.scheduleDestinations.executeWithOptions({ summary: `${instance.name} (${instance.memoryBytes} bytes) from ${source.name}` }, [
         {
           instance,
           source,
@@ -320,8 +333,8 @@ export class LiveMigrationTask {
         }
         try {
           const block = this.needsBlock(instance, source, candidate);
-          const token = this.input.force ? null : await this.checkCandidate(source, candidate, instance, block);
-          const dest = { host: candidate, block, token };
+          const checked = this.input.force ? null : await this.checkCandidate(source, candidate, instance, block);
+          const dest = { host: candidate, block, token: checked?.token ?? null, facts: checked?.facts ?? null };
           this.dest = dest;
           this.board.destination(candidate.name, block);
           return dest;
@@ -339,7 +352,12 @@ export class LiveMigrationTask {
   }
 
   /** Nova's check_can_live_migrate_destination and _source; answers the token the source will use. */
-  private async checkCandidate(source: HostSummary, candidate: HostSummary, instance: InstanceView, block: boolean): Promise<MigrateToken | null> {
+  private async checkCandidate(
+    source: HostSummary,
+    candidate: HostSummary,
+    instance: InstanceView,
+    block: boolean,
+  ): Promise<{ token: MigrateToken | null; facts: DestinationFacts }> {
     const facts = await hostChecks(candidate.queue).checkCanLiveMigrateDestination.executeWithOptions({ summary: `free memory and storage on ${candidate.name}` }, [
       { instance, sourceHost: { name: source.name, pool: source.pool }, blockMigration: block },
     ]);
@@ -351,7 +369,7 @@ export class LiveMigrationTask {
     await hostChecks(source.queue).assertCanMigrate.executeWithOptions({ summary: `checkCanLiveMigrateSource: VM.assert_can_migrate to ${candidate.name}` }, [
       { instanceUuid: instance.uuid, destination: facts, blockMigration: block, token, samePool },
     ]);
-    return token;
+    return { token, facts };
   }
 
   /** migrateReceive and preLiveMigration on the destination. */
@@ -362,7 +380,10 @@ export class LiveMigrationTask {
     const samePool = dest.host.pool === (this.source as HostSummary).pool;
     const token =
       dest.token ?? (dest.block || !samePool ? await on.migrateReceive.executeWithOptions({ summary: `token from ${dest.host.name}` }, []) : null);
-    const facts = await on.preLiveMigration.executeWithOptions({ summary: `networks and storage on ${dest.host.name}` }, []);
+    // From version 3 on, the destination's check a moment ago answered the same facts (its SR and
+    // network): pre_live_migration is asked only when force skipped the check.
+    const facts =
+      this.v3 && dest.facts ? dest.facts : await on.preLiveMigration.executeWithOptions({ summary: `networks and storage on ${dest.host.name}` }, []);
     return { facts, token };
   }
 

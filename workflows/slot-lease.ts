@@ -18,6 +18,9 @@ import {
 } from './definitions';
 import { conductor } from './activities';
 
+/** The conductor's calls to the entity: activities (version 2) or local activities (version 3). */
+type EntityCalls = Pick<typeof conductor, 'requestMigrationSlot' | 'reserveMigrationDestination' | 'releaseMigrationDestination' | 'releaseMigrationSlot'>;
+
 /** A migration waiting for its grant re-sends its (idempotent) request this often. */
 const REQUEST_AGAIN_EVERY = '30s';
 /** An answer to a reservation that does not come in this long is asked for again. */
@@ -38,11 +41,17 @@ export class SlotLease {
   /** The destination whose inbound slot and memory the lease holds now. */
   private dest: { host: string; memoryBytes: number } | null = null;
   private chain: Promise<void> = Promise.resolve();
+  private entity: EntityCalls = conductor;
 
   constructor(
     private readonly workflowId: string,
     private readonly hooks: SlotLeaseHooks,
   ) {}
+
+  /** Calls the entity through these (the conductor's local activities, from version 3 on). */
+  callThrough(entity: EntityCalls): void {
+    this.entity = entity;
+  }
 
   /** Registers the handlers for slotGranted, destinationReserved and reassertLease. Call once, at the start of the workflow. */
   install(): void {
@@ -69,12 +78,12 @@ export class SlotLease {
     this.request = asked;
     this.grant = null;
     this.hooks.onQueued();
-    await this.call(() => conductor.requestMigrationSlot(asked));
+    await this.call(() => this.entity.requestMigrationSlot(asked));
     const answered = () => this.grant !== null || this.request !== asked;
     // The request is idempotent (a repeated one keeps its place): re-sent, it reaches an entity
     // that was lost and restarted even if that one's reassertLease did not reach us.
     while (!(await condition(answered, REQUEST_AGAIN_EVERY))) {
-      await this.call(() => conductor.requestMigrationSlot(asked));
+      await this.call(() => this.entity.requestMigrationSlot(asked));
     }
     if (this.request !== asked || this.grant === null) {
       throw ApplicationFailure.nonRetryable('the slot lease was released while waiting for it', 'SlotLeaseReleased');
@@ -93,7 +102,7 @@ export class SlotLease {
     for (let attempt = 0; ; attempt++) {
       this.answer = null;
       const reservation = { workflowId: this.workflowId, destHost: candidate.name, memoryBytes, memoryFreeBytes: candidate.memoryFreeBytes };
-      await this.call(() => conductor.reserveMigrationDestination(reservation));
+      await this.call(() => this.entity.reserveMigrationDestination(reservation));
       const isAnswer = () => this.answer !== null && this.answer.destHost === candidate.name;
       const answered = await condition(isAnswer, ANSWER_TIMEOUT);
       if (!answered) continue; // the entity was lost before it answered: the request starts a fresh one
@@ -114,7 +123,7 @@ export class SlotLease {
   async releaseDestination(): Promise<void> {
     if (!this.request) return;
     this.dest = null;
-    await this.call(() => conductor.releaseMigrationDestination({ workflowId: this.workflowId }));
+    await this.call(() => this.entity.releaseMigrationDestination({ workflowId: this.workflowId }));
   }
 
   /** Gives everything back. Safe to call more than once and when nothing was acquired; never throws when the entity is gone. */
@@ -126,7 +135,7 @@ export class SlotLease {
     this.request = null;
     this.grant = null;
     this.dest = null;
-    await this.call(() => conductor.releaseMigrationSlot({ workflowId: this.workflowId }));
+    await this.call(() => this.entity.releaseMigrationSlot({ workflowId: this.workflowId }));
   }
 
   get held(): boolean {
@@ -145,7 +154,7 @@ export class SlotLease {
     const again: SlotRequest = this.held
       ? { ...request, held: true, destHost: this.dest?.host ?? null, memoryBytes: this.dest?.memoryBytes ?? request.memoryBytes }
       : request;
-    return this.call(() => conductor.requestMigrationSlot(again));
+    return this.call(() => this.entity.requestMigrationSlot(again));
   }
 
   /** Runs calls to the entity one at a time, in order, whatever cancellation the workflow sees. */
