@@ -360,7 +360,18 @@ export interface ReservationAnswer {
   noLease?: boolean;
 }
 
+/** The entity's answer to a request made as an update: granted at once, or queued (slotGranted follows). */
+export interface SlotAnswer {
+  granted: boolean;
+  /** Memory promised to other migrations' destinations, per host (when granted). */
+  reservedBytes: Record<string, number>;
+}
+
 export const requestSlotSignal = defineSignal<[SlotRequest]>('requestSlot');
+/** requestSlot as an update (version 3 of the migration): the answer comes back at once. */
+export const requestSlotUpdate = defineUpdate<SlotAnswer, [SlotRequest]>('requestSlotNow');
+/** reserveDestination as an update (version 3): the answer comes back at once. */
+export const reserveDestinationUpdate = defineUpdate<ReservationAnswer, [DestinationReservation]>('reserveDestinationNow');
 export const reserveDestinationSignal = defineSignal<[DestinationReservation]>('reserveDestination');
 export const releaseDestinationSignal = defineSignal<[{ workflowId: string }]>('releaseDestination');
 export const releaseSlotSignal = defineSignal<[{ workflowId: string }]>('releaseSlot');

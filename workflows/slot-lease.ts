@@ -18,8 +18,19 @@ import {
 } from './definitions';
 import { conductor } from './activities';
 
-/** The conductor's calls to the entity: activities (version 2) or local activities (version 3). */
-type EntityCalls = Pick<typeof conductor, 'requestMigrationSlot' | 'reserveMigrationDestination' | 'releaseMigrationDestination' | 'releaseMigrationSlot'>;
+/**
+ * The conductor's calls to the entity: activities and signals (version 2), or local activities with
+ * the requests as updates that answer at once (version 3).
+ */
+type EntityCalls = Pick<
+  typeof conductor,
+  | 'requestMigrationSlot'
+  | 'reserveMigrationDestination'
+  | 'releaseMigrationDestination'
+  | 'releaseMigrationSlot'
+  | 'requestMigrationSlotNow'
+  | 'reserveMigrationDestinationNow'
+>;
 
 /** A migration waiting for its grant re-sends its (idempotent) request this often. */
 const REQUEST_AGAIN_EVERY = '30s';
@@ -42,15 +53,18 @@ export class SlotLease {
   private dest: { host: string; memoryBytes: number } | null = null;
   private chain: Promise<void> = Promise.resolve();
   private entity: EntityCalls = conductor;
+  /** Requests and reservations as updates (version 3). */
+  private answersAtOnce = false;
 
   constructor(
     private readonly workflowId: string,
     private readonly hooks: SlotLeaseHooks,
   ) {}
 
-  /** Calls the entity through these (the conductor's local activities, from version 3 on). */
+  /** Calls the entity through these (the conductor's local activities, from version 3 on), asking for answers at once. */
   callThrough(entity: EntityCalls): void {
     this.entity = entity;
+    this.answersAtOnce = true;
   }
 
   /** Registers the handlers for slotGranted, destinationReserved and reassertLease. Call once, at the start of the workflow. */
@@ -77,14 +91,18 @@ export class SlotLease {
     };
     this.request = asked;
     this.grant = null;
-    this.hooks.onQueued();
-    await this.call(() => this.entity.requestMigrationSlot(asked));
+    const ask = async () => {
+      if (!this.answersAtOnce) return this.call(() => this.entity.requestMigrationSlot(asked));
+      const answer = await this.callFor(() => this.entity.requestMigrationSlotNow(asked));
+      if (answer.granted && this.request === asked) this.grant = { reservedBytes: answer.reservedBytes };
+    };
+    if (!this.answersAtOnce) this.hooks.onQueued();
+    await ask();
     const answered = () => this.grant !== null || this.request !== asked;
+    if (this.answersAtOnce && !answered()) this.hooks.onQueued();
     // The request is idempotent (a repeated one keeps its place): re-sent, it reaches an entity
     // that was lost and restarted even if that one's reassertLease did not reach us.
-    while (!(await condition(answered, REQUEST_AGAIN_EVERY))) {
-      await this.call(() => this.entity.requestMigrationSlot(asked));
-    }
+    while (!(await condition(answered, REQUEST_AGAIN_EVERY))) await ask();
     if (this.request !== asked || this.grant === null) {
       throw ApplicationFailure.nonRetryable('the slot lease was released while waiting for it', 'SlotLeaseReleased');
     }
@@ -102,9 +120,15 @@ export class SlotLease {
     for (let attempt = 0; ; attempt++) {
       this.answer = null;
       const reservation = { workflowId: this.workflowId, destHost: candidate.name, memoryBytes, memoryFreeBytes: candidate.memoryFreeBytes };
-      await this.call(() => this.entity.reserveMigrationDestination(reservation));
-      const isAnswer = () => this.answer !== null && this.answer.destHost === candidate.name;
-      const answered = await condition(isAnswer, ANSWER_TIMEOUT);
+      let answered: boolean;
+      if (this.answersAtOnce) {
+        this.answer = await this.callFor(() => this.entity.reserveMigrationDestinationNow(reservation));
+        answered = true;
+      } else {
+        await this.call(() => this.entity.reserveMigrationDestination(reservation));
+        const isAnswer = () => this.answer !== null && this.answer.destHost === candidate.name;
+        answered = await condition(isAnswer, ANSWER_TIMEOUT);
+      }
       if (!answered) continue; // the entity was lost before it answered: the request starts a fresh one
       const answer = this.answer as ReservationAnswer | null;
       if (answer?.ok) {
@@ -159,8 +183,15 @@ export class SlotLease {
 
   /** Runs calls to the entity one at a time, in order, whatever cancellation the workflow sees. */
   private call(fn: () => Promise<void>): Promise<void> {
+    return this.callFor(fn);
+  }
+
+  private callFor<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.chain.then(() => CancellationScope.nonCancellable(fn));
-    this.chain = next.catch(() => undefined);
+    this.chain = next.then(
+      () => undefined,
+      () => undefined,
+    );
     return next;
   }
 }

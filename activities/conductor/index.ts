@@ -11,7 +11,9 @@ import {
   releaseDestination,
   releaseSlot,
   requestSlot,
+  requestSlotNow,
   reserveDestination,
+  reserveDestinationNow,
   runningMigrations,
   type DestinationReservation,
   type SlotRequest,
@@ -42,6 +44,10 @@ export function createConductorActivities({ config, client, systemClient }: Cond
     requestMigrationSlot: (request: SlotRequest) => requestSlot(client, config, request),
     /** Asks for a destination's inbound slot and memory; the entity answers with destinationReserved. */
     reserveMigrationDestination: (reservation: DestinationReservation) => reserveDestination(client, config, reservation),
+    /** requestMigrationSlot as an update: answers whether the slot was granted at once. */
+    requestMigrationSlotNow: (request: SlotRequest) => requestSlotNow(client, config, request),
+    /** reserveMigrationDestination as an update: answers the reservation at once. */
+    reserveMigrationDestinationNow: (reservation: DestinationReservation) => reserveDestinationNow(client, config, reservation),
     releaseMigrationDestination: ({ workflowId }: { workflowId: string }) => releaseDestination(client, config, workflowId),
     /** Gives a lease or a queue place back; to an entity that knows neither, a no-op. */
     releaseMigrationSlot: ({ workflowId }: { workflowId: string }) => releaseSlot(client, config, workflowId),

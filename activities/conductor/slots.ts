@@ -3,7 +3,8 @@
 // (terminated, reset) is started afresh by the next call, so a release never fails and a request
 // never waits on an entity that is not there.
 import type { Client } from '@temporalio/client';
-import type { SignalDefinition } from '@temporalio/common';
+import { WithStartWorkflowOperation } from '@temporalio/client';
+import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type { FerryConfig } from '../../lib/config';
 import {
   LIVE_MIGRATION_WORKFLOW,
@@ -12,8 +13,12 @@ import {
   releaseDestinationSignal,
   releaseSlotSignal,
   requestSlotSignal,
+  requestSlotUpdate,
   reserveDestinationSignal,
+  reserveDestinationUpdate,
   type DestinationReservation,
+  type ReservationAnswer,
+  type SlotAnswer,
   type SlotRequest,
   type SlotsState,
 } from '../../workflows/definitions';
@@ -31,6 +36,29 @@ async function signalSlots<A>(client: Client, config: FerryConfig, signal: Signa
     signalArgs: [arg] as [A],
     staticSummary: 'ferry: migration concurrency limits (leases per host and cluster)',
   });
+}
+
+/** Updates the entity, starting it (with no state) if it is not running; answers the update's result. */
+async function updateSlots<A, R>(client: Client, config: FerryConfig, update: UpdateDefinition<R, [A]>, arg: A): Promise<R> {
+  const fresh: SlotsState = { queue: [], holders: [] };
+  const startWorkflowOperation = new WithStartWorkflowOperation(MIGRATION_SLOTS_WORKFLOW, {
+    workflowId: MIGRATION_SLOTS_WORKFLOW_ID,
+    taskQueue: config.taskQueues.conductor,
+    args: [fresh],
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    staticSummary: 'ferry: migration concurrency limits (leases per host and cluster)',
+  });
+  return client.workflow.executeUpdateWithStart(update, { args: [arg] as [A], startWorkflowOperation });
+}
+
+/** Joins the entity's queue and answers at once whether the slot was granted (else slotGranted follows). */
+export function requestSlotNow(client: Client, config: FerryConfig, request: SlotRequest): Promise<SlotAnswer> {
+  return updateSlots(client, config, requestSlotUpdate, request);
+}
+
+/** Reserves a destination's inbound slot and memory, answering at once. */
+export function reserveDestinationNow(client: Client, config: FerryConfig, reservation: DestinationReservation): Promise<ReservationAnswer> {
+  return updateSlots(client, config, reserveDestinationUpdate, reservation);
 }
 
 /** Joins the entity's queue (or re-asserts a held lease, with held: true). */

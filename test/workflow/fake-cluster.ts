@@ -200,6 +200,16 @@ export class FakeCluster {
         this.pendingGrant = request.workflowId;
         if (this.autoGrant) await this.grant();
       },
+      requestMigrationSlotNow: async (request) => {
+        rec('requestMigrationSlotNow', [request]);
+        if (this.autoGrant) return { granted: true, reservedBytes: {} };
+        this.pendingGrant = request.workflowId;
+        return { granted: false, reservedBytes: {} };
+      },
+      reserveMigrationDestinationNow: async (reservation) => {
+        rec('reserveMigrationDestinationNow', [reservation]);
+        return { destHost: reservation.destHost, ok: true, reason: null, busy: false };
+      },
       reserveMigrationDestination: async (reservation) => {
         rec('reserveMigrationDestination', [reservation]);
         await this.client.workflow
