@@ -63,6 +63,9 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     bodyLimit: 1024 * 1024,
     // Nova's request ids: every log line of a request carries it, and Nova clients print it.
     genReqId: () => `req-${randomUUID()}`,
+    // One line per request, written in onResponse: reads that succeed at debug (they are polled
+    // hundreds of times a second), everything else at info.
+    disableRequestLogging: true,
   });
   const ctx: ApiContext = {
     config: options.config,
@@ -95,6 +98,8 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     ctx.metrics.requestDuration.observe({ method: req.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    const quiet = req.method === 'GET' && reply.statusCode < 400;
+    req.log[quiet ? 'debug' : 'info']({ method: req.method, url: req.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request answered');
   });
   app.addHook('preClose', async () => {
     ctx.closing = true;

@@ -60,6 +60,13 @@ const LIVE_QUERY_TIMEOUT_MS = 1_000;
 const REPLAY_QUERY_TIMEOUT_MS = 10_000;
 /** How many closed migrations' views the process keeps (about 1.5 KB each). */
 const CLOSED_VIEWS_KEPT = 5_000;
+/**
+ * A list's visibility rows are shared for this long by every caller asking the same question (one
+ * visibility query a second however many poll it); older, the next caller still gets them at once
+ * while they are read again, up to LIST_STALE_MS, after which a caller waits for fresh rows.
+ */
+const LIST_FRESH_MS = 1_000;
+const LIST_STALE_MS = 3_000;
 /** The slots entity's query gets this long when /metrics is scraped. */
 const SLOTS_QUERY_TIMEOUT_MS = 3_000;
 /** How long a look-up of an instance the inventory does not know waits for its agent's report, ms. */
@@ -98,6 +105,9 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
   private readonly runs = new LRUCache<string, string>({ max: 20_000 });
   /** The same connection, but the server refuses a status query to a closed run instead of having a worker replay it. */
   private readonly liveReads: Client;
+  /** Recent list answers by query: the rows and when they were asked for. */
+  private readonly lists = new LRUCache<string, { at: number; rows: WorkflowExecutionInfo[] }>({ max: 256 });
+  private readonly listing = new Map<string, Promise<WorkflowExecutionInfo[]>>();
 
   constructor(
     readonly client: Client,
@@ -150,6 +160,8 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
         });
         const runId = handle.firstExecutionRunId;
         this.remember(runId, workflowId);
+        // Lists read after this start ask visibility again.
+        this.lists.clear();
         return { workflowId, runId, novaId: novaMigrationId(runId) };
       } catch (err) {
         if (err instanceof WorkflowExecutionAlreadyStartedError) throw new AlreadyMigratingError(input.instanceUuid);
@@ -259,10 +271,34 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
     return rows;
   }
 
-  /** One visibility query; no row asks its workflow (see listed()). */
+  /** A list's rows: shared while fresh, served stale for a moment while read again (see LIST_FRESH_MS). */
+  private async listRows(filter: MigrationFilter): Promise<WorkflowExecutionInfo[]> {
+    const key = `${filter.limit ?? 50} ${migrationQuery(filter)}`;
+    const kept = this.lists.get(key);
+    const age = kept ? Date.now() - kept.at : Infinity;
+    if (kept && age < LIST_FRESH_MS) return kept.rows;
+    let reading = this.listing.get(key);
+    if (!reading) {
+      const at = Date.now();
+      reading = this.rows(filter)
+        .then((rows) => {
+          this.lists.set(key, { at, rows });
+          return rows;
+        })
+        .finally(() => this.listing.delete(key));
+      this.listing.set(key, reading);
+    }
+    if (kept && age < LIST_STALE_MS) {
+      reading.catch(() => undefined);
+      return kept.rows;
+    }
+    return reading;
+  }
+
+  /** One visibility query (shared for a second, see listRows()); no row asks its workflow (see listed()). */
   async listMigrations(filter: MigrationFilter): Promise<MigrationStatusView[]> {
     return this.guard('listMigrations', async () => {
-      const views = (await this.rows(filter)).map((info) => this.listed(info));
+      const views = (await this.listRows(filter)).map((info) => this.listed(info));
       // A run that recorded its final status is closing: it is no longer in progress.
       return filter.open === true ? views.filter((v) => !FINAL_STATUSES.has(v.status)) : views;
     });
