@@ -9,7 +9,6 @@
 //             converge) and then converges, heartbeating each poll and signalling the workflow with
 //             the agent's own progressReporter (a signal per 10 % and per change of phase).
 //   node --import tsx bench/history-events.ts [--case 1-minute|1-hour|all]
-import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
@@ -20,14 +19,14 @@ import { progressReporter } from '../activities/host/migration';
 import type { DestinationFacts, HostReport, InstanceView, MigrateSendInput, MigrateSendResult, TransferProgress } from '../activities/types';
 import { hostQueue, parseConfig, type FerryConfig } from '../lib/config';
 import { freePort } from '../lib/ports';
-import { InstanceUuid } from '../lib/search-attributes';
 import { startStack } from '../lib/stack';
 import { startDevServer } from '../lib/temporal-dev-server';
-import { LIVE_MIGRATION_WORKFLOW, liveMigrationWorkflowId, progressSignal } from '../workflows/definitions';
+import { progressSignal } from '../workflows/definitions';
 import type { MigrationOutcome } from '../workflows/outcome';
+import { startMigration } from './migrations';
+import { emit, runBench } from './report';
 
 const TARGET_EVENTS = 300;
-const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? 'unknown', node: process.version };
 
 interface Counts {
   events: number;
@@ -49,26 +48,7 @@ async function countHistory(handle: WorkflowHandle): Promise<Counts> {
 }
 
 function report(name: string, counts: Counts, extra: Record<string, unknown>): void {
-  console.log(
-    JSON.stringify({
-      bench: 'history-events',
-      case: name,
-      ...counts,
-      targetEvents: TARGET_EVENTS,
-      withinTarget: counts.events < TARGET_EVENTS,
-      ...extra,
-      ...machine,
-    }),
-  );
-}
-
-function startMigration(client: Client, taskQueue: string, instanceUuid: string, host: string): Promise<WorkflowHandle> {
-  return client.workflow.start(LIVE_MIGRATION_WORKFLOW, {
-    taskQueue,
-    workflowId: liveMigrationWorkflowId(instanceUuid),
-    args: [{ instanceUuid, host }],
-    typedSearchAttributes: [{ key: InstanceUuid, value: instanceUuid }],
-  });
+  emit('history-events', { case: name, ...counts, targetEvents: TARGET_EVENTS, withinTarget: counts.events < TARGET_EVENTS, ...extra });
 }
 
 // ---- 1-minute: the whole stack ---------------------------------------------------------------
@@ -80,7 +60,7 @@ async function oneMinute(): Promise<void> {
     await source.setBandwidth(8);
     const vm = await source.createVm({ nameLabel: 'bench-history-1min', memoryMiB: 512, sr: 'shared', dirtyRateMiBps: 1, workingSetMiB: 32 });
     const started = performance.now();
-    const handle = await startMigration(stack.client, stack.config.taskQueues.conductor, vm.uuid, 'xen-b');
+    const handle = await startMigration(stack.client, stack.config.taskQueues.conductor, { instanceUuid: vm.uuid, host: 'xen-b' });
     const outcome = (await handle.result()) as MigrationOutcome;
     report('1-minute', await countHistory(handle), {
       status: outcome.status,
@@ -215,7 +195,7 @@ async function oneHour(): Promise<void> {
       namespace: config.temporal.namespace,
       taskQueue: config.taskQueues.conductor,
       workflowsPath: require.resolve('../workflows'),
-      activities: createConductorActivities({ config, client }),
+      activities: createConductorActivities({ config, client, systemClient: client }),
     }),
     ...(await Promise.all(
       hosts.map((h) =>
@@ -226,7 +206,7 @@ async function oneHour(): Promise<void> {
   const running = workers.map((w) => w.run());
   try {
     const started = performance.now();
-    const handle = await startMigration(client, config.taskQueues.conductor, instance.uuid, 'xen-b');
+    const handle = await startMigration(client, config.taskQueues.conductor, { instanceUuid: instance.uuid, host: 'xen-b' });
     const outcome = (await handle.result()) as MigrationOutcome;
     report('1-hour', await countHistory(handle), {
       status: outcome.status,
@@ -250,10 +230,4 @@ async function main(): Promise<void> {
   if (values.case === 'all' || values.case === '1-hour') await oneHour();
 }
 
-void main().then(
-  () => process.exit(0),
-  (err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  },
-);
+runBench(main);
