@@ -2,7 +2,9 @@
 // and 0.95, live-migrates an M MiB VM whose guest dirties all of its memory at D, over a link of
 // B (temporal.yaml's simulator.bandwidthMiBps unless --bandwidth), and prints one JSON line per
 // case: bytes sent, total time and downtime, next to M/(1-D/B), M/(B-D) and the libxc downtime
-// estimate M*(D/B)^rounds/B. A last line measures a 3-VM evacuation against sum(M)/B.
+// estimate M*(D/B)^rounds/B. A last line measures a 3-VM evacuation against sum(M)/B. First, the
+// simulator's own fixed cost per migration: the task's duration for a 1 MiB idle VM minus M/B, for
+// pool_migrate and a cross-pool migrate_send (median of several, seen by a client following the task).
 //   npx tsx bench/precopy.ts [--memory-mib 256] [--bandwidth 256] [--max-iterations 5]
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config';
@@ -29,7 +31,11 @@ async function main(): Promise<void> {
   const maxIterations = Number(values['max-iterations'] ?? 5);
   const ratios = (values.ratios ?? '0,0.3,0.7,0.95').split(',').map(Number);
   const password = 'bench';
-  const hosts = [await simulatedHostConfig('bench-src', 'bench', { memoryMiB: 8192 }), await simulatedHostConfig('bench-dst', 'bench', { memoryMiB: 8192 })];
+  const hosts = [
+    await simulatedHostConfig('bench-src', 'bench', { memoryMiB: 8192 }),
+    await simulatedHostConfig('bench-dst', 'bench', { memoryMiB: 8192 }),
+    await simulatedHostConfig('bench-other', 'bench-other', { memoryMiB: 8192 }),
+  ];
   const cluster = await startSimulators({ hosts, bandwidthMiBps: bandwidth, password, maxIterations, logDir: process.env.FERRY_SIM_LOG_DIR });
   try {
     const src = cluster.host('bench-src');
@@ -40,6 +46,48 @@ async function main(): Promise<void> {
     // Warm-up, not reported: the first migration of a fresh process pays for JIT compilation.
     const warm = await src.admin.createVm({ nameLabel: 'warm-up', memoryMiB: 64, sr: 'shared' });
     await waitForTask(xa, await xa.call<string>('Async.VM.pool_migrate', warm.ref, dst, {}));
+
+    // The simulator's fixed cost: a 1 MiB VM that dirties nothing, task duration minus M/B.
+    const xo = new XenApiClient({ url: cluster.host('bench-other').xenapiUrl, user: 'root', password, timeoutMs: 60_000 });
+    const other = (await xo.getByNameLabel('host', 'bench-other'))[0] as string;
+    const otherNet = (await xo.call<string[]>('network.get_all'))[0] as string;
+    const runs = 9;
+    const kinds: Record<string, (ref: string) => Promise<{ task: string; cleanup: (moved: string) => Promise<void> }>> = {
+      pool_migrate: async (ref) => ({
+        task: await xa.call<string>('Async.VM.pool_migrate', ref, dst, {}),
+        cleanup: async () => {
+          await xa.call('VM.hard_shutdown', ref);
+          await xa.call('VM.destroy', ref);
+        },
+      }),
+      migrate_send: async (ref) => {
+        const token = await xo.call<Record<string, string>>('host.migrate_receive', other, otherNet, {});
+        const vifs = (await xa.getRecord('VM', ref)).VIFs;
+        return {
+          task: await xa.call<string>('Async.VM.migrate_send', ref, token, true, {}, Object.fromEntries(vifs.map((v) => [v, otherNet])), {}),
+          cleanup: async (moved) => {
+            await xo.call('VM.hard_shutdown', moved);
+            await xo.call('VM.destroy', moved);
+          },
+        };
+      },
+    };
+    for (const [kind, start] of Object.entries(kinds)) {
+      const samples: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        const { ref } = await src.admin.createVm({ nameLabel: `fixed-${kind}-${i}`, memoryMiB: 1, sr: 'shared' });
+        const t0 = performance.now();
+        const { task, cleanup } = await start(ref);
+        const moved = await waitForTask(xa, task);
+        samples.push(performance.now() - t0 - (MiB / B) * 1000);
+        await cleanup(moved || ref);
+      }
+      samples.sort((a, b) => a - b);
+      const ms = samples[Math.floor(samples.length / 2)] as number;
+      process.stdout.write(
+        `${JSON.stringify({ bench: 'simulator-fixed-cost', kind, ms: +ms.toFixed(1), memory_mib: 1, bandwidth_mib_s: bandwidth, runs, min_ms: +(samples[0] as number).toFixed(1), max_ms: +(samples.at(-1) as number).toFixed(1) })}\n`,
+      );
+    }
     for (const r of ratios) {
       const { ref } = await src.admin.createVm({ nameLabel: `bench-${r}`, memoryMiB, dirtyRateMiBps: r * bandwidth, workingSetMiB: memoryMiB, sr: 'shared' });
       // Let the guest reach its steady dirtying before migrating.

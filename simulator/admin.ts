@@ -84,10 +84,10 @@ function sha256File(path: string): string {
   return createHash('sha256').update(readFileSync(path)).digest('hex');
 }
 
-export function checksums(
+export async function checksums(
   host: SimHost,
   uuid: string,
-): { memory: string | null; memoryAtArrival: string | null; disks: Record<string, string> } | null {
+): Promise<{ memory: string | null; memoryAtArrival: string | null; disks: Record<string, string> } | null> {
   const ref = findVm(host, uuid);
   if (!ref) return null;
   const rec = host.store.raw('VM', ref);
@@ -98,7 +98,8 @@ export function checksums(
     const rec = host.store.raw('VBD', vbd);
     disks[String(rec.userdevice)] = sha256File(host.pool.vdiPath(host.store.raw('VDI', String(rec.VDI))));
   }
-  return { memory: guest ? guest.checksum() : null, memoryAtArrival: host.arrivals.get(uuid)?.() ?? null, disks };
+  const memory = guest ? guest.checksum() : null;
+  return { memory, memoryAtArrival: (await host.arrivals.get(uuid)?.()) ?? null, disks };
 }
 
 export function listVms(host: SimHost): { uuid: string; ref: string; nameLabel: string; powerState: string; residentOn: string }[] {
@@ -170,7 +171,10 @@ export function createAdminServer(host: SimHost): Server {
     if (host.crashed) throw new HttpError(503, `${host.name} is crashed: only GET /health and POST /restart answer`);
     if (method === 'GET' && path === '/state') return hostState(host);
     if (method === 'GET' && path === '/vms') return listVms(host);
-    if (method === 'GET' && path === '/migrations') return host.migrations;
+    if (method === 'GET' && path === '/migrations') {
+      await Promise.all([...host.pendingChecksums]);
+      return host.migrations;
+    }
     if (method === 'POST' && path === '/vms') return createVm(host, b as unknown as CreateVmRequest);
     if (method === 'GET' && vmMatch?.[2] === 'checksums') return checksums(host, decodeURIComponent(vmMatch[1] as string));
     if (method === 'POST' && vmMatch?.[2] === 'guest') {

@@ -138,12 +138,17 @@ export class FrameReader {
  */
 const BURST_MS = 50;
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 export class Link {
   private nextFree = 0;
   constructor(public bandwidthBytesPerS: number) {}
 
-  /** Waits until `bytes` would have left the link at its bandwidth. */
-  async pace(bytes: number): Promise<void> {
+  /**
+   * Schedules `bytes` on the link and waits until they would have left it at its bandwidth (or
+   * nearly: see below); returns when, on the performance.now() clock, they are all out.
+   */
+  async pace(bytes: number): Promise<number> {
     const now = performance.now();
     // Timers oversleep by a millisecond or so: a stream that is behind its schedule by less than
     // BURST_MS catches up, so the average rate is B rather than B minus the timer slack. A link
@@ -151,14 +156,19 @@ export class Link {
     const start = now - this.nextFree > BURST_MS ? now : this.nextFree;
     this.nextFree = start + (bytes / this.bandwidthBytesPerS) * 1000;
     const wait = this.nextFree - now;
-    // Sleep only when noticeably ahead: timers have ~1 ms granularity.
-    if (wait > 4) await new Promise((r) => setTimeout(r, wait));
+    // Sleep only when noticeably ahead: timers have ~1 ms granularity. A stream that must know
+    // its bytes are out (the end of a pre-copy round, before HANDOFF) calls DataConnection.drain.
+    const out = this.nextFree;
+    if (wait > 4) await sleep(wait);
+    return out;
   }
 }
 
 /** A framed connection to a destination's data port, paced by the link and cut by faults. */
 export class DataConnection {
   bytesSent = 0;
+  /** When (performance.now()) the last byte this connection queued leaves the link. */
+  private sentUntil = 0;
   private reader = new FrameReader();
   private waiting: ((f: { type: number; payload: Buffer }) => void) | undefined;
   private closedError: Error | undefined;
@@ -224,7 +234,7 @@ export class DataConnection {
     }
     this.bytesSent += buf.length;
     this.socket.write(buf);
-    await this.link.pace(buf.length);
+    this.sentUntil = await this.link.pace(buf.length);
     // Ask the socket now, not what write() said: it may have drained while we were pacing, and
     // a 'drain' that already happened would never wake us.
     if (this.socket.writableNeedDrain && !this.closedError) {
@@ -269,7 +279,7 @@ export class DataConnection {
     this.socket.write(head);
     this.bytesSent += head.length + body.length;
     this.socket.write(body);
-    await this.link.pace(head.length + body.length);
+    this.sentUntil = await this.link.pace(head.length + body.length);
     if (this.socket.writableNeedDrain && !this.closedError) {
       await new Promise<void>((resolve, reject) => {
         this.socket.once('drain', resolve);
@@ -277,6 +287,16 @@ export class DataConnection {
       });
       this.onClosed = undefined;
     }
+  }
+
+  /**
+   * Waits until everything sent so far has left the link at its bandwidth (pace lets a stream run
+   * up to a few ms ahead): a pre-copy round ends, and HANDOFF follows the last page, no earlier
+   * than the link allows.
+   */
+  async drain(): Promise<void> {
+    const wait = this.sentUntil - performance.now();
+    if (wait >= 1) await sleep(wait);
   }
 
   /** Waits for the destination's next frame (OK or ERR). */

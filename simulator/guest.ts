@@ -2,7 +2,9 @@
 // configured rate over a working set, walking it in order so that the number of distinct dirty
 // pages after t seconds is min(D*t, W), the assumption of DESIGN section 5's formulas. Writes
 // happen on the process's event loop, so a page is never half-written while the sender reads it.
-import { createHash, randomFillSync } from 'node:crypto';
+// Memory is shared (SharedArrayBuffer) so that its checksum can be computed off the event loop.
+import { randomFillSync } from 'node:crypto';
+import { sha256, sha256Off, sharedBuffer } from './hasher';
 
 export const PAGE = 4096;
 const TICK_MS = 10;
@@ -24,8 +26,8 @@ export class GuestMemory {
   private carry = 0;
   private lastTick = 0;
   private generation = 0;
-  /** Copy-on-write originals of pages written since startSnapshot (for the arrival checksum). */
-  private cow: Map<number, Buffer> | undefined;
+  /** A checksum of memory being computed off the event loop: the guest's writes wait for it. */
+  private hashing: { value?: string } | undefined;
   settings: GuestSettings;
   /** Fraction of the configured rate the vCPU cap allows (1 = uncapped). */
   capFactor = 1;
@@ -48,7 +50,7 @@ export class GuestMemory {
 
   constructor(memoryBytes: number, settings: GuestSettings, content?: Buffer) {
     this.pages = Math.ceil(memoryBytes / PAGE);
-    this.mem = content ?? Buffer.allocUnsafe(this.pages * PAGE);
+    this.mem = content ?? sharedBuffer(this.pages * PAGE);
     if (!content) randomFillSync(this.mem);
     this.settings = settings;
   }
@@ -84,11 +86,21 @@ export class GuestMemory {
    * than a tick, and a real guest keeps running meanwhile.
    */
   catchUp(): void {
-    if (this.timer) this.tick();
+    if (this.timer) this.tick(true);
   }
 
-  /** Dirties pages for the time elapsed since the last tick (not per tick: ticks can be late). */
-  private tick(): void {
+  /**
+   * Dirties pages for the time elapsed since the last tick (not per tick: ticks can be late). While
+   * a checksum of memory runs off the event loop, the timer's ticks wait (the next one catches up
+   * on the whole time); a catch-up that cannot wait (a migration reading memory, a cap change)
+   * computes the checksum here first.
+   */
+  private tick(urgent = false): void {
+    if (this.hashing) {
+      if (this.hashing.value === undefined && !urgent) return;
+      this.hashing.value ??= sha256(this.mem);
+      this.hashing = undefined;
+    }
     const now = performance.now();
     const dt = (now - this.lastTick) / 1000;
     this.lastTick = now;
@@ -105,7 +117,6 @@ export class GuestMemory {
   private writePage(page: number): void {
     this.generation = (this.generation + 1) >>> 0;
     const base = page * PAGE;
-    if (this.cow && !this.cow.has(page)) this.cow.set(page, Buffer.from(this.mem.subarray(base, base + PAGE)));
     // Change a few words spread over the page: enough for any lost page to change the checksum.
     this.mem.writeUInt32LE(this.generation, base);
     this.mem.writeUInt32LE(this.generation ^ page, base + 2048);
@@ -148,30 +159,22 @@ export class GuestMemory {
   }
 
   /**
-   * Freezes a logical copy of memory without stopping the guest: pages it writes from now on keep
-   * their original content aside, so the checksum of memory as it was at this instant can be
-   * computed later, off the critical path (a migrated VM resumes at once).
+   * sha256 of memory as it is now, computed off the event loop (a migrated VM resumes at once and
+   * the process goes on): the guest's writes wait until it is known (tick above). Returns a getter.
    */
-  startSnapshot(): void {
-    this.cow = new Map();
-  }
-
-  /** sha256 of memory as of startSnapshot(); ends the snapshot. */
-  finishSnapshot(): string {
-    const cow = this.cow ?? new Map<number, Buffer>();
-    this.cow = undefined;
-    const hash = createHash('sha256');
-    let from = 0;
-    for (const page of [...cow.keys()].sort((a, b) => a - b)) {
-      if (page > from) hash.update(this.mem.subarray(from * PAGE, page * PAGE));
-      hash.update(cow.get(page) as Buffer);
-      from = page + 1;
-    }
-    if (from < this.pages) hash.update(this.mem.subarray(from * PAGE));
-    return hash.digest('hex');
+  snapshotChecksum(): () => Promise<string> {
+    const job: { value?: string } = {};
+    this.hashing = job;
+    // Should the worker fail, memory is still as it was (the writes wait): hash it here.
+    const off = sha256Off(this.mem).catch(() => sha256(this.mem)).then((hash) => {
+      job.value ??= hash;
+      if (this.hashing === job) this.hashing = undefined;
+      return job.value;
+    });
+    return () => (job.value !== undefined ? Promise.resolve(job.value) : off);
   }
 
   checksum(): string {
-    return createHash('sha256').update(this.mem).digest('hex');
+    return sha256(this.mem);
   }
 }

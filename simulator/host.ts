@@ -78,8 +78,10 @@ export class SimHost {
   readonly hostRef: string;
   readonly localSrRef: string;
   readonly incoming = new Map<string, Incoming>();
-  /** VM uuid -> sha256 of its memory at the instant it resumed here after a migration (computed once, on demand). */
-  readonly arrivals = new Map<string, () => string>();
+  /** VM uuid -> sha256 of its memory at the instant it resumed here after a migration (computed off the event loop). */
+  readonly arrivals = new Map<string, () => Promise<string>>();
+  /** Checksums of finished migrations still being computed (memorySha256): admin GET /migrations waits for them. */
+  readonly pendingChecksums = new Set<Promise<void>>();
   /** Migration task ref -> VM ref, whether storage moves, and how to abort it (crash, hard_shutdown). */
   readonly outgoing = new Map<string, { vmRef: string; storage: boolean; abort: (why: string) => void; done: Promise<unknown> }>();
   /** Running and recently finished migrations this host sent, newest last. */

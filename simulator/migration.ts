@@ -307,6 +307,7 @@ async function runMigration(plan: Plan, taskRef: string, control: Control, fig: 
         fig.memoryRemainingBytes = (pages.length - to) * PAGE + guest.dirtyCount * PAGE;
         report();
       }
+      await conn.drain();
       checkCancel();
       guest.catchUp();
       const roundSeconds = Math.max(1e-3, (performance.now() - roundStart) / 1000);
@@ -338,6 +339,7 @@ async function runMigration(plan: Plan, taskRef: string, control: Control, fig: 
       fig.memoryProcessedBytes += (to - i) * PAGE;
       fig.memoryRemainingBytes = (last.length - to) * PAGE;
     }
+    await conn.drain();
     // HANDOFF: the VM record as it is now (VCPUs_params, other_config may have changed while migrating).
     fig.phase = 'handoff';
     const crashAtHandoff = fault?.point === 'after-handoff' && fault.action === 'crash-destination';
@@ -366,8 +368,15 @@ async function runMigration(plan: Plan, taskRef: string, control: Control, fig: 
     fig.totalMs = +(performance.now() - started).toFixed(1);
     const destVm = (JSON.parse(done.payload.toString()) as { vmRef: string }).vmRef;
 
-    // The guest was stopped: its memory is exactly what the destination resumed with.
-    fig.memorySha256 = guest.checksum();
+    // The guest was stopped: its memory is exactly what the destination resumed with. Hashed off
+    // the event loop; admin GET /migrations waits for it.
+    const checksum = guest
+      .snapshotChecksum()()
+      .then((sum) => {
+        fig.memorySha256 = sum;
+      })
+      .finally(() => host.pendingChecksums.delete(checksum));
+    host.pendingChecksums.add(checksum);
     if (!plan.hello.samePool) {
       // Cross-pool: the VM now lives in the destination pool's database; forget it here.
       pool.removeVm(vmRef);

@@ -4,6 +4,7 @@
 // refs are pool-wide, as in xapi where slaves forward every call to the master.
 import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../lib/logger';
 import { XenApiCode, XenApiError } from '../xenapi/errors';
@@ -49,6 +50,8 @@ export class SimPool {
   readonly sharedSrRef: string;
   readonly log: Logger;
   private saveScheduled = false;
+  /** The write of db.json in progress, if any. */
+  private saving: Promise<void> | undefined;
 
   constructor(readonly opts: PoolOptions) {
     this.log = createLogger('simulator', { pool: opts.pool });
@@ -194,8 +197,12 @@ export class SimPool {
 
   // ---- persistence: VMs, VDIs, VBDs, VIFs survive; memory, sessions and tasks do not ----
 
+  private get dbDir(): string {
+    return join(this.opts.stateDir, `pool-${this.name}`);
+  }
+
   private get dbPath(): string {
-    return join(this.opts.stateDir, `pool-${this.name}`, 'db.json');
+    return join(this.dbDir, 'db.json');
   }
 
   private load(): void {
@@ -218,19 +225,53 @@ export class SimPool {
     if (cls === 'VM' && op === 'mod') for (const h of this.members) h.refreshGuest(ref);
     if (PERSISTENT.includes(cls) && !this.saveScheduled) {
       this.saveScheduled = true;
-      setImmediate(() => this.save());
+      setImmediate(() => {
+        this.saving ??= this.saveSoon().finally(() => {
+          this.saving = undefined;
+        });
+      });
     }
   }
 
-  save(): void {
-    this.saveScheduled = false;
+  private snapshotDb(): string {
     const db: Record<string, [string, Rec][]> = {};
     for (const cls of PERSISTENT) {
       db[cls] = [...this.store.table(cls).entries()].filter(([, r]) => !r.is_control_domain);
     }
-    mkdirSync(join(this.opts.stateDir, `pool-${this.name}`), { recursive: true });
-    writeFileSync(`${this.dbPath}.tmp`, JSON.stringify(db));
-    renameSync(`${this.dbPath}.tmp`, this.dbPath);
+    return JSON.stringify(db);
+  }
+
+  /**
+   * Writes db.json after a change, off the event loop (a new file renamed over the old one, so a
+   * kill -9 leaves one or the other whole); changes made meanwhile are written next, one write at a
+   * time. xapi flushes its database every 2 s (db_backend.ml db_FLUSH_TIMER); the simulator writes
+   * within milliseconds, so that a killed pool process forgets (almost) nothing.
+   */
+  private async saveSoon(): Promise<void> {
+    try {
+      while (this.saveScheduled) {
+        this.saveScheduled = false;
+        const json = this.snapshotDb();
+        await mkdir(this.dbDir, { recursive: true });
+        await writeFile(`${this.dbPath}.tmp`, json);
+        await rename(`${this.dbPath}.tmp`, this.dbPath);
+      }
+    } catch (err) {
+      this.log.error({ err }, 'could not write the pool database');
+    }
+  }
+
+  /** Writes db.json now, after any write in progress (at shutdown). */
+  async flush(): Promise<void> {
+    await this.saving;
+    this.saveSync();
+  }
+
+  private saveSync(): void {
+    this.saveScheduled = false;
+    mkdirSync(this.dbDir, { recursive: true });
+    writeFileSync(`${this.dbPath}.sync.tmp`, this.snapshotDb());
+    renameSync(`${this.dbPath}.sync.tmp`, this.dbPath);
   }
 
   // ---- the view of records (computed fields) ----

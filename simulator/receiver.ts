@@ -10,6 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { XenApiCode, XenApiError } from '../xenapi/errors';
 import { Frame, FrameReader, HEADER, jsonFrame } from './data-plane';
 import { GuestMemory, PAGE } from './guest';
+import { sharedBuffer } from './hasher';
 import type { SimHost } from './host';
 import { newRef, newUuid } from './ids';
 import type { Rec } from './store';
@@ -203,8 +204,8 @@ class IncomingMigration {
     this.hello = hello;
     this.host.reserveIncoming(hello.memoryBytes);
     this.reserved = hello.memoryBytes;
-    // Every page arrives in the first pre-copy round, so the staging memory needs no zeroing.
-    this.mem = Buffer.allocUnsafe(Math.ceil(hello.memoryBytes / PAGE) * PAGE);
+    // Shared memory, so that the arrival checksum can be computed off the event loop.
+    this.mem = sharedBuffer(Math.ceil(hello.memoryBytes / PAGE) * PAGE);
     hello.disks.forEach((d, i) => {
       const uuid = d.move ? newUuid() : String(d.vdi.uuid);
       this.diskUuids[i] = uuid;
@@ -284,7 +285,9 @@ class IncomingMigration {
     // xenopsd builds a fresh domain here: it runs unless xapi had the VM paused.
     const guest = new GuestMemory(hello.memoryBytes, { dirtyRateMiBps: 0 }, this.mem);
     host.attachGuest(vmRef, guest, final.paused);
-    guest.startSnapshot();
+    // What the VM's memory is as it resumes here, hashed off the event loop (the guest's writes wait
+    // for it): the hash must not count as downtime, nor hold up the process's other migrations.
+    host.arrivals.set(String(hello.vm.uuid), guest.snapshotChecksum());
     this.committed = true;
     host.incoming.delete(this.id);
     host.log.info({ vm: hello.vm.uuid, vmRef, paused: final.paused }, 'incoming migration resumed here');
@@ -297,13 +300,6 @@ class IncomingMigration {
     } else {
       this.socket.end(jsonFrame(Frame.DONE, { vmRef, vmUuid: hello.vm.uuid }));
     }
-    // What the VM's memory was when it resumed here, hashed off the critical path: not in this
-    // event-loop turn, where it would delay a same-pool source (same process) reading DONE and count
-    // as downtime. Whoever asks first (a timer, or admin checksums) computes it.
-    let hash: string | undefined;
-    const arrival = () => (hash ??= guest.finishSnapshot());
-    host.arrivals.set(String(hello.vm.uuid), arrival);
-    setTimeout(arrival, 20).unref();
   }
 
   private discard(why: string): void {

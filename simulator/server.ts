@@ -102,7 +102,7 @@ export async function startSimPool(opts: PoolOptions): Promise<RunningPool> {
     pool,
     close: async () => {
       for (const h of pool.members) for (const ref of [...h.guests.keys()]) h.dropGuest(ref);
-      pool.save();
+      await pool.flush();
       await Promise.all(members.map((m) => m.close()));
     },
   };
