@@ -57,6 +57,8 @@ export interface Stack {
   password: string;
   devServer: DevServer;
   client: Client;
+  /** A client of the system namespace (host inventory, migration slots). */
+  systemClient: Client;
   sims: SimCluster;
   conductor: ChildProcess;
   agents: Map<string, ChildProcess>;
@@ -153,6 +155,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const devServer = await startDevServer(devServerOptions);
   const connection = await Connection.connect(connectionOptions(config));
   const client = new Client({ connection, namespace: config.temporal.namespace });
+  const systemClient = new Client({ connection, namespace: config.temporal.systemNamespace });
   const sims = await startSimulators({
     hosts: config.hosts,
     bandwidthMiBps: config.simulator.bandwidthMiBps,
@@ -180,6 +183,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     password,
     devServer,
     client,
+    systemClient,
     sims,
     conductor: undefined as unknown as ChildProcess,
     agents,

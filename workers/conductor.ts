@@ -1,11 +1,12 @@
 // The conductor worker: runs ferry's workflows and the cluster-side activities on the conductor queue,
-// and the hostInventory entities on the same queue in the system namespace.
+// and the housekeeping entities (migrationSlots, hostInventory) on the same queue in the system namespace.
 //   npx tsx workers/conductor.ts [--config temporal.yaml] [--metrics 127.0.0.1:9464]
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createConductorActivities } from '../activities/conductor';
 import { loadConfig } from '../lib/config';
-import { createLogger } from '../lib/logger';
+import { createLogger, type Logger } from '../lib/logger';
+import { MIGRATION_SLOTS_WORKFLOW_ID } from '../workflows/definitions';
 import { connectionOptions } from '../lib/temporal-connection';
 import { workerArgs } from './args';
 import { exitOnFatal, runWorkers } from './run-worker';
@@ -21,17 +22,17 @@ async function main(): Promise<void> {
   const systemClient = new Client({ connection: clientConnection, namespace: config.temporal.systemNamespace });
   // One bundle for both namespaces' workers.
   const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+  const activities = createConductorActivities({ config, client, systemClient });
+  await retireSlotsEntityOfMainNamespace(client, logger);
   try {
     await runWorkers(config, logger, [
+      { taskQueue: config.taskQueues.conductor, workflowBundle, activities },
       {
-        taskQueue: config.taskQueues.conductor,
-        workflowBundle,
-        activities: createConductorActivities({ config, client, systemClient }),
-      },
-      {
+        // The housekeeping entities (migrationSlots, hostInventory) and their local activities.
         taskQueue: config.taskQueues.conductor,
         namespace: config.temporal.systemNamespace,
         workflowBundle,
+        activities,
         // A report to an entity whose cached worker died waits this long before any worker takes it
         // (the SDK's default is 10 s); the entities are tiny, so taking them elsewhere costs nothing.
         stickyQueueScheduleToStartTimeout: '1s',
@@ -39,6 +40,22 @@ async function main(): Promise<void> {
     ], { metricsBindAddress: args.metrics });
   } finally {
     await clientConnection.close();
+  }
+}
+
+/**
+ * The migrationSlots entity moved to the system namespace. One left running in the main namespace
+ * by an older ferry would never hear from a migration again: it is terminated, and the new entity
+ * asks the running migrations to re-assert their leases (reassertLease).
+ */
+async function retireSlotsEntityOfMainNamespace(client: Client, logger: Logger): Promise<void> {
+  try {
+    const handle = client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID);
+    if ((await handle.describe()).status.name !== 'RUNNING') return;
+    await handle.terminate('moved to the system namespace');
+    logger.warn({ workflowId: MIGRATION_SLOTS_WORKFLOW_ID }, 'terminated the migration-slots entity of the main namespace: it lives in the system namespace now');
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
   }
 }
 

@@ -15,7 +15,9 @@ import {
   log,
   patched,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
+  type SignalDefinition,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ConductorActivities } from '../activities/conductor';
@@ -46,6 +48,12 @@ const AUDIT_INTERVAL_MS = 60_000;
 /** A fresh entity grants nothing for this long after asking the running migrations to re-assert. */
 const REASSERT_GRACE_MS = 5_000;
 
+/** Delivers the entity's signals to migrations; a migration that is gone fails at once (non-retryable). */
+const messenger = proxyLocalActivities<ConductorActivities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '200ms', maximumInterval: '2s', maximumAttempts: 5 },
+});
+
 /** The entity's own look-ups: a failing one is skipped (the next audit comes), never waited on. */
 const lookups = proxyActivities<ConductorActivities>({
   startToCloseTimeout: '30s',
@@ -59,11 +67,14 @@ export async function migrationSlots(initial: SlotsState): Promise<void> {
   let changes = 0;
 
   // A migration workflow that cannot be signalled is gone (terminated, so it never released):
-  // its lease goes back to the table.
-  const send = (workflowId: string, deliver: () => Promise<void>) =>
+  // its lease goes back to the table. From the patch on, the conductor's local activity delivers
+  // the signal: the entity may run in the system namespace, where a workflow cannot signal the
+  // migrations directly; before it, runs signal as they did.
+  const send = <A extends unknown[]>(workflowId: string, signal: SignalDefinition<A>, ...args: A) =>
     outbox.push(async () => {
       try {
-        await deliver();
+        if (patched('slots-signal-through-activity')) await messenger.signalMigration({ workflowId, signal: signal.name, args });
+        else await getExternalWorkflowHandle(workflowId).signal(signal, ...args);
       } catch (err) {
         log.warn('migration workflow unreachable; releasing its lease', { workflowId, error: String(err) });
         grant(table.release(workflowId));
@@ -72,7 +83,7 @@ export async function migrationSlots(initial: SlotsState): Promise<void> {
   const grant = (workflowIds: string[]) => {
     for (const workflowId of workflowIds) {
       const reservedBytes = table.reservedBytes(workflowId);
-      send(workflowId, () => getExternalWorkflowHandle(workflowId).signal(slotGrantedSignal, { reservedBytes }));
+      send(workflowId, slotGrantedSignal, { reservedBytes });
     }
   };
 
@@ -102,7 +113,7 @@ export async function migrationSlots(initial: SlotsState): Promise<void> {
   };
   setHandler(reserveDestinationSignal, (reservation) => {
     const answer = reserve(reservation);
-    send(reservation.workflowId, () => getExternalWorkflowHandle(reservation.workflowId).signal(destinationReservedSignal, answer));
+    send(reservation.workflowId, destinationReservedSignal, answer);
   });
   // The same as updates (version 3 of the migration): the caller gets its answer in the update's
   // result instead of a signal, one round trip less.
@@ -148,7 +159,7 @@ export async function migrationSlots(initial: SlotsState): Promise<void> {
       }
       const known = new Set(table.workflowIds());
       for (const workflowId of running.filter((id) => !known.has(id))) {
-        send(workflowId, () => getExternalWorkflowHandle(workflowId).signal(reassertLeaseSignal));
+        send(workflowId, reassertLeaseSignal);
       }
       // Queued after the signals above: the grace starts once they are delivered.
       outbox.push(async () => {

@@ -14,6 +14,7 @@ import {
   requestSlotNow,
   reserveDestination,
   reserveDestinationNow,
+  signalMigration,
   runningMigrations,
   type DestinationReservation,
   type SlotRequest,
@@ -41,18 +42,20 @@ export function createConductorActivities({ config, client, systemClient }: Cond
     findDestination: async (request: ScheduleRequest): Promise<ScheduleResult> => schedule(request),
     // The migration-slots entity workflow: each call starts it if it is not running (signalWithStart).
     /** Joins the entity's queue, or re-asserts a held lease (held: true). */
-    requestMigrationSlot: (request: SlotRequest) => requestSlot(client, config, request),
+    requestMigrationSlot: (request: SlotRequest) => requestSlot(systemClient, config, request),
     /** Asks for a destination's inbound slot and memory; the entity answers with destinationReserved. */
-    reserveMigrationDestination: (reservation: DestinationReservation) => reserveDestination(client, config, reservation),
+    reserveMigrationDestination: (reservation: DestinationReservation) => reserveDestination(systemClient, config, reservation),
     /** requestMigrationSlot as an update: answers whether the slot was granted at once. */
-    requestMigrationSlotNow: (request: SlotRequest) => requestSlotNow(client, config, request),
+    requestMigrationSlotNow: (request: SlotRequest) => requestSlotNow(systemClient, config, request),
     /** reserveMigrationDestination as an update: answers the reservation at once. */
-    reserveMigrationDestinationNow: (reservation: DestinationReservation) => reserveDestinationNow(client, config, reservation),
-    releaseMigrationDestination: ({ workflowId }: { workflowId: string }) => releaseDestination(client, config, workflowId),
+    reserveMigrationDestinationNow: (reservation: DestinationReservation) => reserveDestinationNow(systemClient, config, reservation),
+    releaseMigrationDestination: ({ workflowId }: { workflowId: string }) => releaseDestination(systemClient, config, workflowId),
     /** Gives a lease or a queue place back; to an entity that knows neither, a no-op. */
-    releaseMigrationSlot: ({ workflowId }: { workflowId: string }) => releaseSlot(client, config, workflowId),
+    releaseMigrationSlot: ({ workflowId }: { workflowId: string }) => releaseSlot(systemClient, config, workflowId),
     /** The lease holders and waiters whose workflow is no longer running (terminated runs never release). */
     closedMigrations: (workflowIds: string[]) => closedMigrations(client, workflowIds),
+    /** The entity's signal to a migration (slotGranted, destinationReserved, reassertLease). */
+    signalMigration: (message: { workflowId: string; signal: string; args: unknown[] }) => signalMigration(client, message),
     /** The running liveMigration workflows, which a fresh entity asks to re-assert their leases. */
     runningMigrations: () => runningMigrations(client),
   };

@@ -3,7 +3,8 @@
 // (terminated, reset) is started afresh by the next call, so a release never fails and a request
 // never waits on an entity that is not there.
 import type { Client } from '@temporalio/client';
-import { WithStartWorkflowOperation } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/activity';
+import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type { FerryConfig } from '../../lib/config';
 import {
@@ -104,4 +105,17 @@ export async function runningMigrations(client: Client): Promise<string[]> {
   const query = `WorkflowType = '${LIVE_MIGRATION_WORKFLOW}' AND ExecutionStatus = 'Running'`;
   for await (const execution of client.workflow.list({ query })) ids.push(execution.workflowId);
   return ids;
+}
+
+/**
+ * A signal from the entity to a migration workflow (the entity may run in the system namespace,
+ * where it cannot signal the migrations itself). A migration that is gone fails at once.
+ */
+export async function signalMigration(client: Client, { workflowId, signal, args }: { workflowId: string; signal: string; args: unknown[] }): Promise<void> {
+  try {
+    await client.workflow.getHandle(workflowId).signal(signal, ...args);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw ApplicationFailure.nonRetryable(`migration ${workflowId} is not running: ${err.message}`, 'MigrationGone');
+    throw err;
+  }
 }

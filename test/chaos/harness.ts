@@ -168,7 +168,7 @@ async function endBlocker(ctx: Ctx): Promise<void> {
  * Scheduling and preparing: the cell's migration waits queued behind a blocker while every XenAPI
  * answer of the destination's pool is slowed (700 ms), then gets the slot: the destination checks
  * of the scheduling loop, then preLiveMigration, take seconds each. (Slowing the pool before the
- * start would slow describeCluster's probe of it too, which must answer within 10 s.)
+ * start would slow its agent's inventory reports too.)
  */
 function heldBeforeDestination(phase: 'scheduling' | 'preparing'): PhasePlan {
   return {
@@ -512,7 +512,7 @@ async function abandon(ctx: Ctx): Promise<void> {
   const described = await handle.describe().catch(() => null);
   if (described?.status.name !== 'RUNNING') return;
   await handle.terminate('chaos harness: the run did not end within its bound').catch(() => undefined);
-  await ctx.stack.client.workflow
+  await ctx.stack.systemClient.workflow
     .getHandle(MIGRATION_SLOTS_WORKFLOW_ID)
     .signal(releaseSlotSignal, { workflowId: handle.workflowId })
     .catch(() => undefined);

@@ -96,13 +96,13 @@ function maxBy<K>(items: { key: K; iv: [number, number] }[]): number {
 /** Every run of the slots entity (it continues as new), oldest first, as one list of events. */
 async function entityEvents(stack: Stack): Promise<HistoryEvent[]> {
   const runs: { runId: string; start: number }[] = [];
-  for await (const w of stack.client.workflow.list({ query: `WorkflowId = '${MIGRATION_SLOTS_WORKFLOW_ID}'` })) {
+  for await (const w of stack.systemClient.workflow.list({ query: `WorkflowId = '${MIGRATION_SLOTS_WORKFLOW_ID}'` })) {
     runs.push({ runId: w.runId, start: w.startTime.getTime() });
   }
   runs.sort((a, b) => a.start - b.start);
   const events: HistoryEvent[] = [];
   for (const r of runs) {
-    const history = await stack.client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID, r.runId).fetchHistory();
+    const history = await stack.systemClient.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID, r.runId).fetchHistory();
     events.push(...(history.events ?? []));
   }
   return events;

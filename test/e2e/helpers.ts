@@ -86,7 +86,7 @@ export async function leftovers(stack: Stack): Promise<string[]> {
 }
 
 export async function slots(stack: Stack): Promise<SlotsState> {
-  return stack.client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).query(slotsQuery);
+  return stack.systemClient.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).query(slotsQuery);
 }
 
 /** Polls the slots entity until `predicate` holds (its signals arrive a moment after the status changes). */

@@ -60,10 +60,10 @@ async function leaseHolder(input: Omit<LeaseHolderInput, 'limits' | 'memoryBytes
 }
 
 const request = (workflowId: string, sourceHost: string, extra: Partial<Parameters<typeof requestSlot>[2]> = {}) =>
-  requestSlot(stack.client, stack.config, { workflowId, sourceHost, memoryBytes: 1024, limits, ...extra });
+  requestSlot(stack.systemClient, stack.config, { workflowId, sourceHost, memoryBytes: 1024, limits, ...extra });
 
 async function terminateEntity(): Promise<void> {
-  await stack.client.workflow
+  await stack.systemClient.workflow
     .getHandle(MIGRATION_SLOTS_WORKFLOW_ID)
     .terminate('test: the entity is lost')
     .catch(() => undefined);
@@ -85,7 +85,7 @@ describe('migrationSlots: leases that cannot leak', () => {
     const traffic = (async () => {
       for (let i = 0; !stop; i++) {
         if (i % 2 === 0) await request(busy.workflowId, 'xen-b');
-        else await releaseSlot(stack.client, stack.config, busy.workflowId);
+        else await releaseSlot(stack.systemClient, stack.config, busy.workflowId);
         await sleep(3000);
       }
     })();
@@ -97,7 +97,7 @@ describe('migrationSlots: leases that cannot leak', () => {
       stop = true;
       await traffic;
     }
-    await releaseSlot(stack.client, stack.config, busy.workflowId);
+    await releaseSlot(stack.systemClient, stack.config, busy.workflowId);
     await busy.terminate('test: done');
     expect(ids(await waitForSlots(stack, (s) => s.holders.length === 0 && s.queue.length === 0))).toEqual({ holders: [], queue: [] });
   }, 150_000);
@@ -113,7 +113,7 @@ describe('migrationSlots: leases that cannot leak', () => {
 
     await terminateEntity();
     // A release to an entity that is not there starts a fresh one, where it is a no-op.
-    await expect(releaseSlot(stack.client, stack.config, 'never-held-anything')).resolves.toBeUndefined();
+    await expect(releaseSlot(stack.systemClient, stack.config, 'never-held-anything')).resolves.toBeUndefined();
     // The fresh entity asks the running liveMigration workflows to re-assert: first comes back as a
     // holder (with its destination), second as a waiter.
     const refed = await waitForSlots(
@@ -122,7 +122,7 @@ describe('migrationSlots: leases that cannot leak', () => {
       30_000,
     );
     expect(refed.holders).toEqual([{ workflowId: first.workflowId, sourceHost: 'xen-a', destHost: 'xen-c', memoryBytes: 1024 }]);
-    expect((await stack.client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).describe()).status.name).toBe('RUNNING');
+    expect((await stack.systemClient.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).describe()).status.name).toBe('RUNNING');
 
     // The re-fed entity holds the limits: second gets xen-c only once first is done.
     await sleep(2000);
@@ -141,7 +141,7 @@ describe('migrationSlots: leases that cannot leak', () => {
 
   it('keeps its limits across continue-as-new, with an empty queue', async () => {
     await terminateEntity();
-    const entity = await stack.client.workflow.start(MIGRATION_SLOTS_WORKFLOW, {
+    const entity = await stack.systemClient.workflow.start(MIGRATION_SLOTS_WORKFLOW, {
       workflowId: MIGRATION_SLOTS_WORKFLOW_ID,
       taskQueue: stack.config.taskQueues.conductor,
       args: [{ queue: [], holders: [], maxHistory: 40 } satisfies SlotsState],
@@ -150,16 +150,16 @@ describe('migrationSlots: leases that cannot leak', () => {
     const holder = await standIn();
     await request(holder.workflowId, 'xen-a', { limits: custom });
     await waitForSlots(stack, (s) => s.holders.length === 1);
-    await releaseSlot(stack.client, stack.config, holder.workflowId);
+    await releaseSlot(stack.systemClient, stack.config, holder.workflowId);
     await holder.terminate('test: done');
     // Releases of nothing until the history is long enough to continue as new.
     for (let i = 0; i < 40; i++) {
-      const description = await stack.client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).describe();
+      const description = await stack.systemClient.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).describe();
       if (description.runId !== entity.firstExecutionRunId && description.status.name === 'RUNNING') break;
-      await releaseSlot(stack.client, stack.config, `nobody-${i}`);
+      await releaseSlot(stack.systemClient, stack.config, `nobody-${i}`);
       await sleep(100);
     }
-    const after = await stack.client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).describe();
+    const after = await stack.systemClient.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).describe();
     expect(after.runId).not.toBe(entity.firstExecutionRunId);
     const state = await slots(stack);
     expect(state).toMatchObject({ queue: [], holders: [], limits: custom, maxHistory: 40 });
