@@ -66,13 +66,21 @@ describe('Temporal web UI', () => {
 
       await row.first().click();
       await page.waitForURL(new RegExp(`/workflows/${workflowId}/${runId}`), { timeout: 30_000 });
-      for (const activity of ['checkInstanceActive', 'findDestination', 'migrateSend', 'postLiveMigration']) {
+      for (const activity of ['checkInstanceActive', 'checkCanLiveMigrateDestination', 'migrateSend', 'postLiveMigration']) {
         await page.getByText(activity).first().waitFor({ timeout: 30_000 });
       }
       const body = await page.locator('body').innerText();
       expect(body).toContain('liveMigration');
       expect(body).toMatch(/migrateSend.*web-ui-demo xen-a → xen-b/); // the activity summary tells the story
       await page.screenshot({ path: resolve(ARTIFACTS, 'web-ui.png'), fullPage: true });
+
+      // The unfiltered list shows what users started (migrations), not housekeeping: the host
+      // inventory and the slots entity live in the system namespace.
+      await page.goto(`${uiUrl}/namespaces/${stack.config.temporal.namespace}/workflows`);
+      await page.getByRole('link', { name: workflowId }).first().waitFor({ timeout: 30_000 });
+      const list = await page.locator('body').innerText();
+      expect(list).toContain('liveMigration');
+      for (const housekeeping of ['migrationSlots', 'hostInventory', 'describeCluster']) expect(list).not.toContain(housekeeping);
     } finally {
       await page.close();
     }
