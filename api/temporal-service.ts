@@ -105,6 +105,8 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
   private readonly runs = new LRUCache<string, string>({ max: 20_000 });
   /** The same connection, but the server refuses a status query to a closed run instead of having a worker replay it. */
   private readonly liveReads: Client;
+  /** The system namespace: the host inventory and the migrationSlots entity. */
+  private readonly system: Client;
   /** Recent list answers by query: the rows and when they were asked for. */
   private readonly lists = new LRUCache<string, { at: number; rows: WorkflowExecutionInfo[] }>({ max: 256 });
   private readonly listing = new Map<string, Promise<WorkflowExecutionInfo[]>>();
@@ -121,7 +123,8 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
       dataConverter: client.options.dataConverter,
       workflow: { queryRejectCondition: 'NOT_OPEN' },
     });
-    this.inventory = new HostInventory(new Client({ connection: client.connection, namespace: config.temporal.systemNamespace }), config);
+    this.system = new Client({ connection: client.connection, namespace: config.temporal.systemNamespace, dataConverter: client.options.dataConverter });
+    this.inventory = new HostInventory(this.system, config);
   }
 
   static async connect(config: FerryConfig, logger: Logger): Promise<TemporalFerryService> {
@@ -374,12 +377,12 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
     };
   }
 
-  /** The migrationSlots entity's leases; null when there is no entity. */
+  /** The migrationSlots entity's leases (system namespace); null when there is no entity. */
   async slotUsage(): Promise<SlotsState | null> {
     return this.guard('slotUsage', async () => {
       try {
-        return await this.client.withDeadline(Date.now() + SLOTS_QUERY_TIMEOUT_MS, () =>
-          this.client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).query(slotsQuery),
+        return await this.system.withDeadline(Date.now() + SLOTS_QUERY_TIMEOUT_MS, () =>
+          this.system.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).query(slotsQuery),
         );
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) return null;

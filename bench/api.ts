@@ -5,14 +5,14 @@
 //   - the list of 100 migrations, against p99 < 50 ms;
 //   - show of a running migration (its status query and the transfer's heartbeat);
 //   - the progress stream's (SSE) first event, for a running and a completed migration, < 50 ms.
-// One JSON line per figure, with the machine. On a shared machine the figures say what the code can
-// do there and then, not what it does alone.
+// One JSON line per figure, with the machine (bench/report.ts). On a shared machine the figures say
+// what the code can do there and then, not what it does alone.
 //   node --import tsx bench/api.ts [--migrations 100] [--seconds 8]
 import { request } from 'node:http';
-import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { startStack, type Stack, type StackHost } from '../lib/stack';
+import { emit as emitLine, percentile, round, runBench } from './report';
 
 const HOSTS: StackHost[] = [
   { name: 'xen-a', pool: 'pool-1' },
@@ -21,17 +21,8 @@ const HOSTS: StackHost[] = [
   { name: 'xen-d', pool: 'pool-2' },
 ];
 
-const MACHINE = { cpus: cpus().length, model: cpus()[0]?.model.trim() ?? 'unknown' };
-
 function emit(figure: string, fields: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify({ bench: 'api', figure, ...fields, machine: MACHINE })}\n`);
-}
-
-const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+  emitLine('api', { figure, ...fields });
 }
 
 async function api<T>(stack: Stack, method: string, path: string, body?: unknown): Promise<T> {
@@ -155,7 +146,7 @@ async function main(): Promise<void> {
       await api(stack, 'GET', path);
       cold.push(performance.now() - started);
     }
-    emit('show-completed-first-read', { requests: cold.length, p50Ms: round(percentile(cold, 50)), p99Ms: round(percentile(cold, 99)), maxMs: round(Math.max(...cold)) });
+    emit('show-completed-first-read', { requests: cold.length, p50Ms: round(percentile(cold, 50), 2), p99Ms: round(percentile(cold, 99), 2), maxMs: round(Math.max(...cold), 2) });
 
     const atRate = await load(base, { seconds, connections: 10, rate: 500, paths: shows });
     emit('show-completed', { targetRps: 500, p50Ms: atRate.p50, p99Ms: atRate.p99, maxMs: atRate.max, rps: atRate.rps, requests: atRate.requests, non2xx: atRate.non2xx, errors: atRate.errors, targetP99Ms: 20 });
@@ -194,10 +185,7 @@ async function main(): Promise<void> {
 }
 
 function summary(times: number[], targetMs: number): Record<string, number> {
-  return { samples: times.length, p50Ms: round(percentile(times, 50)), maxMs: round(Math.max(...times)), targetMs };
+  return { samples: times.length, p50Ms: round(percentile(times, 50), 2), maxMs: round(Math.max(...times), 2), targetMs };
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench/api: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+runBench(main);
