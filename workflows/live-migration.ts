@@ -4,7 +4,9 @@
 //
 // Versions: the patch 'xapi-fidelity' marks version 2 (progress from task.progress only, steering
 // through the dom0 plugin and the agent, compensation that asks where the VM runs, every wait
-// bounded). Runs started before it finish with the frozen live-migration-v1.ts.
+// bounded). Runs started before it finish with the frozen live-migration-v1.ts. Inside
+// LiveMigrationTask, the patch 'host-inventory' marks version 3 (hosts from the inventory, the
+// conductor's steps as local activities, the slots entity asked with updates).
 import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { LiveMigrationInputSchema, type LiveMigrationInput } from './definitions';
 import { LiveMigrationTask } from './live-migration-task';

@@ -118,7 +118,8 @@ export async function failureOf(handle: WorkflowHandle): Promise<{ type: string;
  */
 export async function recordHistory(stack: Stack, handle: WorkflowHandle, name: string): Promise<void> {
   if (process.env.FERRY_RECORD_HISTORIES !== '1') return;
-  const dir = resolve(__dirname, '..', 'fixtures', 'histories');
+  // The current version of the workflow (see test/e2e/replay.test.ts).
+  const dir = resolve(__dirname, '..', 'fixtures', 'histories', 'v3');
   mkdirSync(dir, { recursive: true });
   // The CLI writes the JSON form that historyFromJSON reads (the same as the web UI's download).
   const json = execFileSync(temporalCliPath(), [

@@ -8,7 +8,7 @@ import { Worker } from '@temporalio/worker';
 
 async function main(): Promise<void> {
   const dir = resolve(__dirname, '..', 'fixtures', 'histories');
-  const histories = readdirSync(dir)
+  const histories = readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.json'))
     .map((f) => ({
       workflowId: f.replace(/\.json$/, ''),

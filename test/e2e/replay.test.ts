@@ -1,19 +1,22 @@
 // Replays recorded histories (completed, aborted and failed runs) against the current workflow
-// code: a change that would break runs in flight fails here. Record new fixtures with
-// FERRY_RECORD_HISTORIES=1 npx vitest run test/e2e/migration.test.ts, and keep the old ones.
+// code: a change that would break runs in flight fails here. The fixtures are kept by workflow
+// version (v1/, v2/, v3/; slots/ for the entity); record the current version's with
+// FERRY_RECORD_HISTORIES=1 npx vitest run test/e2e/migration.test.ts test/e2e/fidelity.test.ts,
+// and keep the old ones.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const dir = resolve(__dirname, '..', 'fixtures', 'histories');
-const fixtures = readdirSync(dir).filter((f) => f.endsWith('.json'));
+const fixtures = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.json'));
+const recordedBy = (version: string) => fixtures.filter((f) => f.startsWith(`${version}/`)).map((f) => basename(f));
 
 describe('workflow replay', () => {
-  it('has recorded histories of completed, aborted and failed runs', () => {
-    expect(fixtures.some((f) => f.startsWith('completed'))).toBe(true);
-    expect(fixtures.some((f) => f.startsWith('aborted'))).toBe(true);
-    expect(fixtures.some((f) => f.startsWith('failed'))).toBe(true);
+  it('has recorded histories of completed, aborted and failed runs of every version', () => {
+    for (const version of ['v1', 'v2', 'v3']) {
+      for (const end of ['completed', 'aborted', 'failed']) expect(recordedBy(version).some((f) => f.startsWith(end)), `${version} ${end}`).toBe(true);
+    }
   });
 
   it('replays every recorded history without nondeterminism', () => {
