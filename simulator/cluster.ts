@@ -1,7 +1,8 @@
-// Starts one simulator process per pool (from temporal.yaml HostConfigs), waits until each is
-// ready, and can crash and restart single hosts (in-process: admin /crash and /restart) or kill
-// and respawn a whole pool process. All pools of a cluster share one state directory, which holds
-// each pool's database and shared SR and each host's local SR.
+// Starts the simulated pools of a cluster (from temporal.yaml HostConfigs) in child processes, one
+// pool per process for small clusters and many pools per process for large ones (poolsPerProcess,
+// processes), waits until each is ready, and can crash and restart single hosts (in-process: admin
+// /crash and /restart) or kill and respawn a whole process. All pools of a cluster share one state
+// directory, which holds each pool's database and shared SR and each host's local SR.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ export interface SimHostHandle {
   xenapiUrl: string;
   adminUrl: string;
   dataPort: number;
+  /** The simulator process running this host's pool (and the other pools packed with it). */
   process: ChildProcess;
   admin: AdminClient;
 }
@@ -39,7 +41,10 @@ export interface SimCluster {
    * with every VM Halted.
    */
   restart(name: string): Promise<void>;
-  /** SIGKILL the process of the host's pool (every member at once, as a pool-wide power loss). */
+  /**
+   * SIGKILL the process of the host's pool (every member at once, as a pool-wide power loss; with
+   * several pools per process, every pool of that process).
+   */
   killProcess(name: string): Promise<void>;
 }
 
@@ -53,7 +58,20 @@ export interface StartSimulatorsOptions {
   /** Pre-copy round limit for every host (default 5, libxc); 0 = unlimited. */
   maxIterations?: number;
   startTimeoutMs?: number;
+  /**
+   * Pools per simulator process, in configuration order. Default: one (as killProcess expects: it
+   * takes down that pool only) for clusters of up to 8 pools; larger clusters are spread evenly over
+   * `processes`.
+   */
+  poolsPerProcess?: number;
+  /** The most simulator processes when poolsPerProcess is not given (default: 4 above 8 pools). */
+  processes?: number;
 }
+
+/** Clusters of up to this many pools run one pool per process. */
+export const ONE_PROCESS_PER_POOL_UP_TO = 8;
+/** Larger clusters are spread over this many processes: each costs ~90 MiB and ~0.5 s of CPU to start. */
+export const DEFAULT_PROCESSES = 4;
 
 const MAIN = resolve(__dirname, 'main.ts');
 
@@ -114,10 +132,19 @@ function exited(child: ChildProcess): Promise<void> {
   return new Promise((r) => child.once('exit', () => r()));
 }
 
+/** Splits pools (in order) into the groups each process runs. */
+export function packPools<T>(pools: T[], opts: { poolsPerProcess?: number; processes?: number } = {}): T[][] {
+  const maxProcesses = Math.max(1, opts.processes ?? (pools.length <= ONE_PROCESS_PER_POOL_UP_TO ? pools.length : DEFAULT_PROCESSES));
+  const per = Math.max(1, opts.poolsPerProcess ?? Math.ceil(pools.length / maxProcesses));
+  const groups: T[][] = [];
+  for (let i = 0; i < pools.length; i += per) groups.push(pools.slice(i, i + per));
+  return groups;
+}
+
 export async function startSimulators(opts: StartSimulatorsOptions): Promise<SimCluster> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'ferry-sim-'));
   if (opts.logDir) mkdirSync(opts.logDir, { recursive: true });
-  // One process per pool, members in configuration order (the first is the master).
+  // Pools with their members in configuration order (the first is the master).
   const pools = new Map<string, PoolOptions>();
   for (const h of opts.hosts) {
     let p = pools.get(h.pool);
@@ -137,16 +164,32 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
     p.members.push(memberFromHostConfig(h));
   }
   for (const p of pools.values()) validatePool(p);
+  // Each host its own address, cluster-wide: the address is how a host is told apart (host.address).
+  const byIp = new Map<string, string>();
+  for (const p of pools.values()) {
+    for (const m of p.members) {
+      const other = byIp.get(m.ip);
+      if (other) throw new Error(`hosts ${other} and ${m.name} have the same address ${m.ip}: each simulated host needs its own`);
+      byIp.set(m.ip, m.name);
+    }
+  }
+  const groups = packPools([...pools.values()], opts);
+  const groupOf = new Map<string, number>();
+  groups.forEach((g, i) => g.forEach((p) => groupOf.set(p.pool, i)));
 
-  const spawnPool = async (p: PoolOptions): Promise<ChildProcess> => {
-    const { password, ...rest } = p;
-    const args = ['--import', 'tsx', MAIN, '--pool-json', JSON.stringify(rest), '--password', password, '--exit-with-parent'];
-    const log = opts.logDir ? openSync(join(opts.logDir, `${p.pool}.log`), 'a') : 'ignore';
+  const spawnGroup = async (group: PoolOptions[]): Promise<ChildProcess> => {
+    const what = group.length === 1 ? `simulated pool ${group[0]?.pool}` : `simulated pools ${group[0]?.pool} to ${group.at(-1)?.pool}`;
+    const logName = group.length === 1 ? `${group[0]?.pool}.log` : `${group[0]?.pool}-and-${group.length - 1}-more.log`;
+    const pools = group.map(({ password: _password, ...rest }) => rest);
+    const poolArgs = pools.length === 1 ? ['--pool-json', JSON.stringify(pools[0])] : ['--pools-json', JSON.stringify(pools)];
+    const args = ['--import', 'tsx', MAIN, ...poolArgs, '--password', opts.password, '--exit-with-parent'];
+    const log = opts.logDir ? openSync(join(opts.logDir, logName), 'a') : 'ignore';
+    const timeoutMs = opts.startTimeoutMs ?? 20_000;
     // cwd: the project root, where `--import tsx` resolves whatever the caller's cwd.
     const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', log], env: process.env, cwd: resolve(__dirname, '..') });
     await new Promise<void>((resolveReady, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new Error(`simulated pool ${p.pool} not ready within ${opts.startTimeoutMs ?? 20_000} ms`)), opts.startTimeoutMs ?? 20_000);
+      const timer = setTimeout(() => reject(new Error(`${what} not ready within ${timeoutMs} ms`)), timeoutMs);
       child.stdout?.on('data', (c: Buffer) => {
         out += c.toString();
         if (out.includes('"event":"ready"')) {
@@ -156,7 +199,7 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
       });
       child.once('exit', (code) => {
         clearTimeout(timer);
-        reject(new Error(`simulated pool ${p.pool} exited with ${code} before it was ready${opts.logDir ? ` (see ${opts.logDir}/${p.pool}.log)` : ''}`));
+        reject(new Error(`${what} exited with ${code} before it was ready${opts.logDir ? ` (see ${opts.logDir}/${logName})` : ''}`));
       });
     });
     child.stdout?.resume();
@@ -164,11 +207,17 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
   };
 
   const hosts: SimHostHandle[] = [];
-  const processes = new Map<string, ChildProcess>();
-  try {
-    for (const p of pools.values()) {
-      const child = await spawnPool(p);
-      processes.set(p.pool, child);
+  const processes: ChildProcess[] = [];
+  // Every process starts at once: each takes a while to load, most of it waiting.
+  const started = await Promise.allSettled(groups.map((g) => spawnGroup(g)));
+  for (const r of started) if (r.status === 'fulfilled') processes.push(r.value);
+  const failed = started.find((r) => r.status === 'rejected');
+  if (failed) {
+    for (const c of processes) c.kill('SIGKILL');
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  groups.forEach((group, i) => {
+    for (const p of group) {
       for (const m of p.members) {
         const adminUrl = `http://${m.ip}:${m.adminPort}/`;
         hosts.push({
@@ -177,15 +226,12 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
           xenapiUrl: `http://${m.ip}:${m.xenapiPort}/`,
           adminUrl,
           dataPort: m.dataPort,
-          process: child,
+          process: processes[i] as ChildProcess,
           admin: new AdminClient(adminUrl),
         });
       }
     }
-  } catch (err) {
-    for (const c of processes.values()) c.kill('SIGKILL');
-    throw err;
-  }
+  });
   // Keep each host's xenapiUrl exactly as configured (trailing path and all).
   for (const h of hosts) h.xenapiUrl = opts.hosts.find((c) => c.name === h.name)?.xenapiUrl ?? h.xenapiUrl;
 
@@ -195,6 +241,8 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
     return h;
   };
   const alive = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
+  const processOf = (h: SimHostHandle) => groupOf.get(h.pool) as number;
+  const respawning = new Map<number, Promise<void>>();
 
   return {
     hosts,
@@ -202,7 +250,7 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
     host: find,
     async stop() {
       await Promise.all(
-        [...processes.values()].map(async (c) => {
+        processes.map(async (c) => {
           c.kill('SIGTERM');
           const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
           await exited(c);
@@ -217,17 +265,26 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
     },
     async restart(name) {
       const h = find(name);
-      const child = processes.get(h.pool) as ChildProcess;
-      if (alive(child)) {
+      const i = processOf(h);
+      if (alive(processes[i] as ChildProcess)) {
         await h.admin.restart();
         return;
       }
-      const fresh = await spawnPool(pools.get(h.pool) as PoolOptions);
-      processes.set(h.pool, fresh);
-      for (const m of hosts) if (m.pool === h.pool) m.process = fresh;
+      // One respawn per process, however many of its hosts ask.
+      let respawn = respawning.get(i);
+      if (!respawn) {
+        respawn = spawnGroup(groups[i] as PoolOptions[])
+          .then((fresh) => {
+            processes[i] = fresh;
+            for (const m of hosts) if (processOf(m) === i) m.process = fresh;
+          })
+          .finally(() => respawning.delete(i));
+        respawning.set(i, respawn);
+      }
+      await respawn;
     },
     async killProcess(name) {
-      const child = processes.get(find(name).pool) as ChildProcess;
+      const child = processes[processOf(find(name))] as ChildProcess;
       child.kill('SIGKILL');
       await exited(child);
     },

@@ -1,18 +1,37 @@
-// One simulated pool per process: its database and every member host, each on its own loopback
-// address.
+// Simulated pools in one process: each pool's database and every member host, each host on its own
+// loopback address with its own XenAPI, data and admin servers.
 //   npx tsx simulator/main.ts --config temporal.yaml --pool pool-1      (password from passwordEnv)
 //   npx tsx simulator/main.ts --config temporal.yaml --host xen-a       (the pool of xen-a)
 //   npx tsx simulator/main.ts --pool-json '{"pool":"p","members":[...]}' --password secret
+//   npx tsx simulator/main.ts --pools-json '[{"pool":"p1",...},{"pool":"p2",...}]' --password secret
+//                                                                       (several pools, one process)
 //   npx tsx simulator/main.ts --name xen-a --pool p --ip 127.0.0.11 --xenapi-port 18080 \
 //       --data-port 18180 --admin-port 18280 --password secret          (a pool of one host)
 // Options: --bandwidth MiB/s, --memory-mib, --max-iterations (0 = unlimited), --min-dirty-pages,
 // --state-dir, --product-version, --platform-version, --cpu-model, --user. Prints one JSON line
-// {"event":"ready",...} on stdout.
+// {"event":"ready", pools, pid, members} on stdout once every pool listens.
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, readSecret, type HostConfig } from '../lib/config';
 import { DEFAULTS, memberFromHostConfig, validatePool, type PoolOptions } from './options';
-import { startSimPool } from './server';
+import { startSimPool, type RunningPool } from './server';
+
+/** The pools this process runs: several with --pools-json, else the one the other options describe. */
+export function poolsFromArgv(argv: string[]): PoolOptions[] {
+  const i = argv.indexOf('--pools-json');
+  if (i < 0) return [optionsFromArgv(argv)];
+  const rest = [...argv.slice(0, i), ...argv.slice(i + 2)];
+  const { values } = parseArgs({ args: rest, options: { password: { type: 'string' }, 'password-env': { type: 'string' } }, strict: true });
+  const password = values.password ?? (values['password-env'] ? readSecret(values['password-env'], '--password-env') : undefined);
+  const pools = JSON.parse(argv[i + 1] ?? '[]') as PoolOptions[];
+  if (!Array.isArray(pools) || !pools.length) throw new Error('--pools-json needs a non-empty array of pools');
+  return pools.map((p) => {
+    const opts = { ...p, password: password ?? p.password };
+    if (!opts.password) throw new Error(`no password for pool ${p.pool}: --password or --password-env`);
+    validatePool(opts);
+    return opts;
+  });
+}
 
 export function optionsFromArgv(argv: string[]): PoolOptions {
   const { values } = parseArgs({
@@ -108,18 +127,19 @@ async function main(): Promise<void> {
     process.stdin.on('error', () => process.exit(0));
     process.stdin.resume();
   }
-  const opts = optionsFromArgv(argv.filter((a) => a !== '--exit-with-parent'));
-  const running = await startSimPool(opts);
+  const pools = poolsFromArgv(argv.filter((a) => a !== '--exit-with-parent'));
+  const running: RunningPool[] = await Promise.all(pools.map((p) => startSimPool(p)));
   process.stdout.write(
     `${JSON.stringify({
       event: 'ready',
-      pool: opts.pool,
+      pool: pools[0]?.pool,
+      pools: pools.map((p) => p.pool),
       pid: process.pid,
-      members: opts.members.map((m) => ({ name: m.name, ip: m.ip, xenapiPort: m.xenapiPort, dataPort: m.dataPort, adminPort: m.adminPort })),
+      members: pools.flatMap((p) => p.members.map((m) => ({ pool: p.pool, name: m.name, ip: m.ip, xenapiPort: m.xenapiPort, dataPort: m.dataPort, adminPort: m.adminPort }))),
     })}\n`,
   );
   const stop = () => {
-    running.close().finally(() => process.exit(0));
+    Promise.all(running.map((r) => r.close())).finally(() => process.exit(0));
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
