@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { FerryConfig } from '../../lib/config';
 import { HostInventory } from '../../lib/host-inventory';
 import type { PlanLiveMigrationInput, ScheduleDestinationsInput } from '../types';
-import { listPolledHosts } from './hosts';
+import { listPolledHosts, pollerOf } from './hosts';
 import { planLiveMigration, scheduleDestinations } from './placement';
 import { schedule, type ScheduleRequest, type ScheduleResult } from './scheduler';
 import {
@@ -33,7 +33,7 @@ export function createConductorActivities({ config, client, systemClient }: Cond
     /** Where the instance is (through the inventory's index) and the requested host, as the inventory knows them. */
     planLiveMigration: (input: PlanLiveMigrationInput) => planLiveMigration(inventory, config.migration, input),
     /** Nova's select_destinations from the inventory: the best few candidates, the reasons for a few others. */
-    scheduleDestinations: (input: ScheduleDestinationsInput) => scheduleDestinations(inventory, input),
+    scheduleDestinations: (input: ScheduleDestinationsInput) => scheduleDestinations(inventory, (host) => pollerOf(config, client, host), input),
     /** Runs from before the host inventory (patch 'host-inventory') ask each host queue; kept for them. */
     listPolledHosts: () => listPolledHosts(config, client),
     /** temporal.yaml's migration policy, read once per migration so the workflow stays deterministic. */

@@ -6,6 +6,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { FerryConfig } from '../../lib/config';
 import type { HostInventory, InventoryHost } from '../../lib/host-inventory';
 import type { HostSummary, LiveMigrationPlan, PlanLiveMigrationInput, ScheduleDestinationsInput, ScheduledDestinations } from '../types';
+import type { PolledHost } from './hosts';
 import { schedule } from './scheduler';
 
 /** Rejections listed by name in a migration's attempts; the rest are counted. */
@@ -48,8 +49,15 @@ export async function planLiveMigration(inventory: HostInventory, policy: FerryC
   return { policy, source: summary(located.host), requested };
 }
 
-/** Nova's select_destinations from cached host state: the best `limit` candidates, and a few reasons. */
-export async function scheduleDestinations(inventory: HostInventory, input: ScheduleDestinationsInput): Promise<ScheduledDestinations> {
+/**
+ * Nova's select_destinations from cached host state: the best `limit` candidates whose agent polls
+ * its queue (asked of the candidates only, best first), and a few reasons for the others.
+ */
+export async function scheduleDestinations(
+  inventory: HostInventory,
+  polls: (host: InventoryHost) => Promise<PolledHost>,
+  input: ScheduleDestinationsInput,
+): Promise<ScheduledDestinations> {
   const hosts = (await inventory.view()).hosts;
   const result = schedule({
     hosts,
@@ -60,10 +68,19 @@ export async function scheduleDestinations(inventory: HostInventory, input: Sche
     reservedBytes: input.reservedBytes,
   });
   const byName = new Map(hosts.map((h) => [h.name, h]));
+  const candidates: HostSummary[] = [];
+  const rejected = [...result.rejected];
+  let next = 0;
+  while (candidates.length < input.limit && next < result.candidates.length) {
+    const host = byName.get(result.candidates[next++] as string) as InventoryHost;
+    const agent = await polls(host);
+    if (agent.polled) candidates.push(summary(host));
+    else rejected.unshift({ host: host.name, reason: `host is down: ${agent.reason}` });
+  }
   return {
-    candidates: result.candidates.slice(0, input.limit).map((name) => summary(byName.get(name) as InventoryHost)),
-    rejected: result.rejected.slice(0, REJECTED_LISTED),
-    rejectedMore: Math.max(0, result.rejected.length - REJECTED_LISTED),
-    moreCandidates: Math.max(0, result.candidates.length - input.limit),
+    candidates,
+    rejected: rejected.slice(0, REJECTED_LISTED),
+    rejectedMore: Math.max(0, rejected.length - REJECTED_LISTED),
+    moreCandidates: result.candidates.length - next,
   };
 }
