@@ -16,7 +16,7 @@ export interface ClosedMigration {
   /** Bytes sent by the transfer (the run's result); null when it did not return one. */
   bytes: number | null;
   downtimeSeconds: number | null;
-  /** From queued to preparing (the memo's timeline); null when unknown or never granted. */
+  /** From queued to preparing (the memo's timeline; 0 when granted at once); null when unknown or never granted. */
   queueWaitSeconds: number | null;
 }
 

@@ -373,7 +373,8 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
       durationSeconds: (closedAt.getTime() - info.startTime.getTime()) / 1000,
       bytes: outcome ? outcome.bytesSent : null,
       downtimeSeconds: outcome?.downtimeMs != null ? outcome.downtimeMs / 1000 : stopAndCopy,
-      queueWaitSeconds: secondsBetween(timeline.queued, timeline.preparing),
+      // A slot granted at once (version 3 asks with an update) never shows queued: no wait.
+      queueWaitSeconds: timeline.preparing ? (timeline.queued ? secondsBetween(timeline.queued, timeline.preparing) : 0) : null,
     };
   }
 
