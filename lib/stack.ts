@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { simulatedHostConfig, startSimulators, type SimCluster } from '../simulator/cluster';
 import { hostQueue, loadConfig, parseConfig, type FerryConfig } from './config';
+import { HostInventory } from './host-inventory';
 import { freePort } from './ports';
 import { spawnTs } from './processes';
 import { connectionOptions } from './temporal-connection';
@@ -241,11 +242,23 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       ).map(startAgents),
       ...(opts.api ? [stack.startApi()] : []),
     ]);
+    await waitForInventory(new HostInventory(systemClient, config));
   } catch (err) {
     await stack.stop().catch(() => undefined);
     throw new Error(`${(err as Error).message} (logs in ${logs})`, { cause: err });
   }
   return stack;
+}
+
+/** Waits until every host's agent has reported it up: a stack is ready when the inventory is. */
+async function waitForInventory(inventory: HostInventory): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const down = (await inventory.view({ fresh: true })).hosts.filter((h) => !h.up);
+    if (down.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`hosts not reported up after 90 s: ${down.map((h) => `${h.name} (${h.downReason})`).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
