@@ -10,7 +10,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { XenApiCode, XenApiError } from '../xenapi/errors';
 import { Frame, FrameReader, HEADER, jsonFrame } from './data-plane';
 import { GuestMemory, PAGE } from './guest';
-import { sharedBuffer } from './hasher';
+import { prefault, sharedBuffer } from './hasher';
 import type { SimHost } from './host';
 import { newRef, newUuid } from './ids';
 import type { Rec } from './store';
@@ -204,8 +204,10 @@ class IncomingMigration {
     this.hello = hello;
     this.host.reserveIncoming(hello.memoryBytes);
     this.reserved = hello.memoryBytes;
-    // Shared memory, so that the arrival checksum can be computed off the event loop.
+    // Shared memory, so that the worker thread can reach it (prefault, arrival checksum).
     this.mem = sharedBuffer(Math.ceil(hello.memoryBytes / PAGE) * PAGE);
+    // The kernel's first touch of each page happens on the worker thread, ahead of the stream.
+    void prefault(this.mem).catch(() => undefined);
     hello.disks.forEach((d, i) => {
       const uuid = d.move ? newUuid() : String(d.vdi.uuid);
       this.diskUuids[i] = uuid;
