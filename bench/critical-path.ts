@@ -11,6 +11,10 @@
 //   activity       queue: from the command's workflow task completing to the activity's start on its
 //                  worker (dispatch and retries); run: start to close (its own work).
 //   signal, timer  from the last workflow task before it to the event.
+// Local activities run inside a workflow task (its run time includes them): each workflow task lists
+// those its completion recorded (markers). Their own time is not read from the markers: the SDK's
+// schedule and completion times there do not come from one clock (a completion can precede its
+// schedule); bench/profile.ts times them in-process instead.
 import { eventMs, type HistoryEvent } from './migrations';
 
 export type PieceKind = 'start' | 'workflow task' | 'activity' | 'signal' | 'timer' | 'other' | 'close';
@@ -27,6 +31,13 @@ export interface Piece {
   runMs: number;
   /** For an activity: its attempt. */
   attempt?: number;
+  /** For a workflow task: the local activities it ran (their time is part of runMs). */
+  locals?: LocalActivity[];
+}
+
+export interface LocalActivity {
+  type: string;
+  attempt: number;
 }
 
 export interface CriticalPath {
@@ -34,10 +45,30 @@ export interface CriticalPath {
   pieces: Piece[];
   workflowTasks: number;
   activities: number;
+  localActivities: number;
   events: number;
 }
 
 const id = (e: HistoryEvent | undefined): number => Number(e?.eventId ?? 0);
+
+/** The local activities whose markers a workflow task's completion recorded (the TypeScript SDK's core_local_activity). */
+function localActivities(events: HistoryEvent[]): Map<number, LocalActivity[]> {
+  const byTask = new Map<number, LocalActivity[]>();
+  for (const e of events) {
+    const marker = e.markerRecordedEventAttributes;
+    if (marker?.markerName !== 'core_local_activity') continue;
+    const data = marker.details?.data?.payloads?.[0]?.data;
+    if (!data) continue;
+    try {
+      const d = JSON.parse(Buffer.from(data).toString('utf8')) as { activity_type?: string; attempt?: number };
+      const task = Number(marker.workflowTaskCompletedEventId ?? 0);
+      byTask.set(task, [...(byTask.get(task) ?? []), { type: d.activity_type ?? 'local activity', attempt: d.attempt ?? 1 }]);
+    } catch {
+      // a marker of another shape: not counted
+    }
+  }
+  return byTask;
+}
 const ref = (v: unknown): number => Number(v ?? 0);
 
 /** What can wake a workflow (schedule a workflow task). */
@@ -76,6 +107,7 @@ export function criticalPath(events: HistoryEvent[]): CriticalPath {
   const completedTasks = events.filter((e) => e.workflowTaskCompletedEventAttributes != null);
   const close = events[events.length - 1] as HistoryEvent;
   const pieces: Piece[] = [];
+  const locals = localActivities(events);
 
   // The workflow task whose completion closed the run, or else the last one that completed.
   let task: HistoryEvent | undefined = completedTasks[completedTasks.length - 1];
@@ -96,7 +128,15 @@ export function criticalPath(events: HistoryEvent[]): CriticalPath {
     }
     const woke = trigger ? at(trigger) : 0;
     const label = describe(trigger, byId);
-    pieces.unshift({ kind: 'workflow task', label: `after ${label}`, atMs: woke, waitMs: at(started) - woke, runMs: at(task) - at(started) });
+    const ran = locals.get(id(task));
+    pieces.unshift({
+      kind: 'workflow task',
+      label: `after ${label}`,
+      atMs: woke,
+      waitMs: at(started) - woke,
+      runMs: at(task) - at(started),
+      ...(ran ? { locals: ran } : {}),
+    });
     if (!trigger || trigger.workflowExecutionStartedEventAttributes) {
       pieces.unshift({ kind: 'start', label: 'run started', atMs: 0, waitMs: woke, runMs: 0 });
       break;
@@ -139,6 +179,7 @@ export function criticalPath(events: HistoryEvent[]): CriticalPath {
     pieces,
     workflowTasks: completedTasks.length,
     activities: events.filter((e) => e.activityTaskScheduledEventAttributes != null).length,
+    localActivities: [...locals.values()].reduce((a, l) => a + l.length, 0),
     events: events.length,
   };
 }

@@ -4,7 +4,8 @@
 //   1-minute  the whole stack (lib/stack.ts): a 512 MiB VM whose guest dirties a little, the source
 //             link at 8 MiB/s, so the transfer takes about a minute;
 //   1-hour    the real workflow code and conductor activities on a real dev server, with fake host
-//             agents whose migrateSend replays a one-hour transfer in compressed time: 18,000 polls
+//             agents (reporting to the host inventory as real ones do) whose migrateSend replays a
+//             one-hour transfer in compressed time: 18,000 polls
 //             (5 a second) of a task progress that stands still for 50 minutes (pre-copy does not
 //             converge) and then converges, heartbeating each poll and signalling the workflow with
 //             the agent's own progressReporter (a signal per 10 % and per change of phase).
@@ -12,16 +13,17 @@
 import { parseArgs } from 'node:util';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { createConductorActivities } from '../activities/conductor';
 import type { HostActivities } from '../activities/host';
 import { progressReporter } from '../activities/host/migration';
 import type { DestinationFacts, HostReport, InstanceView, MigrateSendInput, MigrateSendResult, TransferProgress } from '../activities/types';
 import { hostQueue, parseConfig, type FerryConfig } from '../lib/config';
+import { HostInventory } from '../lib/host-inventory';
 import { freePort } from '../lib/ports';
 import { startStack } from '../lib/stack';
 import { startDevServer } from '../lib/temporal-dev-server';
-import { progressSignal } from '../workflows/definitions';
+import { HOST_INVENTORY_WORKFLOW, hostInventoryWorkflowId, hostReportSignal, progressSignal, type HostInventoryState, type HostReportMessage } from '../workflows/definitions';
 import type { MigrationOutcome } from '../workflows/outcome';
 import { startMigration } from './migrations';
 import { emit, runBench } from './report';
@@ -92,12 +94,21 @@ function taskAt(t: number): { progress: number; cancellable: boolean; status: 'p
   return { progress: Math.min(0.99, progress), cancellable: t < STOP_AND_COPY_AT, status: 'pending' };
 }
 
-function fakeAgent(host: { name: string; pool: string }, instance: InstanceView, client: Client): Partial<HostActivities> {
+interface FakeAgent {
+  activities: Partial<HostActivities>;
+  /** The host as the agent reports it to the host inventory. */
+  describe(): HostReport;
+}
+
+/**
+ * A host agent without a host: answers every step at once from what it pretends, and reports its host
+ * to the inventory (`report`) at the start and after the steps that move the VM, as a real agent does.
+ */
+function fakeAgent(host: { name: string; pool: string }, instance: InstanceView, client: Client, report: () => Promise<void>): FakeAgent {
   const facts: DestinationFacts = { host: host.name, hostUuid: `uuid-${host.name}`, srRef: 'OpaqueRef:sr', networkRef: 'OpaqueRef:net', memoryFreeBytes: 8 * 2 ** 30 };
   let runsHere = instance.host === host.name;
   const presence = () => ({ host: host.name, present: runsHere, runningHere: runsHere, powerState: runsHere ? ('Running' as const) : null, residentOn: runsHere ? host.name : null, migrationTask: null, vcpuCap: null });
-  return {
-    describeHost: async (): Promise<HostReport> => ({
+  const describe = (): HostReport => ({
       name: host.name,
       pool: host.pool,
       hostUuid: `uuid-${host.name}`,
@@ -107,7 +118,9 @@ function fakeAgent(host: { name: string; pool: string }, instance: InstanceView,
       memoryTotalBytes: 16 * 2 ** 30,
       memoryFreeBytes: 8 * 2 ** 30,
       instances: runsHere ? [instance] : [],
-    }),
+  });
+  const activities: Partial<HostActivities> = {
+    describeHost: async () => describe(),
     checkInstanceActive: async () => {
       if (!runsHere) throw ApplicationFailure.nonRetryable(`instance not on ${host.name}`, 'InstanceNotFound');
       return instance;
@@ -145,6 +158,7 @@ function fakeAgent(host: { name: string; pool: string }, instance: InstanceView,
         if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
       }
       runsHere = false;
+      await report();
       return { bytesSent: total, downtimeMs: null, memoryTotalBytes: total, diskTotalBytes: 0, transferMs: HOUR_S * 1000, alreadyDone: false };
     },
     settleMigrationTask: async () => ({ outcome: 'none' as const }),
@@ -152,6 +166,7 @@ function fakeAgent(host: { name: string; pool: string }, instance: InstanceView,
     capGuestVcpu: async () => undefined,
     postLiveMigrationAtDestination: async () => {
       runsHere = true;
+      await report();
       return presence();
     },
     postLiveMigration: async () => undefined,
@@ -159,24 +174,40 @@ function fakeAgent(host: { name: string; pool: string }, instance: InstanceView,
     rollbackLiveMigrationAtDestination: async () => ({ removed: false }),
     instancePresence: async () => presence(),
   };
+  return { activities, describe };
+}
+
+/** A host's report to its hostInventory entity (system namespace), as workers/host-reporter.ts sends it. */
+async function reportHost(systemClient: Client, config: FerryConfig, agent: FakeAgent): Promise<void> {
+  const { hostUuid: _hostUuid, ...state } = agent.describe();
+  const message: HostReportMessage = { host: state.name, pool: state.pool, observedAt: new Date().toISOString(), state, downReason: null };
+  const initial: HostInventoryState = { report: null, receivedAt: null };
+  await systemClient.workflow.signalWithStart(HOST_INVENTORY_WORKFLOW, {
+    workflowId: hostInventoryWorkflowId(state.name),
+    taskQueue: config.taskQueues.conductor,
+    args: [initial],
+    signal: hostReportSignal,
+    signalArgs: [message],
+  });
 }
 
 async function oneHour(): Promise<void> {
   const port = await freePort();
-  const devServer = await startDevServer({ port });
   const hosts = [
     { name: 'xen-a', pool: 'pool-1' },
     { name: 'xen-b', pool: 'pool-1' },
   ];
   const config: FerryConfig = parseConfig(
     {
-      temporal: { address: devServer.address },
+      temporal: { address: `127.0.0.1:${port}` },
       hosts: hosts.map((h) => ({ ...h, xenapiUrl: 'http://127.0.0.1:9/', passwordEnv: 'FERRY_XENAPI_PASSWORD' })),
     },
     'bench/history-events config',
   );
+  const devServer = await startDevServer({ port, namespace: config.temporal.namespace, extraNamespaces: [config.temporal.systemNamespace] });
   const connection = await Connection.connect({ address: devServer.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
+  const systemClient = new Client({ connection, namespace: config.temporal.systemNamespace });
   const native = await NativeConnection.connect({ address: devServer.address });
   const instance: InstanceView = {
     uuid: '6c1b0c6e-0000-4000-8000-00000000e1e0',
@@ -189,21 +220,38 @@ async function oneHour(): Promise<void> {
     diskBytes: 0,
     storage: 'shared',
   };
+  const agents = new Map<string, FakeAgent>();
+  for (const h of hosts) agents.set(h.name, fakeAgent(h, instance, client, () => reportHost(systemClient, config, agents.get(h.name) as FakeAgent)));
+  // As the conductor worker: the migration's workers in the main namespace, the entities' (slots, inventory) in the system one.
+  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('WARN') });
+  const activities = createConductorActivities({ config, client, systemClient });
   const workers: Worker[] = [
-    await Worker.create({
-      connection: native,
-      namespace: config.temporal.namespace,
-      taskQueue: config.taskQueues.conductor,
-      workflowsPath: require.resolve('../workflows'),
-      activities: createConductorActivities({ config, client, systemClient: client }),
-    }),
+    ...(await Promise.all(
+      [config.temporal.namespace, config.temporal.systemNamespace].map((namespace) =>
+        Worker.create({ connection: native, namespace, taskQueue: config.taskQueues.conductor, workflowBundle, activities }),
+      ),
+    )),
     ...(await Promise.all(
       hosts.map((h) =>
-        Worker.create({ connection: native, namespace: config.temporal.namespace, taskQueue: hostQueue(config, h.name), activities: fakeAgent(h, instance, client) }),
+        Worker.create({
+          connection: native,
+          namespace: config.temporal.namespace,
+          taskQueue: hostQueue(config, h.name),
+          activities: (agents.get(h.name) as FakeAgent).activities,
+        }),
       ),
     )),
   ];
   const running = workers.map((w) => w.run());
+  // Ready when the inventory shows both hosts up (reported, and their queues polled).
+  for (const agent of agents.values()) await reportHost(systemClient, config, agent);
+  const inventory = new HostInventory(systemClient, config);
+  for (const deadline = Date.now() + 30_000; ; ) {
+    const view = await inventory.view({ fresh: true });
+    if (hosts.every((h) => view.hosts.some((v) => v.name === h.name && v.up))) break;
+    if (Date.now() > deadline) throw new Error(`the inventory does not show both hosts up: ${JSON.stringify(view.hosts.map((v) => [v.name, v.downReason]))}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
   try {
     const started = performance.now();
     const handle = await startMigration(client, config.taskQueues.conductor, { instanceUuid: instance.uuid, host: 'xen-b' });

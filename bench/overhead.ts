@@ -4,17 +4,20 @@
 // `--runs` times per kind, the kinds interleaved so that noise falls on both alike:
 //   pool_migrate   xen-a <-> xen-b, one pool, shared storage
 //   migrate_send   xen-a <-> xen-c, across pools, storage moves
-// Each VM goes back and forth (the hosts keep one VM each, so describeHost costs the same at the
-// 50th run as at the first). For each run:
+// Each kind has --vms VMs taken in turn, each going back and forth, so that a VM is at rest when it
+// moves again (the host inventory has seen its last move; bench/profile.ts's straight_back case shows
+// what a VM sent back the moment it arrived costs) and the hosts hold as many VMs at the 50th run as
+// at the first. For each run:
 //   e2e       from just before the workflow's start request to its result in the client's hand;
 //   transfer  the simulator's own time for the transfer (its admin figures: task start to the VM
 //             resumed on the destination), which ferry cannot make shorter;
 //   overhead  e2e - transfer: what ferry's steps and Temporal's round trips cost.
 // One JSON line per kind with p50/p95 of each; targets: overhead p50 < 250 ms, p95 < 500 ms.
-// Two warm-up runs per kind are not counted (the first migrations pay for JIT and connections).
+// The first round of each kind's VMs is not counted (the first migrations pay for JIT, connections,
+// and a fresh slots entity's grace).
 // With --memory-mib 64 it also gives what bench/migration-e2e.ts used to: a larger VM's share
 // of transfer in its end-to-end time.
-//   node --import tsx bench/overhead.ts [--runs 50] [--warmup 2] [--memory-mib 1] [--kinds pool_migrate,migrate_send]
+//   node --import tsx bench/overhead.ts [--runs 50] [--vms 4] [--memory-mib 1] [--kinds pool_migrate,migrate_send]
 import { parseArgs } from 'node:util';
 import { startStack } from '../lib/stack';
 import { timedMigration, type TimedMigration } from './migrations';
@@ -32,13 +35,13 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       runs: { type: 'string', default: '50' },
-      warmup: { type: 'string', default: '2' },
+      vms: { type: 'string', default: '4' },
       'memory-mib': { type: 'string', default: '1' },
       kinds: { type: 'string', default: 'pool_migrate,migrate_send' },
     },
   });
   const runs = Number(values.runs);
-  const warmup = Number(values.warmup);
+  const fleet = Number(values.vms);
   const memoryMiB = Number(values['memory-mib']);
   const kinds = values.kinds.split(',').map((k) => {
     if (!(k in KINDS)) throw new Error(`unknown kind ${k}: ${Object.keys(KINDS).join(', ')}`);
@@ -46,21 +49,25 @@ async function main(): Promise<void> {
   });
   const stack = await startStack({ bandwidthMiBps: 512 });
   try {
-    // One VM per kind on xen-a, going back and forth to its peer.
-    const vms = new Map<Kind, { uuid: string; at: string }>();
+    // --vms VMs per kind on xen-a, each going back and forth to its peer.
+    const vms = new Map<Kind, { uuid: string; at: string }[]>();
     for (const kind of kinds) {
       const { sr, diskMiB } = KINDS[kind];
-      const vm = await stack.sims.host('xen-a').admin.createVm({ nameLabel: `bench-overhead-${kind}`, memoryMiB, sr, diskMiB });
-      vms.set(kind, { uuid: vm.uuid, at: 'xen-a' });
+      const list: { uuid: string; at: string }[] = [];
+      for (let i = 0; i < fleet; i++) {
+        const vm = await stack.sims.host('xen-a').admin.createVm({ nameLabel: `bench-overhead-${kind}-${i}`, memoryMiB, sr, diskMiB });
+        list.push({ uuid: vm.uuid, at: 'xen-a' });
+      }
+      vms.set(kind, list);
     }
     const results = new Map<Kind, TimedMigration[]>(kinds.map((k) => [k, []]));
-    for (let i = 0; i < warmup + runs; i++) {
+    for (let i = 0; i < fleet + runs; i++) {
       for (const kind of kinds) {
-        const vm = vms.get(kind) as { uuid: string; at: string };
+        const vm = (vms.get(kind) as { uuid: string; at: string }[])[i % fleet] as { uuid: string; at: string };
         const dest = vm.at === 'xen-a' ? KINDS[kind].peer : 'xen-a';
         const run = await timedMigration(stack, vm.uuid, vm.at, dest);
         vm.at = dest;
-        if (i >= warmup) results.get(kind)?.push(run);
+        if (i >= fleet) results.get(kind)?.push(run);
       }
     }
     for (const kind of kinds) {

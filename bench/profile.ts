@@ -2,20 +2,25 @@
 //
 // 1. Through Temporal: `--runs` migrations per case on the whole stack (lib/stack.ts), each run's
 //    history read back and cut along its critical path (bench/critical-path.ts): per workflow task
-//    (latency, run), per activity (queue, run), the waits for signals; the median of each piece over
-//    the runs. The signal round trips with the migrationSlots entity are broken down from the
-//    entity's own history: the migration's request activity, the entity's workflow task, the
-//    delivery of its answer (signalExternal), the migration's workflow task that reads it.
+//    (latency, run, and the local activities it ran), per activity (queue, run), the waits for
+//    signals; the median of each piece over the runs. A signal round trip with the migrationSlots
+//    entity (a slot that was not free at once) is broken down from the entity's own history: the
+//    request, the entity's workflow task, the delivery of its answer, the workflow task that reads it.
 // 2. Without Temporal: the same steps called in-process, in the workflow's order, against the same
-//    simulated hosts (the host activities on a MockActivityEnvironment, each host's own XenAPI
-//    session as an agent has, listPolledHosts with the stack's client): each step's own cost and its
-//    number of XenAPI calls. What (1) shows beyond (2) is Temporal's round trips.
+//    simulated hosts: the host activities on a MockActivityEnvironment with each host's own XenAPI
+//    session (as an agent has), the conductor's with the stack's clients; each step's own cost and
+//    its number of XenAPI calls, and which of them the recorded runs had on their critical path.
+//    What (1) shows beyond (2) is Temporal's round trips.
 // Cases: pool_migrate (xen-a <-> xen-b, named host), migrate_send (xen-a <-> xen-c, named host,
-// 1 MiB local disk), scheduled (pool_migrate, the scheduler chooses the host).
+// 1 MiB local disk), scheduled (pool_migrate, the scheduler chooses the host): each with --vms VMs
+// taken in turn, so that a VM is at rest (the inventory has seen its last move) when it moves again;
+// straight_back: one VM sent back the moment it arrived (what a stale inventory costs).
 // Prints a table per case on stderr and one JSON line per case and part on stdout.
-//   node --import tsx bench/profile.ts [--runs 5] [--cases pool_migrate,migrate_send,scheduled] [--direct-runs 10]
+//   node --import tsx bench/profile.ts [--runs 5] [--direct-runs 5] [--vms 4] [--cases pool_migrate,migrate_send,scheduled,straight_back]
 import { parseArgs } from 'node:util';
+import { Client } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { createConductorActivities, type ConductorActivities } from '../activities/conductor';
 import { listPolledHosts } from '../activities/conductor/hosts';
 import { createHostActivities, type HostActivities } from '../activities/host';
 import type { DestinationFacts, InstanceView, MigrateToken } from '../activities/types';
@@ -36,12 +41,15 @@ interface Case {
   diskMiB: number[];
   /** Name the destination, or let the scheduler choose. */
   named: boolean;
+  /** One VM, back the moment it arrived, rather than --vms VMs in turn. */
+  straightBack?: boolean;
 }
 
 const CASES: Record<string, Case> = {
   pool_migrate: { name: 'pool_migrate', peer: 'xen-b', sr: 'shared', diskMiB: [], named: true },
   migrate_send: { name: 'migrate_send', peer: 'xen-c', sr: 'local', diskMiB: [1], named: true },
   scheduled: { name: 'scheduled', peer: 'xen-b', sr: 'shared', diskMiB: [], named: false },
+  straight_back: { name: 'straight_back', peer: 'xen-b', sr: 'shared', diskMiB: [], named: true, straightBack: true },
 };
 
 const ENTITY_ANSWERS: Record<string, string> = { slotGranted: 'requestSlot', destinationReserved: 'reserveDestination' };
@@ -76,41 +84,53 @@ function decodeFirst(payloads: { data?: Uint8Array | null }[] | null | undefined
   }
 }
 
+/** Whether an entity event is this workflow's request for `answer` (a signal, or an update of version 3). */
+function isRequest(e: HistoryEvent, answer: string, workflowId: string): boolean {
+  const s = e.workflowExecutionSignaledEventAttributes;
+  if (s) return s.signalName === ENTITY_ANSWERS[answer] && decodeFirst(s.input?.payloads)?.workflowId === workflowId;
+  const u = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest?.input;
+  return u != null && new RegExp(ENTITY_ANSWERS[answer] ?? '^$', 'i').test(u.name ?? '') && decodeFirst(u.args?.payloads)?.workflowId === workflowId;
+}
+
+/** Whether an entity event is its answer to this workflow: a signalExternal command, or (version 3) the activity that signals it. */
+function isAnswer(e: HistoryEvent, answer: string, workflowId: string): boolean {
+  const x = e.signalExternalWorkflowExecutionInitiatedEventAttributes;
+  if (x) return x.signalName === answer && x.workflowExecution?.workflowId === workflowId;
+  const a = e.activityTaskScheduledEventAttributes;
+  if (a?.activityType?.name !== 'signalMigration') return false;
+  const input = decodeFirst(a.input?.payloads);
+  return input?.workflowId === workflowId && input?.signal === answer;
+}
+
 /** The signal round trips of one run with the slots entity, from both histories. */
 function roundTrips(workflowId: string, events: HistoryEvent[], entity: HistoryEvent[], path: CriticalPath): RoundTrip[] {
   const trips: RoundTrip[] = [];
   const t0 = eventMs(events[0]?.eventTime);
+  const asks = /slot|destination/i;
   for (const [i, piece] of path.pieces.entries()) {
     const answer = piece.kind === 'signal' ? piece.label.replace(/^signal /, '') : null;
     if (!answer || !ENTITY_ANSWERS[answer]) continue;
     const answeredAt = t0 + piece.atMs + piece.waitMs;
     const read = path.pieces[i + 1];
-    // The request: the activity on the path before the wait (requestMigrationSlot, reserveMigrationDestination).
+    // The request: the activity on the path before the wait, or the local activity of a workflow task.
     const request = path.pieces
       .slice(0, i)
       .reverse()
-      .find((p) => p.kind === 'activity');
-    // In the entity: the request signal from this workflow before the answer, the answer's command after it.
-    const requests = entity.filter((e) => {
-      const s = e.workflowExecutionSignaledEventAttributes;
-      return s?.signalName === ENTITY_ANSWERS[answer] && decodeFirst(s?.input?.payloads)?.workflowId === workflowId && eventMs(e.eventTime) <= answeredAt;
-    });
-    const received = requests[requests.length - 1];
+      .find((p) => (p.kind === 'activity' && asks.test(p.label)) || p.locals?.some((l) => asks.test(l.type)));
+    // A local activity's own time is not in the history: the workflow task's run stands for it.
+    const requestMs = request ? request.waitMs + request.runMs : NaN;
+    // In the entity: this workflow's request before the answer, then the answer's command.
+    const received = entity.filter((e) => isRequest(e, answer, workflowId) && eventMs(e.eventTime) <= answeredAt).pop();
     if (!received || !request || !read) continue;
     const entityTask = entity.find((e) => e.workflowTaskStartedEventAttributes && Number(e.eventId) > Number(received.eventId));
-    const command = entity.find(
-      (e) =>
-        Number(e.eventId) > Number(received.eventId) &&
-        e.signalExternalWorkflowExecutionInitiatedEventAttributes?.signalName === answer &&
-        e.signalExternalWorkflowExecutionInitiatedEventAttributes.workflowExecution?.workflowId === workflowId,
-    );
+    const command = entity.find((e) => Number(e.eventId) > Number(received.eventId) && isAnswer(e, answer, workflowId));
     if (!entityTask || !command) continue;
     const tReceived = eventMs(received.eventTime);
     const tTask = eventMs(entityTask.eventTime);
     const tCommand = eventMs(command.eventTime);
     trips.push({
       answer,
-      requestMs: round(request.waitMs + request.runMs),
+      requestMs: round(requestMs),
       entityLatencyMs: round(tTask - tReceived),
       entityDecisionMs: round(tCommand - tTask),
       deliveryMs: round(answeredAt - tCommand),
@@ -125,6 +145,21 @@ interface Profiled {
   run: TimedMigration;
   path: CriticalPath;
   trips: RoundTrip[];
+}
+
+/** The slots entity's history: in the system namespace (version 3) or the migrations' own; empty when neither has it. */
+async function entityHistory(stack: Stack): Promise<HistoryEvent[]> {
+  const temporalConfig = stack.config.temporal as { namespace: string; systemNamespace?: string };
+  for (const namespace of [...new Set([temporalConfig.systemNamespace, temporalConfig.namespace])]) {
+    if (!namespace) continue;
+    const client = new Client({ connection: stack.client.connection, namespace });
+    const history = await client.workflow
+      .getHandle(MIGRATION_SLOTS_WORKFLOW_ID)
+      .fetchHistory()
+      .catch(() => null);
+    if (history) return history.events ?? [];
+  }
+  return [];
 }
 
 async function profileRun(stack: Stack, vmUuid: string, source: string, dest: string | null): Promise<Profiled> {
@@ -151,7 +186,7 @@ async function profileRun(stack: Stack, vmUuid: string, source: string, dest: st
   }
   const events = (await run.handle.fetchHistory()).events ?? [];
   const path = criticalPath(events);
-  const entity = (await stack.client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).fetchHistory()).events ?? [];
+  const entity = await entityHistory(stack);
   return { run, path, trips: roundTrips(run.handle.workflowId, events, entity, path) };
 }
 
@@ -161,6 +196,8 @@ interface StepRow {
   waitMs: number;
   runMs: number;
   totalMs: number;
+  /** For a workflow task: its local activities (part of runMs). */
+  locals?: string[];
 }
 
 /** The median of each piece over runs whose paths have the same shape (pieces matched by position and label). */
@@ -175,7 +212,8 @@ function medianPath(runs: Profiled[]): StepRow[] {
     const waits = same.map((r) => (r.path.pieces[i] as Piece).waitMs);
     const works = same.map((r) => (r.path.pieces[i] as Piece).runMs);
     const totals = same.map((r) => (r.path.pieces[i] as Piece).waitMs + (r.path.pieces[i] as Piece).runMs);
-    return { step: piece.label, kind: piece.kind, waitMs: median(waits), runMs: median(works), totalMs: median(totals) };
+    const locals = piece.locals?.map((l) => (l.attempt > 1 ? `${l.type} (attempt ${l.attempt})` : l.type));
+    return { step: piece.label, kind: piece.kind, waitMs: median(waits), runMs: median(works), totalMs: median(totals), ...(locals ? { locals } : {}) };
   });
 }
 
@@ -224,8 +262,8 @@ function reportTemporal(c: Case, runs: Profiled[]): void {
   process.stderr.write(
     table(
       `${c.name}: critical path of the run, medians of ${runs.length} runs (ms); e2e ${e2e}, in Temporal ${server}, simulator transfer ${transfer}, overhead ${overhead}`,
-      ['step', 'kind', 'wait', 'run', 'total'],
-      steps.map((s) => [s.step, s.kind, s.waitMs, s.runMs, s.totalMs]),
+      ['step', 'kind', 'wait', 'run', 'total', 'local activities (inside run)'],
+      steps.map((s) => [s.step, s.kind, s.waitMs, s.runMs, s.totalMs, s.locals?.join(', ') ?? '']),
     ) +
       table(
         `${c.name}: by kind (sum along the path; wait = dispatch latency or queue time)`,
@@ -262,6 +300,8 @@ function reportTemporal(c: Case, runs: Profiled[]): void {
 
 interface Direct {
   hosts: Map<string, { activities: HostActivities; calls: () => number }>;
+  /** The conductor's activities (local activities of the workflow), with the stack's clients. */
+  conductor: ConductorActivities;
   run<A extends unknown[], R>(host: string, fn: (acts: HostActivities) => (...args: A) => Promise<R>, ...args: A): Promise<R>;
 }
 
@@ -282,8 +322,11 @@ async function directActivities(stack: Stack): Promise<Direct> {
     const activities = createHostActivities({ host: findHost(stack.config, h.name), xenapi, logger, reportProgress: async () => undefined });
     hosts.set(h.name, { activities, calls: () => calls });
   }
+  const temporalConfig = stack.config.temporal as { namespace: string; systemNamespace?: string };
+  const systemClient = new Client({ connection: stack.client.connection, namespace: temporalConfig.systemNamespace ?? temporalConfig.namespace });
   return {
     hosts,
+    conductor: createConductorActivities({ config: stack.config, client: stack.client, systemClient }),
     run: (host, fn, ...args) => new MockActivityEnvironment().run(fn((hosts.get(host) as { activities: HostActivities }).activities), ...args),
   };
 }
@@ -330,9 +373,22 @@ async function directRun(stack: Stack, direct: Direct, c: Case, vmUuid: string, 
     ),
   );
   out.set('describeHost, one host (slowest of the parallel ones)', { ms: Math.max(...each), calls: NaN });
+  const conductor = direct.conductor;
+  const plan = await step('planLiveMigration', () => conductor.planLiveMigration({ instanceUuid: vmUuid, requestedHost: c.named ? dest : null }));
   const instance = await step('checkInstanceActive', () => direct.run(source, (a) => a.checkInstanceActive, { instanceUuid: vmUuid }));
   const samePool = pool(source) === pool(dest);
   const block = c.sr === 'local' || !samePool;
+  // The slot, for a workflow id of the benchmark's own (given back below).
+  const lease = { workflowId: `bench-profile-direct-${vmUuid}`, sourceHost: source, memoryBytes: instance.memoryBytes, limits: stack.config.migration.limits };
+  await step('requestMigrationSlotNow', () => conductor.requestMigrationSlotNow({ ...lease, destHost: c.named ? dest : null }));
+  if (!c.named) {
+    await step('scheduleDestinations', () =>
+      conductor.scheduleDestinations({ instance, source: plan.source, excluded: [source], blockMigration: block, reservedBytes: {}, limit: 3 }),
+    );
+    await step('reserveMigrationDestinationNow', () =>
+      conductor.reserveMigrationDestinationNow({ workflowId: lease.workflowId, destHost: dest, memoryBytes: instance.memoryBytes, memoryFreeBytes: 2 ** 40 }),
+    );
+  }
   const facts = await step('checkCanLiveMigrateDestination', () =>
     direct.run(dest, (a) => a.checkCanLiveMigrateDestination, { instance, sourceHost: { name: source, pool: pool(source) }, blockMigration: block }),
   );
@@ -355,6 +411,7 @@ async function directRun(stack: Stack, direct: Direct, c: Case, vmUuid: string, 
   const send = out.get('migrateSend') as Timed;
   out.set('migrateSend without the transfer', { ms: send.ms - Number(transfer.totalMs), calls: send.calls });
   out.set('(simulator transfer)', { ms: Number(transfer.totalMs), calls: NaN });
+  await step('releaseMigrationSlot', () => conductor.releaseMigrationSlot({ workflowId: lease.workflowId }));
   await step('postLiveMigrationAtDestination', () => direct.run(dest, (a) => a.postLiveMigrationAtDestination, { instanceUuid: vmUuid }));
   await step('postLiveMigration', () => direct.run(source, (a) => a.postLiveMigration, { instanceUuid: vmUuid }));
   return out;
@@ -375,23 +432,32 @@ async function xenapiCallMs(stack: Stack, n: number): Promise<number> {
   return median(times);
 }
 
-function reportDirect(c: Case, runs: Map<string, Timed>[], callMs: number): void {
+/**
+ * The direct steps' medians; onPath: the recorded runs ran that step (an activity, or a local
+ * activity inside a workflow task) on their critical path. The sum of those is what a migration
+ * would cost if Temporal's round trips were free.
+ */
+function reportDirect(c: Case, runs: Map<string, Timed>[], callMs: number, temporal: Profiled[]): void {
+  const onPath = new Set(
+    temporal.flatMap((r) => r.path.pieces.flatMap((p) => (p.kind === 'activity' ? [p.label] : (p.locals ?? []).map((l) => l.type)))),
+  );
   const names = [...(runs[0]?.keys() ?? [])];
   const rows = names.map((name) => {
     const ms = median(runs.map((r) => r.get(name)?.ms ?? NaN));
     const calls = median(runs.map((r) => r.get(name)?.calls ?? NaN));
-    return { step: name, ms, xenapiCalls: Number.isNaN(calls) ? null : calls };
+    const activity = name.split(/[ ,]/)[0] as string;
+    const counted = !name.startsWith('(') && name !== 'migrateSend' && !name.startsWith('describeHost, one');
+    return { step: name, ms, xenapiCalls: Number.isNaN(calls) ? null : calls, onPath: counted && onPath.has(activity) };
   });
-  const summed = rows.filter((r) => !r.step.startsWith('(') && r.step !== 'migrateSend' && !r.step.startsWith('describeHost, one'));
-  const total = round(summed.reduce((a, r) => a + r.ms, 0));
+  const total = round(rows.filter((r) => r.onPath).reduce((a, r) => a + r.ms, 0));
   process.stderr.write(
     table(
-      `${c.name}: the same steps without Temporal, medians of ${runs.length} runs (ms); one XenAPI call ${callMs} ms; steps without the transfer add up to ${total}`,
-      ['step', 'ms', 'XenAPI calls'],
-      rows.map((r) => [r.step, r.ms, r.xenapiCalls === null ? '' : String(r.xenapiCalls)]),
+      `${c.name}: the steps without Temporal, medians of ${runs.length} runs (ms); one XenAPI call ${callMs} ms; the steps on the recorded path (*) add up to ${total}, without the transfer`,
+      ['step', 'ms', 'XenAPI calls', 'on path'],
+      rows.map((r) => [r.step, r.ms, r.xenapiCalls === null ? '' : String(r.xenapiCalls), r.onPath ? '*' : '']),
     ) + '\n',
   );
-  emit('profile', { case: c.name, part: 'direct', runs: runs.length, xenapiCallMs: callMs, stepsWithoutTransferMs: total, steps: rows });
+  emit('profile', { case: c.name, part: 'direct', runs: runs.length, xenapiCallMs: callMs, onPathWithoutTransferMs: total, steps: rows });
 }
 
 // ---- main ------------------------------------------------------------------------------------------
@@ -400,12 +466,14 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       runs: { type: 'string', default: '5' },
-      'direct-runs': { type: 'string', default: '10' },
+      'direct-runs': { type: 'string', default: '5' },
+      vms: { type: 'string', default: '4' },
       cases: { type: 'string', default: Object.keys(CASES).join(',') },
     },
   });
   const runs = Number(values.runs);
   const directRuns = Number(values['direct-runs']);
+  const vms = Number(values.vms);
   const cases = values.cases.split(',').map((name) => {
     const c = CASES[name];
     if (!c) throw new Error(`unknown case ${name}: ${Object.keys(CASES).join(', ')}`);
@@ -421,24 +489,30 @@ async function main(): Promise<void> {
     const direct = await directActivities(stack);
     const callMs = await xenapiCallMs(stack, 50);
     for (const c of cases) {
-      const vm = await stack.sims.host('xen-a').admin.createVm({ nameLabel: `bench-profile-${c.name}`, memoryMiB: 1, sr: c.sr, diskMiB: c.diskMiB });
-      let at = 'xen-a';
+      const fleet: { uuid: string; at: string }[] = [];
+      for (let i = 0; i < (c.straightBack ? 1 : vms); i++) {
+        const vm = await stack.sims.host('xen-a').admin.createVm({ nameLabel: `bench-profile-${c.name}-${i}`, memoryMiB: 1, sr: c.sr, diskMiB: c.diskMiB });
+        fleet.push({ uuid: vm.uuid, at: 'xen-a' });
+      }
+      // The first run of each VM warms its path (and lets the inventory learn of it): not reported.
       const profiled: Profiled[] = [];
-      for (let i = 0; i < runs + 1; i++) {
-        const dest = at === 'xen-a' ? c.peer : 'xen-a';
-        const p = await profileRun(stack, vm.uuid, at, c.named ? dest : null);
-        at = p.run.outcome.destHost ?? dest;
-        if (i > 0) profiled.push(p); // the first run of a case warms its path
+      for (let i = 0; i < runs + fleet.length; i++) {
+        const vm = fleet[i % fleet.length] as { uuid: string; at: string };
+        const dest = vm.at === 'xen-a' ? c.peer : 'xen-a';
+        const p = await profileRun(stack, vm.uuid, vm.at, c.named ? dest : null);
+        vm.at = p.run.outcome.destHost ?? dest;
+        if (i >= fleet.length) profiled.push(p);
       }
       reportTemporal(c, profiled);
       const directs: Map<string, Timed>[] = [];
       for (let i = 0; i < directRuns + 1; i++) {
-        const dest = at === 'xen-a' ? c.peer : 'xen-a';
-        const d = await directRun(stack, direct, c, vm.uuid, at, dest);
-        at = dest;
+        const vm = fleet[i % fleet.length] as { uuid: string; at: string };
+        const dest = vm.at === 'xen-a' ? c.peer : 'xen-a';
+        const d = await directRun(stack, direct, c, vm.uuid, vm.at, dest);
+        vm.at = dest;
         if (i > 0) directs.push(d);
       }
-      reportDirect(c, directs, callMs);
+      reportDirect(c, directs, callMs, profiled);
     }
   } finally {
     await stack.stop();
