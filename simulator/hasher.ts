@@ -6,8 +6,8 @@
 //   (a fault and a zeroed page, ~1 ms per MiB) would otherwise land on the event loop as the pages
 //   arrive. The worker touches every page first, with an atomic add of 0, so that a page the
 //   receiver already wrote keeps its bytes.
-// One worker per process, started on first use and never keeping the process alive. A buffer that
-// is not shared is hashed here, synchronously (and not prefaulted).
+// One worker per process, started with the first pool (or on first use) and never keeping the process
+// alive. A buffer that is not shared is hashed here, synchronously (and not prefaulted).
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 
@@ -68,6 +68,11 @@ function hashWorker(): Worker {
   w.on('exit', () => fail(new Error('hash worker exited')));
   worker = w;
   return w;
+}
+
+/** Starts the worker now rather than at its first job (a prefault that waits for it to boot is too late). */
+export function startWorker(): void {
+  hashWorker();
 }
 
 export function sha256(buf: Buffer): string {

@@ -6,6 +6,7 @@ import type { Server } from 'node:http';
 import type { Server as NetServer, Socket } from 'node:net';
 import { createAdminServer } from './admin';
 import { createDispatcher } from './dispatch';
+import { startWorker } from './hasher';
 import type { SimHost } from './host';
 import { validatePool, type PoolOptions } from './options';
 import { SimPool } from './pool';
@@ -94,6 +95,7 @@ function startMember(host: SimHost): { sync(): Promise<void>; close(): Promise<v
 
 export async function startSimPool(opts: PoolOptions): Promise<RunningPool> {
   validatePool(opts);
+  startWorker();
   const pool = new SimPool(opts);
   const members = pool.members.map(startMember);
   for (const m of members) await m.sync();
