@@ -70,7 +70,7 @@ export interface StartSimulatorsOptions {
 
 /** Clusters of up to this many pools run one pool per process. */
 export const ONE_PROCESS_PER_POOL_UP_TO = 8;
-/** Larger clusters are spread over this many processes: each costs ~90 MiB and ~0.5 s of CPU to start. */
+/** Larger clusters are spread over this many processes: each costs ~100 MiB and ~0.5 s of CPU to start. */
 export const DEFAULT_PROCESSES = 4;
 
 const MAIN = resolve(__dirname, 'main.ts');
