@@ -21,12 +21,16 @@
 // Each term is a bound for any schedule; the largest is printed with its name. With 1/2/5 limits and
 // the sizes above the cluster term binds: 45 s of transfer over 5 slots = 9 s. The same bound with
 // each transfer's measured time (the simulator's figures) instead of bytes/B is printed too: the
-// gap between the two is the simulator's, the rest is ferry's (each migration holds its slot for its
-// orchestration too, not only its transfer).
+// gap between the two is the simulator's, the rest is ferry's: each migration holds its slot for
+// part of its orchestration too, not only its transfer (meanSlotsHeld against
+// meanConcurrentTransfers), and a freed slot takes a moment to reach the next migration in the queue
+// (meanSlotsHeld against the cluster limit).
 //   node --import tsx bench/concurrency.ts [--bandwidth 32] [--memory-mib 64] [--disk-mib 16]
 import { parseArgs } from 'node:util';
+import { Client } from '@temporalio/client';
 import { loadConfig } from '../lib/config';
-import { startStack, type StackHost } from '../lib/stack';
+import { startStack, type Stack, type StackHost } from '../lib/stack';
+import { MIGRATION_SLOTS_WORKFLOW_ID, slotsQuery } from '../workflows/definitions';
 import type { MigrationOutcome } from '../workflows/outcome';
 import { eventMs, lastTransfer, startMigration } from './migrations';
 import { emit, round, runBench } from './report';
@@ -77,6 +81,13 @@ function lowerBound(migrations: Planned[], seconds: number[], limits: { inboundP
   return { seconds: value, binding, terms: Object.fromEntries(Object.entries(terms).map(([k, v]) => [k, round(v, 2)])) };
 }
 
+/** The migrationSlots entity: in the system namespace (version 3), else the migrations' own. */
+function slotsEntity(stack: Stack) {
+  const temporalConfig = stack.config.temporal as { namespace: string; systemNamespace?: string };
+  const client = new Client({ connection: stack.client.connection, namespace: temporalConfig.systemNamespace ?? temporalConfig.namespace });
+  return client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID);
+}
+
 /** Highest number of intervals open at once. */
 function maxOverlap(intervals: [number, number][]): number {
   const points = intervals.flatMap(([a, b]): [number, number][] => [
@@ -119,6 +130,17 @@ async function main(): Promise<void> {
     const warmRun = await startMigration(stack.client, stack.config.taskQueues.conductor, { instanceUuid: warm.uuid, host: 'h1' });
     await warmRun.result();
 
+    // The slots in use, sampled from the entity every 100 ms while the migrations run.
+    const entity = slotsEntity(stack);
+    const held: number[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const state = await entity.query(slotsQuery).catch(() => null);
+        if (state) held.push(state.holders.length);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
     const started = performance.now();
     const handles = await Promise.all(
       migrations.map((m, i) => startMigration(stack.client, stack.config.taskQueues.conductor, { instanceUuid: vms[i] as string, host: m.dest })),
@@ -132,6 +154,8 @@ async function main(): Promise<void> {
       ),
     );
     const makespanS = (performance.now() - started) / 1000;
+    sampling = false;
+    await sampler;
     const failed = ends.filter((e) => e !== null);
     if (failed.length > 0) {
       // A figure of a run where some did not complete is no figure: say which and why, and fail.
@@ -170,6 +194,10 @@ async function main(): Promise<void> {
       transferSumS: round(measuredS.reduce((a, b) => a + b, 0), 2),
       maxConcurrentTransfers: maxOverlap(intervals),
       meanConcurrentTransfers: round(measuredS.reduce((a, b) => a + b, 0) / makespanS, 2),
+      // Of the cluster's slots, how many were held on average (a held slot whose migration is not
+      // transferring is orchestration inside the slot; a free one while others wait is the hand-over).
+      meanSlotsHeld: round(held.reduce((a, b) => a + b, 0) / Math.max(1, held.length), 2),
+      maxSlotsHeld: Math.max(0, ...held),
     });
   } finally {
     await stack.stop();
