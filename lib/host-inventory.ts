@@ -40,6 +40,8 @@ interface Snapshot {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** How often a look-up that waits for the reports lists them again, ms. */
+const RELIST_MS = 50;
 
 /** A VM seen on two hosts (a cross-pool migration lists it in both pools for a moment): the running copy wins. */
 function better(a: Located, b: Located): Located {
@@ -71,16 +73,23 @@ export class HostInventory {
   /**
    * Where an instance is, through the index of the latest reports. A miss, or a host in `notOn` (one
    * that just said the VM is not there), lists again until the reports show it elsewhere or `waitMs`
-   * passes: an agent reports a change within moments, so a VM created a moment ago is found.
+   * passes: an agent reports a change within moments, so a VM created a moment ago is found. With
+   * `confirm`, the host the index names is asked (hostNow) whether its latest report still lists the
+   * VM: visibility may lag the reports by a moment, a VM that just moved is looked for again.
    */
-  async locate(uuid: string, options: { fresh?: boolean; notOn?: string[]; waitMs?: number } = {}): Promise<Located | null> {
+  async locate(uuid: string, options: { fresh?: boolean; notOn?: string[]; waitMs?: number; confirm?: boolean } = {}): Promise<Located | null> {
     const wanted = uuid.toLowerCase();
     const deadline = Date.now() + (options.waitMs ?? 0);
-    for (let fresh = options.fresh ?? false; ; fresh = true) {
+    for (let fresh = options.fresh ?? (options.notOn?.length ?? 0) > 0; ; fresh = true) {
       const found = this.find(await this.view({ fresh }), wanted);
-      if (found && !options.notOn?.includes(found.host.name)) return found;
+      if (found && !options.notOn?.includes(found.host.name)) {
+        if (!options.confirm) return found;
+        const host = await this.hostNow(found.host.name);
+        const instance = host?.instances.find((i) => i.uuid === wanted);
+        if (host && instance) return { host, instance };
+      }
       if (Date.now() >= deadline) return null;
-      await sleep(Math.min(200, Math.max(0, deadline - Date.now())));
+      await sleep(Math.min(RELIST_MS, Math.max(0, deadline - Date.now())));
     }
   }
 

@@ -19,10 +19,17 @@ export const conductorLocal = proxyLocalActivities<ConductorActivities>({
   retry: { initialInterval: '200ms', maximumInterval: '5s' },
 });
 
-/** Look-ups and checks on a host: a host that does not answer within a minute counts as unusable. */
+/** Seconds a host's agent has to take a check: a live agent takes it at once, a gone one never. */
+export const CHECK_START_SECONDS = 15;
+
+/**
+ * Look-ups and checks on a host: a host whose agent does not take the check within 15 s, or does
+ * not answer within a minute, counts as unusable.
+ */
 export function hostChecks(queue: string) {
   return proxyActivities<HostActivities>({
     taskQueue: queue,
+    scheduleToStartTimeout: `${CHECK_START_SECONDS}s`,
     scheduleToCloseTimeout: '60s',
     startToCloseTimeout: '30s',
     retry: { initialInterval: '1s', maximumInterval: '5s', maximumAttempts: 5 },

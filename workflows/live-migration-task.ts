@@ -21,7 +21,7 @@ import {
 import type { DestinationFacts, HostSummary, InstancePresence, MigrateSendResult, MigrateToken } from '../activities/types';
 import type { FerryConfig } from '../lib/config';
 import { InstanceUuid } from '../lib/search-attributes';
-import { conductor, conductorLocal, hostChecks, hostStepsWithin, hostTransferWithin } from './activities';
+import { CHECK_START_SECONDS, conductor, conductorLocal, hostChecks, hostStepsWithin, hostTransferWithin } from './activities';
 import { collectClusterView, type ClusterHost, type ClusterSnapshot } from './cluster';
 import type { ConvergencePolicy } from './convergence';
 import {
@@ -186,6 +186,7 @@ export class LiveMigrationTask {
         instance = await this.checkInstanceActive(plan.source);
         break;
       } catch (err) {
+        this.refuseSilentHost(err, `instance ${this.input.instanceUuid} is on ${plan.source.name}, which is down`);
         if (describeFailure(err).type !== 'InstanceNotFound' || notOn.length >= MAX_RELOCATIONS) throw err;
         notOn.push(plan.source.name);
         plan = await ask(notOn);
@@ -235,6 +236,12 @@ export class LiveMigrationTask {
       this.board.view.attempts.push(...scheduled.rejected);
       return { candidates: scheduled.candidates.map((name) => cluster.hosts.find((h) => h.name === name) as ClusterHost), more: false };
     });
+  }
+
+  /** A check no agent took in time: the host is down (Nova's ComputeServiceUnavailable), said as `what`. */
+  private refuseSilentHost(err: unknown, what: string): void {
+    if (isCancellation(err) || describeFailure(err).type !== 'TimeoutFailure') return;
+    throw ApplicationFailure.nonRetryable(`${what}: its agent did not take a check within ${CHECK_START_SECONDS} s`, 'ComputeServiceUnavailable');
   }
 
   private defaultBlock(instance: InstanceView): boolean {
@@ -340,6 +347,7 @@ export class LiveMigrationTask {
           return dest;
         } catch (err) {
           if (isCancellation(err)) throw err;
+          if (requested && this.v3) this.refuseSilentHost(err, `requested host ${candidate.name} is down`);
           attempts.push({ host: candidate.name, reason: describeFailure(err).message });
           if (!requested) await this.lease.releaseDestination();
         }

@@ -145,21 +145,29 @@ export async function migrationSlots(initial: SlotsState): Promise<void> {
 
   // A fresh entity (not continued from a run of its own) may have replaced one that was lost with
   // its leases: it asks every running migration to re-assert its lease, and grants nothing until
-  // they had a moment to answer. patched(): runs from before this replay as they ran.
+  // they had a moment to answer (no wait when every running migration already asked it).
+  // patched(): runs from before this replay as they ran.
   let resumeAt: number | null = null;
   const fresh = workflowInfo().continuedFromExecutionRunId === undefined && initial.queue.length === 0 && initial.holders.length === 0;
   if (fresh && patched('slots-reassert-leases')) {
     table.paused = true;
     outbox.push(async () => {
-      let running: string[] = [];
+      let running: string[] | null = null;
       try {
         running = await lookups.runningMigrations();
       } catch (err) {
         log.warn('could not list the running migrations; they re-send their requests by themselves', { error: String(err) });
       }
       const known = new Set(table.workflowIds());
-      for (const workflowId of running.filter((id) => !known.has(id))) {
+      const others = (running ?? []).filter((id) => !known.has(id));
+      for (const workflowId of others) {
         send(workflowId, reassertLeaseSignal);
+      }
+      // Every running migration already asked this entity: there is nobody to wait for.
+      if (running !== null && others.length === 0 && patched('slots-no-grace-when-alone')) {
+        table.paused = false;
+        grant(table.grantWaiting());
+        return;
       }
       // Queued after the signals above: the grace starts once they are delivered.
       outbox.push(async () => {

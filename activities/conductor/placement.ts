@@ -25,11 +25,23 @@ function listed(hosts: InventoryHost[]): string {
   return hosts.length > REJECTED_LISTED ? `${names.join(', ')} and ${hosts.length - REJECTED_LISTED} more` : names.join(', ');
 }
 
+/** A host the inventory has up, unless no agent polls its queue (Temporal's view of the agent). */
+async function withPoller(host: InventoryHost, polls: (host: InventoryHost) => Promise<PolledHost>): Promise<InventoryHost> {
+  if (!host.up) return host;
+  const agent = await polls(host);
+  return agent.polled ? host : { ...host, up: false, downReason: agent.reason };
+}
+
 /** Nova's _check_host_is_up for the instance's host, and the requested host as the inventory knows it. */
-export async function planLiveMigration(inventory: HostInventory, policy: FerryConfig['migration'], input: PlanLiveMigrationInput): Promise<LiveMigrationPlan> {
+export async function planLiveMigration(
+  inventory: HostInventory,
+  polls: (host: InventoryHost) => Promise<PolledHost>,
+  policy: FerryConfig['migration'],
+  input: PlanLiveMigrationInput,
+): Promise<LiveMigrationPlan> {
   const uuid = input.instanceUuid;
   const relocating = (input.notOn?.length ?? 0) > 0;
-  const located = await inventory.locate(uuid, { notOn: input.notOn, waitMs: relocating ? RELOCATE_WAIT_MS : LOCATE_WAIT_MS });
+  const located = await inventory.locate(uuid, { notOn: input.notOn, waitMs: relocating ? RELOCATE_WAIT_MS : LOCATE_WAIT_MS, confirm: true });
   if (!located) {
     const down = (await inventory.view()).hosts.filter((h) => !h.up);
     if (down.length > 0) {
@@ -37,16 +49,17 @@ export async function planLiveMigration(inventory: HostInventory, policy: FerryC
     }
     throw ApplicationFailure.nonRetryable(`instance ${uuid} could not be found on any host`, 'InstanceNotFound');
   }
-  if (!located.host.up) {
-    throw ApplicationFailure.nonRetryable(`instance ${uuid} is on ${located.host.name}, which is down: ${located.host.downReason}`, 'ComputeServiceUnavailable');
+  const source = await withPoller(located.host, polls);
+  if (!source.up) {
+    throw ApplicationFailure.nonRetryable(`instance ${uuid} is on ${source.name}, which is down: ${source.downReason}`, 'ComputeServiceUnavailable');
   }
   let requested: HostSummary | null = null;
   if (input.requestedHost) {
     const host = (await inventory.view()).hosts.find((h) => h.name === input.requestedHost);
     if (!host) throw ApplicationFailure.nonRetryable(`requested host ${input.requestedHost} is not a host of this cluster`, 'InvalidHost');
-    requested = summary(host);
+    requested = summary(await withPoller(host, polls));
   }
-  return { policy, source: summary(located.host), requested };
+  return { policy, source: summary(source), requested };
 }
 
 /**

@@ -13,8 +13,9 @@ export interface HostActivityDeps {
   logger: Logger;
   reportProgress: ProgressReporter;
   /**
-   * Reports this host to the inventory now (the agent's HostReporter). Steps that move or remove a VM
-   * call it before they return, so that the inventory knows the VM's new host before the migration ends.
+   * Reports this host to the inventory now (the agent's HostReporter). The steps that end a migration
+   * (post-migration, rollback) call it before they return, so that the inventory knows the VM's host
+   * before the migration ends; the transfer leaves it to the reporter's event.from watch.
    */
   reportInventory?: () => Promise<void>;
 }
@@ -32,7 +33,6 @@ export function createHostActivities({ host, xenapi, logger, reportProgress, rep
   return {
     ...createInventoryActivities(host, xenapi),
     ...migration,
-    migrateSend: thenReport(migration.migrateSend),
     postLiveMigration: thenReport(migration.postLiveMigration),
     postLiveMigrationAtDestination: thenReport(migration.postLiveMigrationAtDestination),
     rollbackLiveMigrationAtDestination: thenReport(migration.rollbackLiveMigrationAtDestination),

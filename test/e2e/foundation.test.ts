@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HostInventory, type InventoryView } from '../../lib/host-inventory';
 import { startStack, type Stack } from '../../lib/stack';
 import { HOST_INVENTORY_WORKFLOW } from '../../workflows/definitions';
+import { inventoryWhen as waitForInventory } from './helpers';
 
 const STALE_SECONDS = 3;
 let stack: Stack;
@@ -19,21 +20,13 @@ beforeAll(async () => {
     ],
     inventory: { reportSeconds: 1, staleSeconds: STALE_SECONDS },
   });
-  inventory = new HostInventory(new Client({ connection: stack.client.connection, namespace: stack.config.temporal.systemNamespace }), stack.config);
+  inventory = new HostInventory(stack.systemClient, stack.config);
 });
 afterAll(async () => {
   await stack?.stop();
 });
 
-/** The inventory once `predicate` holds (fresh listings), or the last one after `ms`. */
-async function inventoryWhen(predicate: (view: InventoryView) => boolean, ms = 10_000): Promise<InventoryView> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const view = await inventory.view({ fresh: true });
-    if (predicate(view) || Date.now() > deadline) return view;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const inventoryWhen = (predicate: (view: InventoryView) => boolean, ms?: number) => waitForInventory(stack, predicate, ms);
 
 const host = (view: InventoryView, name: string) => view.hosts.find((h) => h.name === name);
 

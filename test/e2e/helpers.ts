@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { execFileSync } from 'node:child_process';
 import { temporalCliPath } from '../../lib/paths';
+import { HostInventory, type InventoryView } from '../../lib/host-inventory';
 import type { Stack } from '../../lib/stack';
 import {
   LIVE_MIGRATION_WORKFLOW,
@@ -128,3 +129,18 @@ export async function recordHistory(stack: Stack, handle: WorkflowHandle, name: 
   ]);
   writeFileSync(resolve(dir, `${name}.json`), json);
 }
+
+/** The host inventory (as the conductor reads it) once `predicate` holds, or the last view after `ms`. */
+export async function inventoryWhen(stack: Stack, predicate: (view: InventoryView) => boolean, ms = 10_000): Promise<InventoryView> {
+  const inventory = new HostInventory(stack.systemClient, stack.config);
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const view = await inventory.view({ fresh: true });
+    if (predicate(view) || Date.now() > deadline) return view;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Whether the inventory lists the instance on that host. */
+export const listsInstance = (host: string, uuid: string) => (view: InventoryView) =>
+  view.hosts.some((h) => h.name === host && h.instances.some((i) => i.uuid === uuid));

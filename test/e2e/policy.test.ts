@@ -5,7 +5,7 @@ import { executeControlUpdate } from '../../lib/control-update';
 import { startStack, type Stack } from '../../lib/stack';
 import { abortSignal, forceCompleteUpdate } from '../../workflows/definitions';
 import { XenApiClient } from '../../xenapi/client';
-import { failureOf, inPhase, leftovers, placements, slots, startMigration, status, waitForSlots, waitForStatus } from './helpers';
+import { failureOf, inPhase, inventoryWhen, leftovers, listsInstance, placements, slots, startMigration, status, waitForSlots, waitForStatus } from './helpers';
 
 let stack: Stack;
 
@@ -178,6 +178,8 @@ describe('hosts down', () => {
 
   it('an instance whose host is down is refused: ComputeServiceUnavailable', async () => {
     const vm = await admin('xen-c').createVm({ nameLabel: 'on-c', memoryMiB: 8 });
+    // Its agent reported the VM before it died: ferry knows where the instance is, and that host is down.
+    await inventoryWhen(stack, listsInstance('xen-c', vm.uuid));
     await stack.killAgent('xen-c');
     try {
       const failure = await failureOf(await startMigration(stack, { instanceUuid: vm.uuid }));

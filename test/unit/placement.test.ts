@@ -78,7 +78,7 @@ describe('scheduleDestinations', () => {
 describe('planLiveMigration', () => {
   it('names the instance host and the requested host, with the policy', async () => {
     const hosts = [host('h0', 'p', 10, { instances: [instance] }), host('h1', 'p', 8)];
-    const plan = await planLiveMigration(inventoryOf(hosts), policy(), { instanceUuid: 'vm-1', requestedHost: 'h1' });
+    const plan = await planLiveMigration(inventoryOf(hosts), polling(), policy(), { instanceUuid: 'vm-1', requestedHost: 'h1' });
     expect(plan.source.name).toBe('h0');
     expect(plan.requested?.name).toBe('h1');
     expect(plan.policy.limits.outboundPerHost).toBe(1);
@@ -87,12 +87,22 @@ describe('planLiveMigration', () => {
 
   it('refuses an instance on a host that is down, an unknown one, and an unknown requested host', async () => {
     const down = [host('h0', 'p', 10, { instances: [instance], up: false, downReason: 'its agent last reported 45 s ago' }), host('h1', 'p', 8)];
-    await expect(planLiveMigration(inventoryOf(down), policy(), { instanceUuid: 'vm-1', requestedHost: null })).rejects.toMatchObject({
+    await expect(planLiveMigration(inventoryOf(down), polling(), policy(), { instanceUuid: 'vm-1', requestedHost: null })).rejects.toMatchObject({
       type: 'ComputeServiceUnavailable',
       message: expect.stringMatching(/on h0, which is down: its agent last reported 45 s ago/),
     });
     const up = [host('h0', 'p', 10, { instances: [instance] })];
-    await expect(planLiveMigration(inventoryOf(up), policy(), { instanceUuid: 'vm-2', requestedHost: null })).rejects.toMatchObject({ type: 'InstanceNotFound' });
-    await expect(planLiveMigration(inventoryOf(up), policy(), { instanceUuid: 'vm-1', requestedHost: 'nope' })).rejects.toMatchObject({ type: 'InvalidHost' });
+    await expect(planLiveMigration(inventoryOf(up), polling(), policy(), { instanceUuid: 'vm-2', requestedHost: null })).rejects.toMatchObject({ type: 'InstanceNotFound' });
+    await expect(planLiveMigration(inventoryOf(up), polling(), policy(), { instanceUuid: 'vm-1', requestedHost: 'nope' })).rejects.toMatchObject({ type: 'InvalidHost' });
+  });
+
+  it('takes a host whose agent no longer polls its queue for down, though its last report is recent', async () => {
+    const hosts = [host('h0', 'p', 10, { instances: [instance] }), host('h1', 'p', 8)];
+    await expect(planLiveMigration(inventoryOf(hosts), polling(['h0']), policy(), { instanceUuid: 'vm-1', requestedHost: null })).rejects.toMatchObject({
+      type: 'ComputeServiceUnavailable',
+      message: expect.stringMatching(/on h0, which is down: no agent polls its queue/),
+    });
+    const plan = await planLiveMigration(inventoryOf(hosts), polling(['h1']), policy(), { instanceUuid: 'vm-1', requestedHost: 'h1' });
+    expect(plan.requested).toMatchObject({ name: 'h1', up: false, downReason: 'no agent polls its queue' });
   });
 });
