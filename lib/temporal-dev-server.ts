@@ -40,6 +40,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   else args.push('--headless');
   // Lets the workflows see their own search attributes in visibility right after an upsert.
   args.push('--dynamic-config-value', 'system.forceSearchAttributesCacheRefreshOnRead=true');
+  // The history service reads its transfer queue (which hands every new workflow and activity task
+  // to matching) at most 20 times a second by default: once that burst is spent, each step of a
+  // migration waits ~40 ms to be dispatched. The same for the visibility queue (memos, search
+  // attributes). A dev server on one machine can read them as often as tasks come.
+  for (const queue of ['transfer', 'visibility']) args.push('--dynamic-config-value', `history.${queue}ProcessorMaxPollRPS=1000`);
 
   let stdio: 'ignore' | number = 'ignore';
   if (options.logFile) {

@@ -35,6 +35,8 @@ export type ProgressReporter = (workflowId: string, progress: TransferProgress) 
 const REPORT_EVERY_MS = 1000;
 /** Version 2 signals progress to the workflow only at these steps of the fraction (and on changes of phase or steering). */
 const SIGNAL_STEP = 0.1;
+/** A transfer younger than this (ms) signals only its hand-over. */
+const QUIET_START_MS = 500;
 
 /**
  * When a migrateSend tells its workflow about progress. Version 2 of the workflow keeps its history
@@ -44,6 +46,7 @@ const SIGNAL_STEP = 0.1;
 export function progressReporter(input: MigrateSendInput, send: (p: TransferProgress) => Promise<void>) {
   let last: TransferProgress | null = null;
   let lastAt = 0;
+  const startedAt = Date.now();
   return async (p: TransferProgress): Promise<void> => {
     const now = Date.now();
     const changed =
@@ -52,7 +55,11 @@ export function progressReporter(input: MigrateSendInput, send: (p: TransferProg
       p.vcpuCap !== last.vcpuCap ||
       p.guestPaused !== last.guestPaused ||
       Math.floor(p.fraction / SIGNAL_STEP) > Math.floor(last.fraction / SIGNAL_STEP);
-    const due = input.convergence ? changed : changed || now - lastAt >= REPORT_EVERY_MS;
+    // From version 2 on: nothing while a transfer is young (a short one would only wake its workflow
+    // for nothing), except the hand-over, which compensation must know of; never 'done' (the
+    // activity's result says it a moment later).
+    const young = now - startedAt < QUIET_START_MS && p.transferPhase !== 'stop_and_copy';
+    const due = input.convergence ? changed && !young && p.transferPhase !== 'done' : changed || now - lastAt >= REPORT_EVERY_MS;
     if (!due) return;
     last = p;
     lastAt = now;
