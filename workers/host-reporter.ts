@@ -23,7 +23,7 @@ const WATCHED = ['host', 'host_metrics', 'vm', 'vbd', 'vdi'];
 /** event.from waits at most this long (s): shorter than the XenAPI client's own 20 s call timeout. */
 const WATCH_SECONDS = 10;
 /** Changes closer together than this make one report. */
-const DEBOUNCE_MS = 50;
+const DEBOUNCE_MS = 250;
 
 export interface HostReporterDeps {
   host: HostConfig;

@@ -145,7 +145,7 @@ export class LiveMigrationTask {
       return this.rollback(err);
     }
     // The transfer is over: from version 3 on, its slot goes back while the hosts finish up.
-    const released = this.v3 ? this.lease.release() : Promise.resolve();
+    const released = this.v3 ? this.lease.release({ alongside: true }) : Promise.resolve();
     await this.settle(() => this.postLiveMigration());
     await released;
     return this.outcome();

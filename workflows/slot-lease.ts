@@ -150,8 +150,12 @@ export class SlotLease {
     await this.call(() => this.entity.releaseMigrationDestination({ workflowId: this.workflowId }));
   }
 
-  /** Gives everything back. Safe to call more than once and when nothing was acquired; never throws when the entity is gone. */
-  async release(): Promise<void> {
+  /**
+   * Gives everything back. Safe to call more than once and when nothing was acquired; never throws
+   * when the entity is gone. `alongside`: through a (non-local) activity, so that the workflow task
+   * that asks for it can also start other steps without waiting for it.
+   */
+  async release(options: { alongside?: boolean } = {}): Promise<void> {
     if (!this.request) {
       await this.chain; // a release already under way
       return;
@@ -159,7 +163,8 @@ export class SlotLease {
     this.request = null;
     this.grant = null;
     this.dest = null;
-    await this.call(() => this.entity.releaseMigrationSlot({ workflowId: this.workflowId }));
+    const entity = options.alongside ? conductor : this.entity;
+    await this.call(() => entity.releaseMigrationSlot({ workflowId: this.workflowId }));
   }
 
   get held(): boolean {

@@ -14,20 +14,24 @@ export interface HostActivityDeps {
   reportProgress: ProgressReporter;
   /**
    * Reports this host to the inventory now (the agent's HostReporter). The steps that end a migration
-   * (post-migration, rollback) call it before they return, so that the inventory knows the VM's host
-   * before the migration ends; the transfer leaves it to the reporter's event.from watch.
+   * (post-migration, rollback) start it as they return, so that the inventory knows the VM's host
+   * within moments; the transfer leaves it to the reporter's event.from watch.
    */
   reportInventory?: () => Promise<void>;
 }
 
 export function createHostActivities({ host, xenapi, logger, reportProgress, reportInventory }: HostActivityDeps) {
   const migration = createMigrationActivities(host, xenapi, reportProgress, logger);
-  /** The step, then a report; a report that fails is the periodic report's job, not the step's failure. */
+  /**
+   * The step, then a report, sent while the step's result goes back (a look-up that meets the old
+   * report a moment later asks the host itself and looks again); a report that fails is the
+   * periodic report's job, not the step's failure.
+   */
   const thenReport =
     <A extends unknown[], R>(step: (...args: A) => Promise<R>) =>
     async (...args: A): Promise<R> => {
       const result = await step(...args);
-      await reportInventory?.().catch((err: unknown) => logger.warn({ err }, 'inventory report after a step failed'));
+      void reportInventory?.().catch((err: unknown) => logger.warn({ err }, 'inventory report after a step failed'));
       return result;
     };
   return {
