@@ -50,6 +50,11 @@ export interface MigrateSendInput extends AssertCanMigrateInput {
    * Absent (version 1), the workflow watches and the agent reports every second.
    */
   convergence?: ConvergencePolicy;
+  /**
+   * Version 3: signal nothing while the transfer is young (but its hand-over) and never 'done'; the
+   * workflow takes the final figures from the result.
+   */
+  quietStart?: boolean;
 }
 
 /** What a migrateSend attempt heartbeats: a retry resumes the policy where the last attempt was. */

@@ -37,6 +37,7 @@ import {
   type LiveMigrationRequest,
   type MigrationStatusView,
   type SlotGrant,
+  type TransferProgress,
 } from './definitions';
 import { MIGRATION_CLEANUP_WORKFLOW, type CleanupStep } from './migration-cleanup';
 import { describeFailure, type MigrationOutcome } from './outcome';
@@ -59,6 +60,24 @@ interface Destination {
   token: MigrateToken | null;
   /** What the destination's own check answered (null when force skipped it). */
   facts: DestinationFacts | null;
+}
+
+/** The progress of a transfer that completed, from its result. */
+function transferDone(result: MigrateSendResult, last: TransferProgress | null): TransferProgress {
+  return {
+    fraction: 1,
+    memoryTotalBytes: result.memoryTotalBytes,
+    memoryProcessedBytes: result.memoryTotalBytes,
+    memoryRemainingBytes: 0,
+    diskTotalBytes: result.diskTotalBytes,
+    diskProcessedBytes: result.diskTotalBytes,
+    diskRemainingBytes: 0,
+    fractionPerSecond: 0,
+    etaSeconds: 0,
+    transferPhase: 'done',
+    ...(last?.vcpuCap !== undefined ? { vcpuCap: last.vcpuCap } : {}),
+    ...(last?.guestPaused !== undefined ? { guestPaused: last.guestPaused } : {}),
+  };
 }
 
 export class LiveMigrationTask {
@@ -140,6 +159,8 @@ export class LiveMigrationTask {
         const dest = this.v3 ? await this.scheduleFromInventory() : await this.scheduleFromClusterView();
         const { facts, token } = await this.prepareDestination(dest);
         this.transfer = await this.migrateSend(this.source as HostSummary, dest, this.instance as InstanceView, facts, token);
+        // Version 3's agent does not signal 'done': the result has the final figures.
+        if (this.v3) this.board.progress(transferDone(this.transfer, this.board.view.progress));
       });
     } catch (err) {
       return this.rollback(err);
@@ -415,6 +436,7 @@ export class LiveMigrationTask {
             samePool: dest.host.pool === source.pool,
             workflowId: this.info.workflowId,
             convergence,
+            ...(this.v3 ? { quietStart: true } : {}),
           },
         ],
       );

@@ -55,11 +55,11 @@ export function progressReporter(input: MigrateSendInput, send: (p: TransferProg
       p.vcpuCap !== last.vcpuCap ||
       p.guestPaused !== last.guestPaused ||
       Math.floor(p.fraction / SIGNAL_STEP) > Math.floor(last.fraction / SIGNAL_STEP);
-    // From version 2 on: nothing while a transfer is young (a short one would only wake its workflow
-    // for nothing), except the hand-over, which compensation must know of; never 'done' (the
-    // activity's result says it a moment later).
-    const young = now - startedAt < QUIET_START_MS && p.transferPhase !== 'stop_and_copy';
-    const due = input.convergence ? changed && !young && p.transferPhase !== 'done' : changed || now - lastAt >= REPORT_EVERY_MS;
+    // Version 3 (quietStart): nothing while a transfer is young (a short one would only wake its
+    // workflow for nothing), except the hand-over, which compensation must know of; never 'done'
+    // (the activity's result says it a moment later).
+    const quiet = input.quietStart === true && ((now - startedAt < QUIET_START_MS && p.transferPhase !== 'stop_and_copy') || p.transferPhase === 'done');
+    const due = input.convergence ? changed && !quiet : changed || now - lastAt >= REPORT_EVERY_MS;
     if (!due) return;
     last = p;
     lastAt = now;
