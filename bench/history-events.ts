@@ -19,11 +19,11 @@ import type { HostActivities } from '../activities/host';
 import { progressReporter } from '../activities/host/migration';
 import type { DestinationFacts, HostReport, InstanceView, MigrateSendInput, MigrateSendResult, TransferProgress } from '../activities/types';
 import { hostQueue, parseConfig, type FerryConfig } from '../lib/config';
-import { HostInventory } from '../lib/host-inventory';
+import { HostInventory, sendHostReport } from '../lib/host-inventory';
 import { freePort } from '../lib/ports';
 import { startStack } from '../lib/stack';
 import { startDevServer } from '../lib/temporal-dev-server';
-import { HOST_INVENTORY_WORKFLOW, hostInventoryWorkflowId, hostReportSignal, progressSignal, type HostInventoryState, type HostReportMessage } from '../workflows/definitions';
+import { progressSignal, type HostReportMessage } from '../workflows/definitions';
 import type { MigrationOutcome } from '../workflows/outcome';
 import { startMigration } from './migrations';
 import { emit, runBench } from './report';
@@ -181,14 +181,7 @@ function fakeAgent(host: { name: string; pool: string }, instance: InstanceView,
 async function reportHost(systemClient: Client, config: FerryConfig, agent: FakeAgent): Promise<void> {
   const { hostUuid: _hostUuid, ...state } = agent.describe();
   const message: HostReportMessage = { host: state.name, pool: state.pool, observedAt: new Date().toISOString(), state, downReason: null };
-  const initial: HostInventoryState = { report: null, receivedAt: null };
-  await systemClient.workflow.signalWithStart(HOST_INVENTORY_WORKFLOW, {
-    workflowId: hostInventoryWorkflowId(state.name),
-    taskQueue: config.taskQueues.conductor,
-    args: [initial],
-    signal: hostReportSignal,
-    signalArgs: [message],
-  });
+  await sendHostReport(systemClient, config, message);
 }
 
 async function oneHour(): Promise<void> {

@@ -11,9 +11,11 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import {
   HOST_INVENTORY_WORKFLOW,
   hostInventoryWorkflowId,
+  hostReportSignal,
   hostStateQuery,
   type ClusterView,
   type HostInventoryState,
+  type HostReportMessage,
   type HostView,
   type InstanceView,
 } from '../workflows/definitions';
@@ -170,4 +172,17 @@ export class HostInventory {
       reportedAt: receivedAt,
     };
   }
+}
+
+/** Sends an agent's report to its host's entity, starting the entity when it is not running. */
+export async function sendHostReport(systemClient: Client, config: FerryConfig, message: HostReportMessage): Promise<void> {
+  const initial: HostInventoryState = { report: null, receivedAt: null };
+  await systemClient.workflow.signalWithStart(HOST_INVENTORY_WORKFLOW, {
+    workflowId: hostInventoryWorkflowId(message.host),
+    taskQueue: config.taskQueues.conductor,
+    args: [initial],
+    signal: hostReportSignal,
+    signalArgs: [message],
+    staticSummary: `ferry: inventory of host ${message.host} (pool ${message.pool}), reported by its agent`,
+  });
 }

@@ -10,13 +10,8 @@ import type { FerryConfig, HostConfig } from '../lib/config';
 import type { Logger } from '../lib/logger';
 import type { XenApiClient } from '../xenapi/client';
 import { describeFailure } from '../workflows/outcome';
-import {
-  HOST_INVENTORY_WORKFLOW,
-  hostInventoryWorkflowId,
-  hostReportSignal,
-  type HostInventoryState,
-  type HostReportMessage,
-} from '../workflows/definitions';
+import { sendHostReport } from '../lib/host-inventory';
+import type { HostReportMessage } from '../workflows/definitions';
 
 /** The classes whose changes can change a report: the host, its metrics, the VMs and their disks. */
 const WATCHED = ['host', 'host_metrics', 'vm', 'vbd', 'vdi'];
@@ -103,15 +98,7 @@ export class HostReporter {
     const body = JSON.stringify({ ...message, observedAt: undefined });
     const due = !this.lastSent || Date.now() - this.lastSent.at >= config.inventory.reportSeconds * 1000;
     if (!due && this.lastSent?.body === body) return;
-    const initial: HostInventoryState = { report: null, receivedAt: null };
-    await client.workflow.signalWithStart(HOST_INVENTORY_WORKFLOW, {
-      workflowId: hostInventoryWorkflowId(host.name),
-      taskQueue: config.taskQueues.conductor,
-      args: [initial],
-      signal: hostReportSignal,
-      signalArgs: [message],
-      staticSummary: `ferry: inventory of host ${host.name} (pool ${host.pool}), reported by its agent`,
-    });
+    await sendHostReport(client, config, message);
     this.lastSent = { at: Date.now(), body };
   }
 }

@@ -242,17 +242,10 @@ export class FakeCluster {
     const facts = (): DestinationFacts => ({ host: host.name, hostUuid: `uuid-${host.name}`, srRef: 'OpaqueRef:sr', networkRef: 'OpaqueRef:net', memoryFreeBytes: 8 * 2 ** 30 });
     return {
       describeHost: (): Promise<HostReport> =>
-        step('describeHost', [], () => ({
-          name: host.name,
-          pool: host.pool,
-          hostUuid: `uuid-${host.name}`,
-          enabled: true,
-          productVersion: '8.2.1',
-          platformVersion: '3.4.0',
-          memoryTotalBytes: 16 * 2 ** 30,
-          memoryFreeBytes: 8 * 2 ** 30,
-          instances: host.name === this.source ? [this.instance] : [],
-        })),
+        step('describeHost', [], () => {
+          const { up: _up, downReason: _downReason, ...view } = this.hostViews().find((h) => h.name === host.name) as HostView;
+          return { ...view, hostUuid: `uuid-${host.name}` };
+        }),
       checkInstanceActive: (ref) =>
         step('checkInstanceActive', [ref], () => {
           if (host.name !== this.source) throw ApplicationFailure.nonRetryable(`instance ${ref.instanceUuid} is not on ${host.name}`, 'InstanceNotFound');
