@@ -36,7 +36,7 @@ export class HostReporter {
   private stopped = false;
   private loop: Promise<void> | null = null;
   private chain: Promise<void> = Promise.resolve();
-  private lastSent: { at: number; body: string } | null = null;
+  private lastSent: { at: number; body: string; message: HostReportMessage } | null = null;
 
   constructor(private readonly deps: HostReporterDeps) {}
 
@@ -79,9 +79,10 @@ export class HostReporter {
       }
       if (changed) await sleep(DEBOUNCE_MS);
       const due = !this.lastSent || Date.now() - this.lastSent.at >= reportMs;
-      if (changed || due) {
-        await this.reportNow().catch((err: unknown) => logger.warn({ err: describeFailure(err).message }, 'host report not sent'));
-      }
+      // Nothing changed since the last report and its XenAPI just answered: the report is still true,
+      // and only says again that the agent lives (no XenAPI calls to read the host again).
+      const send = changed || !this.lastSent || this.lastSent.message.downReason !== null ? () => this.reportNow() : () => this.heartbeat();
+      if (changed || due) await send().catch((err: unknown) => logger.warn({ err: describeFailure(err).message }, 'host report not sent'));
     }
   }
 
@@ -99,6 +100,23 @@ export class HostReporter {
     const due = !this.lastSent || Date.now() - this.lastSent.at >= config.inventory.reportSeconds * 1000;
     if (!due && this.lastSent?.body === body) return;
     await sendHostReport(client, config, message);
-    this.lastSent = { at: Date.now(), body };
+    this.lastSent = { at: Date.now(), body, message };
+  }
+
+  /** The last report again, as observed now. */
+  private heartbeat(): Promise<void> {
+    this.chain = this.chain.then(
+      () => this.resend(),
+      () => this.resend(),
+    );
+    return this.chain;
+  }
+
+  private async resend(): Promise<void> {
+    const last = this.lastSent;
+    if (!last) return;
+    const message = { ...last.message, observedAt: new Date().toISOString() };
+    await sendHostReport(this.deps.client, this.deps.config, message);
+    this.lastSent = { ...last, at: Date.now(), message };
   }
 }

@@ -32,6 +32,12 @@ describe('temporal.yaml', () => {
     expect(message).toContain('migration.timeoutAction');
   });
 
+  it('refuses an inventory whose staleness bound is not longer than its report interval', () => {
+    expect(() => parseConfig({ hosts: [host], inventory: { reportSeconds: 30, staleSeconds: 30 } })).toThrow(/inventory\.staleSeconds: staleSeconds must be longer than reportSeconds/);
+    expect(parseConfig({ hosts: [host] }).inventory).toEqual({ reportSeconds: 20, staleSeconds: 60, cacheMs: 1000 });
+    expect(parseConfig({ hosts: [host] }).temporal.systemNamespace).toBe('ferry-system');
+  });
+
   it('refuses unknown keys and duplicate host names', () => {
     expect(() => parseConfig({ hosts: [host], passwords: 'x' })).toThrow(/Unrecognized key/);
     expect(() => parseConfig({ hosts: [host, host] })).toThrow(/duplicate host name "xen-a"/);
