@@ -289,6 +289,7 @@ export class SimHost {
     for (const ref of [...this.guests.keys()]) this.dropGuest(ref);
     for (const cut of [...this.onCrash]) cut();
     for (const o of this.outgoing.values()) o.abort('source host crashed');
+    this.pool.setLive(this, false);
     await this.syncPoolEndpoints();
   }
 
@@ -302,6 +303,7 @@ export class SimHost {
     this.faults.thaw();
     if (this.isMaster) this.pool.forgetSessionsAndTasks();
     this.pool.resyncHost(this);
+    this.pool.setLive(this, true);
     this.log.info('restarted: VMs that ran here are halted');
     await this.syncPoolEndpoints();
   }

@@ -437,6 +437,15 @@ export class SimPool {
   }
 
   /** xapi's resync when a host comes back: every VM the database has resident on it is halted. */
+  /**
+   * The master writes a member's liveness into its host_metrics record when its heartbeats stop or
+   * come back (db_gc.ml, Db.Host_metrics.set_live): a change that event.from reports.
+   */
+  setLive(host: SimHost, live: boolean): void {
+    const ref = refs.hostMetrics(host.name);
+    if (this.store.has('host_metrics', ref)) this.store.update('host_metrics', ref, { live });
+  }
+
   resyncHost(host: SimHost): void {
     for (const ref of this.store.find('VM', (r) => r.resident_on === host.hostRef && !r.is_control_domain)) {
       this.store.update('VM', ref, { power_state: 'Halted', domid: '-1', resident_on: NULL_REF, current_operations: {} });
