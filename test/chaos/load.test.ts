@@ -18,4 +18,5 @@ it('20 migrations at once among 6 hosts stay within the limits, end clean, serve
   const report = await runLoad(stack, SMALL_LOAD, (line) => console.log(`load: ${line}`));
   console.log(`load (small): limits ${JSON.stringify(LOAD_LIMITS)}\n${JSON.stringify(report, null, 2)}`);
   expect(report.problems).toEqual([]);
+  expect(report.fifoPairsChecked).toBeGreaterThan(0); // the order was checked, not skipped
 });

@@ -247,11 +247,26 @@ export async function runLoad(stack: Stack, shape: LoadShape, log: (line: string
   // order the migrations received them. An older request without a named destination always fits
   // when a younger one from the same host does (same outbound and cluster limits); one naming a
   // destination may wait for that host's inbound slot, so it may be passed over.
+  // A request is a requestSlot signal (version 2) or a requestSlotNow update (version 3); an update
+  // that answered granted is the grant itself (the migration gets no slotGranted signal then).
   const requests: SlotRequest[] = [];
+  const updates = new Map<string, SlotRequest>();
   for (const e of await entityEvents(stack)) {
     const signal = e.workflowExecutionSignaledEventAttributes;
-    if (signal?.signalName !== 'requestSlot') continue;
-    const req = decode<SlotRequest>(signal.input?.payloads);
+    const accepted = e.workflowExecutionUpdateAcceptedEventAttributes;
+    const completed = e.workflowExecutionUpdateCompletedEventAttributes;
+    let req: SlotRequest | undefined;
+    if (signal?.signalName === 'requestSlot') req = decode<SlotRequest>(signal.input?.payloads);
+    if (accepted?.acceptedRequest?.input?.name === 'requestSlotNow') {
+      req = decode<SlotRequest>(accepted.acceptedRequest.input.args?.payloads);
+      if (req) updates.set(accepted.acceptedRequest.meta?.updateId ?? accepted.protocolInstanceId ?? '', req);
+    }
+    if (completed) {
+      const asked = updates.get(completed.meta?.updateId ?? '');
+      const answer = decode<{ granted?: boolean }>(completed.outcome?.success?.payloads);
+      const t = toMs(e.eventTime);
+      if (asked && answer?.granted && t < (grantedAt.get(asked.workflowId) ?? Infinity)) grantedAt.set(asked.workflowId, t);
+    }
     if (req && !req.held && !requests.some((r) => r.workflowId === req.workflowId)) requests.push(req);
   }
   const mine = new Set(handles.map((h) => h.workflowId));
@@ -273,7 +288,7 @@ export async function runLoad(stack: Stack, shape: LoadShape, log: (line: string
       }
     }
   }
-  if (requests.length === 0) problems.push('no requestSlot signal found in the slots entity history: cannot check the order');
+  if (requests.length === 0) problems.push('no slot request found in the slots entity history: cannot check the order');
   if (fifoViolations.length) problems.push(`${fifoViolations.length} grants out of order`);
 
   return { migrations: handles.length, statuses, makespanS: +makespanS.toFixed(1), maxObserved, samples, failures, fifoViolations, fifoPairsChecked, problems };
