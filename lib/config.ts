@@ -83,9 +83,9 @@ export const ConfigSchema = z
     inventory: z
       .object({
         /** An agent reports at least this often (seconds), and at once when its host or VMs change. */
-        reportSeconds: z.number().positive().default(20),
-        /** A host whose agent has not reported for this long (seconds) counts as down (Nova's service_down_time, 60). */
-        staleSeconds: z.number().positive().default(60),
+        reportSeconds: z.number().positive().default(60),
+        /** A host whose agent has not reported for this long (seconds) counts as down (Nova's service_down_time). */
+        staleSeconds: z.number().positive().default(180),
         /** How old (milliseconds) a reader's cached copy of the inventory may be before it lists it again. */
         cacheMs: z.number().int().min(0).default(1000),
       })

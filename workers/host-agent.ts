@@ -44,7 +44,9 @@ function agentFor(config: FerryConfig, host: HostConfig, client: Client, systemC
     await client.workflow.getHandle(workflowId).signal(progressSignal, progress);
   };
   const activities = createHostActivities({ host, xenapi, logger, reportProgress, reportInventory: () => reporter.reportNow() });
-  return { host, xenapi, reporter, worker: { taskQueue: hostQueue(config, host.name), activities } };
+  // Two polls per host queue (the SDK's default is ten): one host's steps come a few at a time, and a
+  // process serving 25 hosts would otherwise hold 250 long polls open on the server.
+  return { host, xenapi, reporter, worker: { taskQueue: hostQueue(config, host.name), activities, maxConcurrentActivityTaskPolls: 2 } };
 }
 
 async function main(): Promise<void> {

@@ -15,8 +15,8 @@ import type { HostReportMessage } from '../workflows/definitions';
 
 /** The classes whose changes can change a report: the host, its metrics, the VMs and their disks. */
 const WATCHED = ['host', 'host_metrics', 'vm', 'vbd', 'vdi'];
-/** event.from waits at most this long (s): shorter than the XenAPI client's own 20 s call timeout. */
-const WATCH_SECONDS = 10;
+/** event.from waits at most this long (s) for a change (the client allows the call that long plus its own timeout). */
+const WATCH_SECONDS = 30;
 /** Changes closer together than this make one report. */
 const DEBOUNCE_MS = 250;
 
@@ -66,7 +66,7 @@ export class HostReporter {
     while (!this.stopped) {
       let changed: boolean;
       try {
-        const answer = await xenapi.call<{ events: unknown[]; token: string }>('event.from', WATCHED, token, Math.min(WATCH_SECONDS, config.inventory.reportSeconds));
+        const answer = await xenapi.eventFrom(WATCHED, token, Math.min(WATCH_SECONDS, config.inventory.reportSeconds));
         changed = token === '' || answer.events.length > 0;
         token = answer.token;
       } catch (err) {

@@ -34,7 +34,7 @@ describe('temporal.yaml', () => {
 
   it('refuses an inventory whose staleness bound is not longer than its report interval', () => {
     expect(() => parseConfig({ hosts: [host], inventory: { reportSeconds: 30, staleSeconds: 30 } })).toThrow(/inventory\.staleSeconds: staleSeconds must be longer than reportSeconds/);
-    expect(parseConfig({ hosts: [host] }).inventory).toEqual({ reportSeconds: 20, staleSeconds: 60, cacheMs: 1000 });
+    expect(parseConfig({ hosts: [host] }).inventory).toEqual({ reportSeconds: 60, staleSeconds: 180, cacheMs: 1000 });
     expect(parseConfig({ hosts: [host] }).temporal.systemNamespace).toBe('ferry-system');
   });
 
