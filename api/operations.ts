@@ -33,6 +33,11 @@ export async function startLiveMigration(service: FerryService, request: LiveMig
   if (!located) throw new ApiError('not_found', `Instance ${request.instanceUuid} could not be found.`);
   const refusable = (l: Located) => !isActive(l.instance) || request.host === l.host.name;
   if (refusable(located)) located = await confirmed(service, located);
+  else if (request.host) {
+    // The listing may lag a move that the requested host's own report already shows.
+    const there = await confirmed(service, { ...located, host: { ...located.host, name: request.host } });
+    if (there) located = there;
+  }
   if (located && !isActive(located.instance)) {
     throw new ApiError('conflict', `Cannot 'os-migrateLive' instance ${located.instance.uuid} while it is in vm_state ${vmState(located.instance)}`);
   }

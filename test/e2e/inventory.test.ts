@@ -9,7 +9,7 @@ import { startApi, type RunningApi } from '../../api/main';
 import { startStack, type Stack, type StackHost } from '../../lib/stack';
 import { XenApiClient } from '../../xenapi/client';
 import type { MigrationOutcome } from '../../workflows/outcome';
-import { placements, startMigration, status } from './helpers';
+import { inventoryWhen, listsInstance, placements, startMigration, status } from './helpers';
 
 // Pool pool-0 holds the test's hosts; nine more pools of three make up the 30.
 const POOL0: StackHost[] = [
@@ -92,7 +92,8 @@ describe('a 30-host cluster', () => {
       expect((await completedMigrationOf(vm.uuid)).status).toBe('completed');
       expect(await placements(stack, vm.uuid)).toEqual([{ host: dest, powerState: 'Running' }]);
     }
-    // And a request to its current host is still refused, once the host itself confirms it.
+    // And a request to its current host is refused once the host's own report says the VM is there.
+    await inventoryWhen(stack, listsInstance('h06', vm.uuid));
     const same = await nova('POST', `/v2.1/servers/${vm.uuid}/action`, { 'os-migrateLive': { host: 'h06', block_migration: 'auto' } });
     expect(same.status).toBe(400);
     expect(JSON.stringify(same.body)).toMatch(/current host \(h06\)/);

@@ -262,6 +262,8 @@ describe('abort by signal and host crash', () => {
     expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Halted' }]);
     expect(await leftovers(stack)).toEqual([]);
     expect((await waitForSlots(stack, (s) => s.holders.length === 0)).holders).toEqual([]);
+    // The next tests want pool-1 back: its agents report it up again within moments of the restart.
+    expect((await inventoryWhen(stack, (v) => v.hosts.every((h) => h.up))).hosts.filter((h) => !h.up)).toEqual([]);
   });
 });
 
