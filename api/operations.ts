@@ -32,11 +32,10 @@ export async function startLiveMigration(service: FerryService, request: LiveMig
   let located: Located | null = await service.locateInstance(request.instanceUuid);
   if (!located) throw new ApiError('not_found', `Instance ${request.instanceUuid} could not be found.`);
   const refusable = (l: Located) => !isActive(l.instance) || request.host === l.host.name;
-  if (refusable(located)) located = await confirmed(service, located);
+  if (refusable(located)) located = await confirmed(service, located.host.name, located.instance.uuid);
   else if (request.host) {
     // The listing may lag a move that the requested host's own report already shows.
-    const there = await confirmed(service, { ...located, host: { ...located.host, name: request.host } });
-    if (there) located = there;
+    located = (await confirmed(service, request.host, located.instance.uuid)) ?? located;
   }
   if (located && !isActive(located.instance)) {
     throw new ApiError('conflict', `Cannot 'os-migrateLive' instance ${located.instance.uuid} while it is in vm_state ${vmState(located.instance)}`);
@@ -66,10 +65,10 @@ function isActive(instance: InstanceView): boolean {
   return instance.powerState === 'Running' || instance.powerState === 'Paused';
 }
 
-/** The instance as its host's latest report has it; null when that host no longer lists it (it moved: the workflow finds it). */
-async function confirmed(service: FerryService, located: Located): Promise<Located | null> {
-  const host = await service.hostNow(located.host.name);
-  const instance = host?.instances.find((i) => i.uuid === located.instance.uuid);
+/** The instance as that host's latest report has it; null when the host does not list it (it moved: the workflow finds it). */
+async function confirmed(service: FerryService, hostName: string, uuid: string): Promise<Located | null> {
+  const host = await service.hostNow(hostName);
+  const instance = host?.instances.find((i) => i.uuid === uuid);
   return host && instance ? { host, instance } : null;
 }
 

@@ -52,11 +52,7 @@ export class HostReporter {
 
   /** Reads the host now and reports it unless the entity already has exactly this; resolves once sent. */
   reportNow(): Promise<void> {
-    this.chain = this.chain.then(
-      () => this.report(),
-      () => this.report(),
-    );
-    return this.chain;
+    return this.inTurn(() => this.report());
   }
 
   private async watch(): Promise<void> {
@@ -105,10 +101,12 @@ export class HostReporter {
 
   /** The last report again, as observed now. */
   private heartbeat(): Promise<void> {
-    this.chain = this.chain.then(
-      () => this.resend(),
-      () => this.resend(),
-    );
+    return this.inTurn(() => this.resend());
+  }
+
+  /** Reports go out one at a time, in order, whether the one before was sent or not. */
+  private inTurn(send: () => Promise<void>): Promise<void> {
+    this.chain = this.chain.then(send, send);
     return this.chain;
   }
 

@@ -93,7 +93,7 @@ export class SlotLease {
     this.grant = null;
     const ask = async () => {
       if (!this.answersAtOnce) return this.call(() => this.entity.requestMigrationSlot(asked));
-      const answer = await this.callFor(() => this.entity.requestMigrationSlotNow(asked));
+      const answer = await this.call(() => this.entity.requestMigrationSlotNow(asked));
       if (answer.granted && this.request === asked) this.grant = { reservedBytes: answer.reservedBytes };
     };
     if (!this.answersAtOnce) this.hooks.onQueued();
@@ -122,7 +122,7 @@ export class SlotLease {
       const reservation = { workflowId: this.workflowId, destHost: candidate.name, memoryBytes, memoryFreeBytes: candidate.memoryFreeBytes };
       let answered: boolean;
       if (this.answersAtOnce) {
-        this.answer = await this.callFor(() => this.entity.reserveMigrationDestinationNow(reservation));
+        this.answer = await this.call(() => this.entity.reserveMigrationDestinationNow(reservation));
         answered = true;
       } else {
         await this.call(() => this.entity.reserveMigrationDestination(reservation));
@@ -187,11 +187,7 @@ export class SlotLease {
   }
 
   /** Runs calls to the entity one at a time, in order, whatever cancellation the workflow sees. */
-  private call(fn: () => Promise<void>): Promise<void> {
-    return this.callFor(fn);
-  }
-
-  private callFor<T>(fn: () => Promise<T>): Promise<T> {
+  private call<T>(fn: () => Promise<T>): Promise<T> {
     const next = this.chain.then(() => CancellationScope.nonCancellable(fn));
     this.chain = next.then(
       () => undefined,
