@@ -6,6 +6,7 @@
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type RunningApi } from '../../api/main';
+import type { InventoryView } from '../../lib/host-inventory';
 import { startStack, type Stack, type StackHost } from '../../lib/stack';
 import { XenApiClient } from '../../xenapi/client';
 import type { MigrationOutcome } from '../../workflows/outcome';
@@ -66,6 +67,9 @@ describe('a 30-host cluster', () => {
     }
     await stack.sims.crash('h03');
     try {
+      // The scheduler works from the agents' reports: let them say h02 is disabled and h03 down.
+      const ready = (v: InventoryView) => v.hosts.some((h) => h.name === 'h02' && !h.enabled) && v.hosts.some((h) => h.name === 'h03' && !h.up);
+      expect(ready(await inventoryWhen(stack, ready))).toBe(true);
       const vm = await stack.sims.host('h00').admin.createVm({ nameLabel: 'big', memoryMiB: 1024, sr: 'shared' });
       const handle = await startMigration(stack, { instanceUuid: vm.uuid });
       const outcome = (await handle.result()) as MigrationOutcome;
