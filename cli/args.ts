@@ -1,10 +1,19 @@
-// Command-line parsing for `ferry`: global options, one command, its arguments. Pure, so tests can
-// check every command line without a server.
-import { parseArgs } from 'node:util';
-import { MIGRATION_STATUSES, type NovaMigrationStatus } from '../workflows/definitions';
+// The command line of `ferry`, declared with commander: global options, one subcommand each with
+// its own --help, and the tree that `ferry completion bash` walks. parseCommandLine is pure (no
+// process.exit, no output of its own), so tests check every command line without a server.
+import { Argument, Command as Program, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { HOST_PATTERN, MigrationStatusEnum, UUID_PATTERN } from '../api/schemas';
+import type { NovaMigrationStatus } from '../workflows/definitions';
 
 export class UsageError extends Error {
   override name = 'UsageError';
+  constructor(
+    message: string,
+    /** The usage of the command line's (sub)command, when commander printed it after the error. */
+    readonly usage = '',
+  ) {
+    super(message);
+  }
 }
 
 export interface GlobalOptions {
@@ -12,6 +21,9 @@ export interface GlobalOptions {
   config?: string;
   json: boolean;
 }
+
+export const SHELLS = ['bash'] as const;
+export type Shell = (typeof SHELLS)[number];
 
 export type Command =
   | { name: 'migrate'; instance: string; host?: string; block: boolean | 'auto'; force: boolean; watch: boolean }
@@ -22,155 +34,161 @@ export type Command =
   | { name: 'force-complete'; id: string }
   | { name: 'hosts' }
   | { name: 'instances'; host?: string }
-  | { name: 'help' };
+  | { name: 'completion'; shell: Shell }
+  /** --help, `help [command]` or no command at all: commander's help text, to print as is. */
+  | { name: 'help'; text: string };
 
 export interface Invocation {
   global: GlobalOptions;
   command: Command;
 }
 
-export const USAGE = `Usage: ferry [--api URL] [--config temporal.yaml] [--json] <command> [options]
-
-Commands:
-  migrate <instance-uuid> [--host NAME] [--block true|false|auto] [--force] [--watch]
-                              start a live migration (--watch: follow it with a progress bar)
-  list [--status S] [--host NAME] [--instance UUID] [--open|--closed] [--limit N]
-                              migrations, newest first
-  show <migration-id|instance-uuid>     one migration with its progress
-  watch <migration-id|instance-uuid>    live progress bar until the migration ends
-  abort <migration-id|instance-uuid> [--reason TEXT]
-  force-complete <migration-id|instance-uuid>
-  hosts                       hosts: up or down, memory, running migrations
-  instances [--host NAME]     instances and their running migration
-
-Options:
-  --api URL      ferry API (default: http://<api.listen> from temporal.yaml)
-  --config PATH  temporal.yaml (default: $FERRY_CONFIG or the project's)
-  --json         machine-readable output (watch: one JSON event per line)
+const EPILOG = `
 The token comes from $FERRY_TOKEN (read role for reading, operator role for changes).
 
 Exit codes: 0 ok, 1 migration failed/cancelled, 2 usage error, 3 not found,
-            4 conflict/refused, 5 API unreachable, 6 not authorized.`;
+            4 conflict/refused, 5 API unreachable or 5xx, 6 not authorized.`;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const HOST = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const ID = ['<id>', 'migration id (workflow run id), or an instance uuid for its latest migration'] as const;
 
-function needId(positionals: string[], command: string): string {
-  const [id, ...extra] = positionals;
-  if (id === undefined) throw new UsageError(`${command} needs a migration id or an instance uuid`);
-  if (extra.length > 0) throw new UsageError(`${command}: unexpected arguments: ${extra.join(' ')}`);
-  if (!UUID.test(id)) throw new UsageError(`${command}: "${id}" is not a migration id or instance uuid (a UUID)`);
-  return id.toLowerCase();
+function uuid(what: string) {
+  return (value: string): string => {
+    if (!UUID_PATTERN.test(value)) throw new InvalidArgumentError(`"${value}" is not ${what} (a UUID).`);
+    return value.toLowerCase();
+  };
 }
 
-function hostOption(value: string | undefined): string | undefined {
-  if (value !== undefined && !HOST.test(value)) throw new UsageError(`--host "${value}" is not a host name`);
+function hostName(value: string): string {
+  if (!HOST_PATTERN.test(value)) throw new InvalidArgumentError(`"${value}" is not a host name.`);
   return value;
 }
 
-function noPositionals(positionals: string[], command: string): void {
-  if (positionals.length > 0) throw new UsageError(`${command}: unexpected arguments: ${positionals.join(' ')}`);
+function limit(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < 1 || n > 500) throw new InvalidArgumentError('must be an integer from 1 to 500.');
+  return n;
 }
 
-export function parseCommandLine(argv: string[]): Invocation {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        api: { type: 'string' },
-        config: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-        host: { type: 'string' },
-        block: { type: 'string' },
-        force: { type: 'boolean', default: false },
-        watch: { type: 'boolean', short: 'w', default: false },
-        status: { type: 'string' },
-        instance: { type: 'string' },
-        open: { type: 'boolean' },
-        closed: { type: 'boolean' },
-        limit: { type: 'string' },
-        reason: { type: 'string' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const { values: v, positionals } = parsed;
-  const global: GlobalOptions = { api: v.api, config: v.config, json: v.json ?? false };
-  const [name, ...rest] = positionals;
-  if (v.help || name === undefined || name === 'help') return { global, command: { name: 'help' } };
+/**
+ * ferry's commands. `onCommand` receives what was asked (commander calls the action of the one
+ * subcommand named); commander itself only parses, validates and prints help.
+ */
+export function buildProgram(onCommand: (command: Command, global: GlobalOptions) => void = () => undefined): Program {
+  const program = new Program('ferry')
+    .description("Live-migrate Xen VMs through ferry's API.")
+    .option('--api <url>', 'ferry API (default: $FERRY_API, else http://<api.listen> of temporal.yaml)')
+    .option('--config <path>', "temporal.yaml (default: $FERRY_CONFIG, else the project's)")
+    .option('--json', 'machine-readable output (watch: one JSON event per line)')
+    .helpCommand('help [command]', 'help for a command')
+    .addHelpText('after', EPILOG)
+    .showSuggestionAfterError(true);
 
-  // Options that only some commands take.
-  const allowed: Record<string, string[]> = {
-    migrate: ['host', 'block', 'force', 'watch'],
-    list: ['status', 'host', 'instance', 'open', 'closed', 'limit'],
-    abort: ['reason'],
-    instances: ['host'],
+  // Global options may come before or after the command (commander's default).
+  const global = (cmd: Program): GlobalOptions => {
+    const o = cmd.optsWithGlobals<{ api?: string; config?: string; json?: boolean }>();
+    return { api: o.api, config: o.config, json: o.json ?? false };
   };
-  const commandOptions = ['host', 'block', 'force', 'watch', 'status', 'instance', 'open', 'closed', 'limit', 'reason'] as const;
-  for (const option of commandOptions) {
-    const value = v[option];
-    if (value === undefined || value === false) continue;
-    if (!(allowed[name] ?? []).includes(option)) throw new UsageError(`${name} does not take --${option}`);
-  }
+  const idCommand = (name: 'show' | 'watch' | 'force-complete', description: string) =>
+    program
+      .command(name)
+      .description(description)
+      .argument(ID[0], ID[1], uuid('a migration id or instance uuid'))
+      .action((id: string, _opts, cmd: Program) => onCommand({ name, id }, global(cmd)));
 
-  switch (name) {
-    case 'migrate': {
-      const [instance, ...extra] = rest;
-      if (instance === undefined) throw new UsageError('migrate needs an instance uuid');
-      if (extra.length > 0) throw new UsageError(`migrate: unexpected arguments: ${extra.join(' ')}`);
-      if (!UUID.test(instance)) throw new UsageError(`migrate: "${instance}" is not an instance uuid`);
-      let block: boolean | 'auto' = 'auto';
-      if (v.block !== undefined) {
-        if (v.block === 'true') block = true;
-        else if (v.block === 'false') block = false;
-        else if (v.block !== 'auto') throw new UsageError('--block must be true, false or auto');
-      }
-      const host = hostOption(v.host);
-      if (v.force && !host) throw new UsageError('--force needs --host');
-      return { global, command: { name, instance: instance.toLowerCase(), host, block, force: v.force ?? false, watch: v.watch ?? false } };
-    }
-    case 'list': {
-      noPositionals(rest, name);
-      if (v.status !== undefined && !(MIGRATION_STATUSES as readonly string[]).includes(v.status)) {
-        throw new UsageError(`--status must be one of ${MIGRATION_STATUSES.join(', ')}`);
-      }
-      if (v.instance !== undefined && !UUID.test(v.instance)) throw new UsageError(`--instance "${v.instance}" is not a uuid`);
-      if (v.open && v.closed) throw new UsageError('--open and --closed exclude each other');
-      let limit: number | undefined;
-      if (v.limit !== undefined) {
-        limit = Number(v.limit);
-        if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new UsageError('--limit must be an integer from 1 to 500');
-      }
-      return {
-        global,
-        command: {
-          name,
-          status: v.status as NovaMigrationStatus | undefined,
-          host: hostOption(v.host),
-          instance: v.instance?.toLowerCase(),
-          open: v.open ? true : v.closed ? false : undefined,
-          limit,
-        },
-      };
-    }
-    case 'show':
-    case 'watch':
-    case 'force-complete':
-      return { global, command: { name, id: needId(rest, name) } };
-    case 'abort':
-      return { global, command: { name, id: needId(rest, name), reason: v.reason } };
-    case 'hosts':
-      noPositionals(rest, name);
-      return { global, command: { name } };
-    case 'instances':
-      noPositionals(rest, name);
-      return { global, command: { name, host: hostOption(v.host) } };
-    default:
-      throw new UsageError(`unknown command "${name}"`);
+  program
+    .command('migrate')
+    .description('start a live migration')
+    .argument('<instance-uuid>', 'the instance to move', uuid('an instance uuid'))
+    .option('--host <name>', 'destination host (default: the scheduler chooses)', hostName)
+    .addOption(new Option('--block <mode>', 'block migration (copy the local disks)').choices(['true', 'false', 'auto']).default('auto'))
+    .option('--force', 'skip the destination checks (needs --host)')
+    .option('-w, --watch', 'follow it with a progress bar until it ends')
+    .action((instance: string, o: { host?: string; block: 'true' | 'false' | 'auto'; force?: boolean; watch?: boolean }, cmd: Program) => {
+      if (o.force && !o.host) cmd.error('error: --force needs --host');
+      const block = o.block === 'auto' ? 'auto' : o.block === 'true';
+      onCommand({ name: 'migrate', instance, host: o.host, block, force: o.force ?? false, watch: o.watch ?? false }, global(cmd));
+    });
+
+  program
+    .command('list')
+    .description('migrations, newest first')
+    .addOption(new Option('--status <status>', 'only this status').choices(MigrationStatusEnum.options))
+    .option('--host <name>', 'leaving or arriving at this host', hostName)
+    .option('--instance <uuid>', 'of this instance', uuid('an instance uuid'))
+    .addOption(new Option('--open', 'only running migrations').conflicts('closed'))
+    .addOption(new Option('--closed', 'only finished migrations'))
+    .option('--limit <n>', 'at most this many (1 to 500; the API defaults to 50)', limit)
+    .action((o: { status?: NovaMigrationStatus; host?: string; instance?: string; open?: boolean; closed?: boolean; limit?: number }, cmd: Program) =>
+      onCommand(
+        { name: 'list', status: o.status, host: o.host, instance: o.instance, open: o.open ? true : o.closed ? false : undefined, limit: o.limit },
+        global(cmd),
+      ),
+    );
+
+  idCommand('show', 'one migration with its progress');
+  idCommand('watch', 'live progress until the migration ends (exit 0 completed, 1 otherwise)');
+
+  program
+    .command('abort')
+    .description('abort a migration: cancel the transfer and roll back')
+    .argument(ID[0], ID[1], uuid('a migration id or instance uuid'))
+    .option('--reason <text>', 'why (recorded with the abort)')
+    .action((id: string, o: { reason?: string }, cmd: Program) => onCommand({ name: 'abort', id, reason: o.reason }, global(cmd)));
+
+  idCommand('force-complete', 'pause the guest on the source so that pre-copy converges');
+
+  program
+    .command('hosts')
+    .description('hosts: up or down, memory, running migrations')
+    .action((_o, cmd: Program) => onCommand({ name: 'hosts' }, global(cmd)));
+
+  program
+    .command('instances')
+    .description('instances and their running migration')
+    .option('--host <name>', 'only on this host', hostName)
+    .action((o: { host?: string }, cmd: Program) => onCommand({ name: 'instances', host: o.host }, global(cmd)));
+
+  program
+    .command('completion')
+    .description('print the shell completion script (bash: source <(ferry completion bash))')
+    .addArgument(new Argument('<shell>', 'the shell').choices(SHELLS))
+    .action((shell: Shell, _o, cmd: Program) => onCommand({ name: 'completion', shell }, global(cmd)));
+
+  return program;
+}
+
+/**
+ * Parses argv (without node and the script) into one command. Help is returned as text; every
+ * refusal is a UsageError with commander's message.
+ */
+export function parseCommandLine(argv: string[]): Invocation {
+  let result: Invocation | undefined;
+  let out = '';
+  let err = '';
+  let error = '';
+  const program = buildProgram((command, global) => {
+    result = { global, command };
+  });
+  for (const cmd of [program, ...program.commands]) {
+    cmd.exitOverride();
+    cmd.showHelpAfterError(true);
+    cmd.configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s), outputError: (s) => (error += s) });
   }
+  const globalOnly = (): GlobalOptions => {
+    const o = program.opts<{ api?: string; config?: string; json?: boolean }>();
+    return { api: o.api, config: o.config, json: o.json ?? false };
+  };
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    // --help and `help [command]` (written to out), and no command at all (commander writes the
+    // program's help to err and exits 1): help, exit 0, as before.
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version') {
+      return { global: globalOnly(), command: { name: 'help', text: out || err } };
+    }
+    throw new UsageError((error || e.message).replace(/^error: /, '').trim(), err.trim());
+  }
+  if (!result) return { global: globalOnly(), command: { name: 'help', text: program.helpInformation() } };
+  return result;
 }

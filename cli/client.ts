@@ -1,6 +1,11 @@
-// ferry's /v1 API over fetch: JSON calls that turn error bodies into ApiCallErrors, and the
-// Server-Sent Events stream of a migration's progress.
-import type { MigrationStatusView } from '../workflows/definitions';
+// ferry's /v1 API over fetch: JSON calls checked against the API's own zod schemas (an answer that
+// does not match says which field, instead of a TypeError three calls later), error bodies turned
+// into ApiCallErrors, and the Server-Sent Events stream of a migration parsed by eventsource-parser.
+import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { z } from 'zod';
+import { V1ErrorSchema, describeZodError } from '../api/errors';
+import { MigrationSchema } from '../api/schemas';
+import type { Migration } from './render';
 
 export class ApiCallError extends Error {
   override name = 'ApiCallError';
@@ -18,9 +23,50 @@ export class UnreachableError extends Error {
   override name = 'UnreachableError';
 }
 
-export interface SseEvent {
-  event: string;
-  data: unknown;
+/** The API answered 2xx with something its own schema does not allow. */
+export class UnexpectedAnswerError extends Error {
+  override name = 'UnexpectedAnswerError';
+}
+
+/** `error` events of the progress stream: Temporal did not answer this time. */
+export const StreamErrorSchema = z.object({ code: z.string(), message: z.string() });
+
+/** The events of GET /v1/migrations/{id}/events. */
+export type MigrationEvent =
+  | { event: 'migration' | 'end'; data: Migration }
+  | { event: 'error'; data: z.infer<typeof StreamErrorSchema> };
+
+/** Parses one event of the stream by its name; an event ferry does not send is an error. */
+export function parseMigrationEvent(message: EventSourceMessage): MigrationEvent {
+  const name = message.event ?? 'message';
+  let data: unknown;
+  try {
+    data = JSON.parse(message.data);
+  } catch {
+    throw new UnexpectedAnswerError(`progress stream: the data of a "${name}" event is not JSON: ${message.data.slice(0, 200)}`);
+  }
+  const check = <T>(schema: z.ZodType<T>): T => {
+    const parsed = schema.safeParse(data);
+    if (!parsed.success) throw new UnexpectedAnswerError(`progress stream: a "${name}" event does not match its schema: ${describeZodError(parsed.error)}`);
+    return parsed.data;
+  };
+  if (name === 'migration' || name === 'end') return { event: name, data: check(MigrationSchema) };
+  if (name === 'error') return { event: name, data: check(StreamErrorSchema) };
+  throw new UnexpectedAnswerError(`progress stream: unknown event "${name}"`);
+}
+
+/** Every event of a whole progress stream (a finished response's text), parsed and checked. */
+export function parseEventStream(text: string): MigrationEvent[] {
+  const messages: EventSourceMessage[] = [];
+  const parser = createParser({ onEvent: (message) => messages.push(message) });
+  parser.feed(text);
+  parser.feed('\n\n'); // a last event without its blank line
+  return messages.map(parseMigrationEvent);
+}
+
+/** One `event:`/`data:` block of a stream (split at blank lines), or null for a comment or nothing. */
+export function parseSseBlock(block: string): MigrationEvent | null {
+  return parseEventStream(block)[0] ?? null;
 }
 
 export class FerryApiClient {
@@ -46,16 +92,24 @@ export class FerryApiClient {
 
   private static async failure(res: Response): Promise<ApiCallError> {
     const text = await res.text();
+    let body: unknown;
     try {
-      const body = JSON.parse(text) as { error?: { code?: string; message?: string } };
-      if (body.error?.message) return new ApiCallError(res.status, body.error.code ?? String(res.status), body.error.message);
+      body = JSON.parse(text);
     } catch {
-      // not JSON: fall through
+      // not JSON: the text itself
     }
+    const parsed = V1ErrorSchema.safeParse(body);
+    if (parsed.success) return new ApiCallError(res.status, parsed.data.error.code, parsed.data.error.message);
     return new ApiCallError(res.status, String(res.status), text.slice(0, 200) || res.statusText);
   }
 
-  async request<T>(method: 'GET' | 'POST' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; body: T; headers: Headers }> {
+  /** Calls the API; a 2xx answer is checked against `schema` and returned as sent (`raw`) and parsed. */
+  async request<T>(
+    schema: z.ZodType<T>,
+    method: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: T; raw: unknown; headers: Headers }> {
     const res = await this.fetch(path, {
       method,
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -63,51 +117,34 @@ export class FerryApiClient {
     });
     if (!res.ok) throw await FerryApiClient.failure(res);
     const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : null) as T, headers: res.headers };
+    let raw: unknown;
+    try {
+      raw = text ? JSON.parse(text) : null;
+    } catch {
+      throw new UnexpectedAnswerError(`${method} ${path} answered ${res.status} with something that is not JSON: ${text.slice(0, 200)}`);
+    }
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) {
+      throw new UnexpectedAnswerError(`${method} ${path} answered ${res.status} with a body that does not match its schema: ${describeZodError(parsed.error)}`);
+    }
+    return { status: res.status, body: parsed.data, raw, headers: res.headers };
   }
 
-  get<T>(path: string): Promise<T> {
-    return this.request<T>('GET', path).then((r) => r.body);
+  get<T>(schema: z.ZodType<T>, path: string): Promise<{ body: T; raw: unknown }> {
+    return this.request(schema, 'GET', path);
   }
 
   /** Yields the events of /v1/migrations/{id}/events until the server ends the stream. */
-  async *events(id: string, signal?: AbortSignal): AsyncGenerator<SseEvent> {
+  async *events(id: string, signal?: AbortSignal): AsyncGenerator<MigrationEvent> {
     const res = await this.fetch(`/v1/migrations/${encodeURIComponent(id)}/events`, { method: 'GET', json: false, signal });
     if (!res.ok) throw await FerryApiClient.failure(res);
     if (!res.body) return;
+    const pending: EventSourceMessage[] = [];
+    const parser = createParser({ onEvent: (message) => pending.push(message) });
     const decoder = new TextDecoder();
-    let buffer = '';
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffer.indexOf('\n\n')) >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const event = parseSseBlock(block);
-        if (event) yield event;
-      }
+      parser.feed(decoder.decode(chunk, { stream: true }));
+      while (pending.length > 0) yield parseMigrationEvent(pending.shift() as EventSourceMessage);
     }
   }
 }
-
-export function parseSseBlock(block: string): SseEvent | null {
-  let event = 'message';
-  const data: string[] = [];
-  for (const line of block.split('\n')) {
-    if (line.startsWith(':') || line === '') continue;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-    if (field === 'event') event = value;
-    else if (field === 'data') data.push(value);
-  }
-  if (data.length === 0) return null;
-  const text = data.join('\n');
-  try {
-    return { event, data: JSON.parse(text) as unknown };
-  } catch {
-    return { event, data: text };
-  }
-}
-
-export type { MigrationStatusView };

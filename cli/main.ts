@@ -1,12 +1,14 @@
 // `ferry`, the operator CLI, as a function: run(argv, io) returns the exit code, so tests run it in
-// process. cli/ferry.ts is the executable wrapper.
+// process. cli/ferry.ts is the executable wrapper; cli/args.ts declares the commands (commander).
 import { existsSync } from 'node:fs';
 import { defaultConfigPath, loadConfig, type FerryConfig } from '../lib/config';
-import { FINAL_STATUSES, type ControlAccepted, type MigrationStatusView } from '../workflows/definitions';
-import { USAGE, UsageError, parseCommandLine, type Command, type Invocation } from './args';
+import { ControlAcceptedSchema, HostListSchema, InstanceListSchema, MigrationListSchema, MigrationSchema, MigrationStartedSchema } from '../api/schemas';
+import { FINAL_STATUSES } from '../workflows/definitions';
+import { UsageError, buildProgram, parseCommandLine, type Command, type Invocation } from './args';
 import { ApiCallError, FerryApiClient, UnreachableError } from './client';
+import { bashCompletion } from './completion';
 import { EXIT, exitCodeForStatus, type ExitCode } from './exit-codes';
-import { hostTable, instanceTable, migrationDetails, migrationTable, outcomeLine, progressLine, webUiUrl, type HostRow, type InstanceRow } from './render';
+import { hostTable, instanceTable, migrationDetails, migrationTable, outcomeLine, progressLine, webUiUrl, type Migration } from './render';
 
 export interface Output {
   write(text: string): unknown;
@@ -19,7 +21,6 @@ export interface CliIo {
   stderr: Output;
   env: NodeJS.ProcessEnv;
 }
-
 
 interface Session {
   client: FerryApiClient;
@@ -45,7 +46,12 @@ function uiLink(s: Session, workflowId: string, runId: string): string | undefin
 function loadOptionalConfig(path: string | undefined, env: NodeJS.ProcessEnv): FerryConfig | null {
   const candidate = path ?? env.FERRY_CONFIG ?? defaultConfigPath();
   if (!path && !existsSync(candidate)) return null;
-  return loadConfig(candidate); // an explicit --config that does not load is a usage error
+  try {
+    return loadConfig(candidate);
+  } catch (err) {
+    // An explicit --config that does not load is a usage error; so is a broken $FERRY_CONFIG.
+    throw new UsageError((err as Error).message);
+  }
 }
 
 function apiUrl(invocation: Invocation, config: FerryConfig | null, env: NodeJS.ProcessEnv): string {
@@ -61,9 +67,9 @@ function apiUrl(invocation: Invocation, config: FerryConfig | null, env: NodeJS.
 }
 
 /** Follows a migration to its end; returns its last view. */
-async function watch(s: Session, id: string): Promise<MigrationStatusView> {
+async function watch(s: Session, id: string): Promise<Migration> {
   const tty = Boolean(s.io.stdout.isTTY) && !s.json;
-  let last: MigrationStatusView | null = null;
+  let last: Migration | null = null;
   let lastPrinted = '';
   let lastPrintedAt = 0;
   let lastLine = '';
@@ -72,14 +78,12 @@ async function watch(s: Session, id: string): Promise<MigrationStatusView> {
     try {
       for await (const event of s.client.events(id)) {
         attempts = 0;
-        if (s.json) {
-          s.io.stdout.write(`${JSON.stringify(event)}\n`);
-        }
+        if (s.json) s.io.stdout.write(`${JSON.stringify(event)}\n`);
         if (event.event === 'error') {
-          if (!s.json) s.io.stderr.write(`\n(${(event.data as { message?: string }).message ?? 'status unavailable'}; still watching)\n`);
+          if (!s.json) s.io.stderr.write(`\n(${event.data.message}; still watching)\n`);
           continue;
         }
-        const view = event.data as MigrationStatusView;
+        const view = event.data;
         last = view;
         if (s.json) continue;
         const width = Math.max(10, Math.min(30, (s.io.stdout.columns ?? 120) - 100));
@@ -115,28 +119,25 @@ async function watch(s: Session, id: string): Promise<MigrationStatusView> {
   }
   if (tty) s.io.stdout.write('\n');
   if (!s.json && last) out(s, outcomeLine(last));
-  return last as MigrationStatusView;
+  return last as Migration;
 }
 
-function watchedExit(view: MigrationStatusView): ExitCode {
+function watchedExit(view: Migration): ExitCode {
   return view.status === 'completed' ? EXIT.ok : EXIT.migrationFailed;
 }
 
-async function execute(s: Session, command: Command): Promise<ExitCode> {
+async function execute(s: Session, command: Exclude<Command, { name: 'help' | 'completion' }>): Promise<ExitCode> {
   switch (command.name) {
-    case 'help':
-      out(s, USAGE);
-      return EXIT.ok;
     case 'migrate': {
-      const { body } = await s.client.request<{ id: string; workflowId: string; novaId: number; location: string }>('POST', '/v1/migrations', {
+      const { body, raw } = await s.client.request(MigrationStartedSchema, 'POST', '/v1/migrations', {
         instanceUuid: command.instance,
         host: command.host ?? null,
         blockMigration: command.block,
         force: command.force,
       });
-      if (s.json && !command.watch) json(s, body);
+      if (s.json && !command.watch) json(s, raw);
       // With --watch, --json prints one JSON line per event, the first one this answer.
-      if (s.json && command.watch) s.io.stdout.write(`${JSON.stringify({ event: 'started', data: body })}\n`);
+      if (s.json && command.watch) s.io.stdout.write(`${JSON.stringify({ event: 'started', data: raw })}\n`);
       if (!s.json) {
         out(s, `Migration ${body.id} accepted (workflow ${body.workflowId}, Nova id ${body.novaId})`);
         const link = uiLink(s, body.workflowId, body.id);
@@ -153,14 +154,14 @@ async function execute(s: Session, command: Command): Promise<ExitCode> {
       if (command.open !== undefined) query.set('open', String(command.open));
       if (command.limit !== undefined) query.set('limit', String(command.limit));
       const qs = query.toString();
-      const { migrations } = await s.client.get<{ migrations: MigrationStatusView[] }>(`/v1/migrations${qs ? `?${qs}` : ''}`);
-      if (s.json) json(s, migrations);
-      else out(s, migrationTable(migrations));
+      const { body, raw } = await s.client.get(MigrationListSchema, `/v1/migrations${qs ? `?${qs}` : ''}`);
+      if (s.json) json(s, (raw as { migrations: unknown }).migrations);
+      else out(s, migrationTable(body.migrations));
       return EXIT.ok;
     }
     case 'show': {
-      const view = await s.client.get<MigrationStatusView>(`/v1/migrations/${command.id}`);
-      if (s.json) json(s, view);
+      const { body: view, raw } = await s.client.get(MigrationSchema, `/v1/migrations/${command.id}`);
+      if (s.json) json(s, raw);
       else out(s, migrationDetails(view, uiLink(s, view.workflowId, view.uuid)));
       return EXIT.ok;
     }
@@ -170,21 +171,21 @@ async function execute(s: Session, command: Command): Promise<ExitCode> {
     case 'force-complete': {
       const path = `/v1/migrations/${command.id}/${command.name}`;
       const body = command.name === 'abort' && command.reason ? { reason: command.reason } : {};
-      const answer = (await s.client.request<ControlAccepted>('POST', path, body)).body;
-      if (s.json) json(s, answer);
+      const { body: answer, raw } = await s.client.request(ControlAcceptedSchema, 'POST', path, body);
+      if (s.json) json(s, raw);
       else out(s, `${command.name === 'abort' ? 'Abort' : 'Force-complete'} accepted (status ${answer.status}, phase ${answer.phase})`);
       return EXIT.ok;
     }
     case 'hosts': {
-      const answer = await s.client.get<{ hosts: HostRow[]; observedAt: string }>('/v1/hosts');
-      if (s.json) json(s, answer);
-      else out(s, hostTable(answer.hosts));
+      const { body, raw } = await s.client.get(HostListSchema, '/v1/hosts');
+      if (s.json) json(s, raw);
+      else out(s, hostTable(body.hosts));
       return EXIT.ok;
     }
     case 'instances': {
-      const answer = await s.client.get<{ instances: InstanceRow[] }>(`/v1/instances${command.host ? `?host=${command.host}` : ''}`);
-      if (s.json) json(s, answer);
-      else out(s, instanceTable(answer.instances));
+      const { body, raw } = await s.client.get(InstanceListSchema, `/v1/instances${command.host ? `?host=${command.host}` : ''}`);
+      if (s.json) json(s, raw);
+      else out(s, instanceTable(body.instances));
       return EXIT.ok;
     }
   }
@@ -195,18 +196,24 @@ export async function run(argv: string[], io: CliIo): Promise<ExitCode> {
   let session: Session;
   try {
     invocation = parseCommandLine(argv);
-    if (invocation.command.name === 'help') {
-      io.stdout.write(`${USAGE}\n`);
+    const { command } = invocation;
+    if (command.name === 'help') {
+      io.stdout.write(command.text);
+      return EXIT.ok;
+    }
+    if (command.name === 'completion') {
+      io.stdout.write(bashCompletion(buildProgram()));
       return EXIT.ok;
     }
     const config = loadOptionalConfig(invocation.global.config, io.env);
     session = { client: new FerryApiClient(apiUrl(invocation, config, io.env), io.env.FERRY_TOKEN || undefined), config, json: invocation.global.json, io };
   } catch (err) {
-    io.stderr.write(`ferry: ${(err as Error).message}\n\n${USAGE}\n`);
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`ferry: ${err.message}\n${err.usage ? `\n${err.usage}\n` : ''}`);
     return EXIT.usage;
   }
   try {
-    return await execute(session, invocation.command);
+    return await execute(session, invocation.command as Exclude<Command, { name: 'help' | 'completion' }>);
   } catch (err) {
     const json = invocation.global.json;
     if (err instanceof ApiCallError) {
@@ -214,6 +221,7 @@ export async function run(argv: string[], io: CliIo): Promise<ExitCode> {
       io.stderr.write(`ferry: ${err.message} (HTTP ${err.status})\n`);
       return exitCodeForStatus(err.status);
     }
+    // Unreachable, a stream that keeps breaking, or an answer that does not match the API's schema.
     const message = (err as Error).message;
     if (json) io.stdout.write(`${JSON.stringify({ error: { code: 'unreachable', message } })}\n`);
     io.stderr.write(`ferry: ${message}\n`);

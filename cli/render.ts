@@ -1,6 +1,10 @@
 // What `ferry` prints: tables, a migration's details, and the one-line progress bar with phase,
 // bytes, rate, ETA and the expected downtime. Pure functions of the API's answers.
-import type { MigrationStatusView } from '../workflows/definitions';
+import type { z } from 'zod';
+import type { HostSchema, InstanceSchema, MigrationSchema } from '../api/schemas';
+
+/** A migration as the API shows it (api/schemas.ts). */
+export type Migration = z.infer<typeof MigrationSchema>;
 
 export function formatBytes(bytes: number | null | undefined): string {
   if (bytes === null || bytes === undefined || !Number.isFinite(bytes)) return '-';
@@ -30,7 +34,7 @@ export interface Totals {
   fraction: number;
 }
 
-export function totals(view: MigrationStatusView): Totals | null {
+export function totals(view: Migration): Totals | null {
   const p = view.progress;
   if (p) {
     const total = p.memoryTotalBytes + p.diskTotalBytes;
@@ -54,17 +58,17 @@ export function bar(fraction: number, width: number): string {
   return `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
 }
 
-function route(view: MigrationStatusView): string {
+function route(view: Migration): string {
   if (!view.source_compute) return '(locating the instance)';
   return `${view.source_compute} → ${view.dest_compute ?? '(scheduling)'}`;
 }
 
-function phaseText(view: MigrationStatusView): string {
+function phaseText(view: Migration): string {
   return view.phase.replace(/_/g, '-');
 }
 
 /** One line: route, phase, bar, percent, bytes (estimated from xapi's task progress), ETA. */
-export function progressLine(view: MigrationStatusView, barWidth = 24): string {
+export function progressLine(view: Migration, barWidth = 24): string {
   const parts = [route(view), phaseText(view)];
   const t = totals(view);
   const p = view.progress;
@@ -82,7 +86,7 @@ export function progressLine(view: MigrationStatusView, barWidth = 24): string {
 }
 
 /** The last line of watch: how it ended. */
-export function outcomeLine(view: MigrationStatusView): string {
+export function outcomeLine(view: Migration): string {
   const p = view.progress;
   if (view.status === 'completed') {
     const moved = p ? `, ${formatBytes(p.memoryTotalBytes + p.diskTotalBytes)} moved` : '';
@@ -98,7 +102,7 @@ export function table(headers: string[], rows: string[][]): string {
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
-export function migrationTable(views: MigrationStatusView[]): string {
+export function migrationTable(views: Migration[]): string {
   if (views.length === 0) return 'no migrations';
   return table(
     ['ID', 'INSTANCE', 'STATUS', 'PHASE', 'ROUTE', 'PROGRESS', 'CREATED'],
@@ -109,7 +113,7 @@ export function migrationTable(views: MigrationStatusView[]): string {
   );
 }
 
-export function migrationDetails(view: MigrationStatusView, uiUrl?: string): string {
+export function migrationDetails(view: Migration, uiUrl?: string): string {
   const t = totals(view);
   const lines = [
     `Migration   ${view.uuid}  (Nova id ${view.id})`,
@@ -132,16 +136,11 @@ export function migrationDetails(view: MigrationStatusView, uiUrl?: string): str
   return lines.join('\n');
 }
 
-export interface HostRow {
-  name: string;
-  pool: string;
-  up: boolean;
-  downReason: string | null;
-  memoryTotalBytes: number;
-  memoryFreeBytes: number;
-  instanceCount: number;
-  migrations: { outbound: string[]; inbound: string[] };
-}
+/** What the host table shows of a host of GET /v1/hosts. */
+export type HostRow = Pick<
+  z.infer<typeof HostSchema>,
+  'name' | 'pool' | 'up' | 'downReason' | 'memoryTotalBytes' | 'memoryFreeBytes' | 'instanceCount' | 'migrations'
+>;
 
 export function hostTable(hosts: HostRow[]): string {
   return table(
@@ -159,14 +158,10 @@ export function hostTable(hosts: HostRow[]): string {
   );
 }
 
-export interface InstanceRow {
-  uuid: string;
-  name: string;
-  powerState: string;
-  host: string;
-  memoryBytes: number;
-  migration: { id: string; status: string | null } | null;
-}
+/** What the instance table shows of an instance of GET /v1/instances. */
+export type InstanceRow = Pick<z.infer<typeof InstanceSchema>, 'uuid' | 'name' | 'powerState' | 'host' | 'memoryBytes'> & {
+  migration: Pick<NonNullable<z.infer<typeof InstanceSchema>['migration']>, 'id' | 'status'> | null;
+};
 
 export function instanceTable(instances: InstanceRow[]): string {
   if (instances.length === 0) return 'no instances';

@@ -42,6 +42,41 @@ export const HostConfigSchema = z
   })
   .strict();
 
+const keystoneRoles = z.array(z.string().min(1)).min(1, 'name at least one Keystone role');
+
+/**
+ * api.auth.mode keystone: each caller's X-Auth-Token is validated with Keystone (identity v3) using
+ * ferry's own service user, and the token's roles map to ferry's operator and read roles.
+ */
+export const KeystoneAuthSchema = z
+  .object({
+    mode: z.literal('keystone'),
+    /** Keystone's identity v3 endpoint, for example http://127.0.0.1:5000/v3 */
+    url: z.url().refine((u) => /\/v3\/?$/.test(u), 'must be the identity v3 endpoint (ending in /v3)'),
+    /** ferry's own credentials, used to validate callers' tokens (Keystone's policy wants the service or admin role). */
+    service: z
+      .object({
+        user: z.string().min(1).default('ferry'),
+        /** The environment variable that holds the service user's password. */
+        passwordEnv: envVarName,
+        project: z.string().min(1).default('service'),
+        userDomain: z.string().min(1).default('Default'),
+        projectDomain: z.string().min(1).default('Default'),
+      })
+      .strict(),
+    /** Keystone role names granting each of ferry's roles (operator includes read). */
+    roles: z
+      .object({ operator: keystoneRoles.default(['admin']), read: keystoneRoles.default(['reader', 'member']) })
+      .strict()
+      .prefault({}),
+    /** How long a validated token is trusted before Keystone is asked again (never past its expiry), seconds. */
+    cacheSeconds: z.number().min(0).max(300).default(30),
+    /** Each request to Keystone gets this long, ms; then the caller gets a 503. */
+    timeoutMs: z.number().int().positive().default(5_000),
+  })
+  .strict();
+export type KeystoneAuthConfig = z.infer<typeof KeystoneAuthSchema>;
+
 export const ConfigSchema = z
   .object({
     temporal: z
@@ -134,13 +169,25 @@ export const ConfigSchema = z
     api: z
       .object({
         listen: hostPort.default('127.0.0.1:8774'),
+        /** Who may call the API (api/auth.ts). Absent: static tokens from FERRY_READ_TOKEN and FERRY_OPERATOR_TOKEN. */
         auth: z
-          .discriminatedUnion('mode', [
-            z.object({ mode: z.literal('token'), readTokenEnv: envVarName, operatorTokenEnv: envVarName }).strict(),
-            // Only for the local demo: every caller is an operator.
-            z.object({ mode: z.literal('none') }).strict(),
-          ])
-          .default({ mode: 'none' }),
+          .discriminatedUnion(
+            'mode',
+            [
+              z
+                .object({
+                  mode: z.literal('token'),
+                  readTokenEnv: envVarName.default('FERRY_READ_TOKEN'),
+                  operatorTokenEnv: envVarName.default('FERRY_OPERATOR_TOKEN'),
+                })
+                .strict(),
+              KeystoneAuthSchema,
+              // Only when asked for (a local demo): every caller is an operator.
+              z.object({ mode: z.literal('none') }).strict(),
+            ],
+            { error: 'mode must be one of token, keystone, none' },
+          )
+          .prefault({ mode: 'token' }),
       })
       .strict()
       .prefault({}),

@@ -11,7 +11,7 @@ import { tokenAuthenticator } from '../../api/auth';
 import { startApi, type RunningApi } from '../../api/main';
 import { run } from '../../cli/main';
 import type { MigrationStatusView } from '../../workflows/definitions';
-import { parseSseBlock } from '../../cli/client';
+import { parseEventStream } from '../../cli/client';
 import { executeControlUpdate } from '../../lib/control-update';
 import { abortUpdate, liveMigrationWorkflowId, statusQuery } from '../../workflows/definitions';
 
@@ -65,11 +65,7 @@ async function events(id: string): Promise<{ event: string; data: MigrationStatu
   const res = await fetch(`${api.url}/v1/migrations/${id}/events?interval=200`, { headers: { authorization: `Bearer ${READ}` } });
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toContain('text/event-stream');
-  const text = await res.text();
-  return text
-    .split('\n\n')
-    .map(parseSseBlock)
-    .filter((e): e is NonNullable<typeof e> => e !== null) as { event: string; data: MigrationStatusView }[];
+  return parseEventStream(await res.text()).filter((e) => e.event !== 'error') as { event: string; data: MigrationStatusView }[];
 }
 
 function cliIo(token?: string) {

@@ -9,6 +9,7 @@ import { OPERATOR, READ, testServer } from '../api/helpers';
 let app: FastifyInstance;
 let service: FakeFerryService;
 let url: string;
+let helpOut = '';
 
 beforeAll(async () => {
   ({ app, service } = testServer());
@@ -55,6 +56,21 @@ describe('ferry CLI', () => {
     const down = await run(['--api', 'http://127.0.0.1:9', '--json', 'hosts'], { stdout: { write: () => true }, stderr: { write: () => true }, env: {} });
     expect(down).toBe(EXIT.unreachable);
     expect((await ferry(['--api', 'not a url', 'hosts'])).code).toBe(EXIT.usage);
+    const badOption = await ferry(['list', '--status', 'done']);
+    expect(badOption.code).toBe(EXIT.usage);
+    expect(badOption.err).toMatch(/^ferry: option '--status <status>' argument 'done' is invalid\. Allowed choices are accepted, /);
+    expect(badOption.err).toContain('Usage: ferry list [options]');
+  });
+
+  it('help and completion print to stdout and exit 0 without calling the API', async () => {
+    const help = await run(['--api', 'http://127.0.0.1:9', 'abort', '--help'], { stdout: { write: (t: string) => (helpOut += t) }, stderr: { write: () => true }, env: {} });
+    expect(help).toBe(EXIT.ok);
+    expect(helpOut).toMatch(/^Usage: ferry abort \[options\] <id>\n/);
+    expect(helpOut).toContain('--reason <text>');
+    const completion = await ferry(['completion', 'bash']);
+    expect(completion.code).toBe(EXIT.ok);
+    expect(completion.out).toContain('complete -F _ferry_completion ferry');
+    expect(completion.err).toBe('');
   });
 
   it('abort and force-complete: 0 when accepted, 4 with the workflow\'s reason when refused', async () => {
