@@ -10,6 +10,7 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
 import { LRUCache } from 'lru-cache';
@@ -18,7 +19,8 @@ import { executeControlUpdate } from '../lib/control-update';
 import type { Logger } from '../lib/logger';
 import { InstanceUuid, MigrationStatus } from '../lib/search-attributes';
 import { HostInventory, type InventoryHost, type Located } from '../lib/host-inventory';
-import { connectionOptions } from '../lib/temporal-connection';
+import { decodeRawPayloads } from '../lib/payload-codec';
+import { connectClients } from '../lib/temporal-connection';
 import {
   FINAL_STATUSES,
   LIVE_MIGRATION_WORKFLOW,
@@ -128,8 +130,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
   }
 
   static async connect(config: FerryConfig, logger: Logger): Promise<TemporalFerryService> {
-    const connection = await Connection.connect(connectionOptions(config));
-    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const { connection, client } = await connectClients(config);
     return new TemporalFerryService(client, config, logger, connection);
   }
 
@@ -204,7 +205,18 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
       this.liveQuery(run.workflowId, run.runId),
     ]);
     if (described.status.name !== 'RUNNING') return this.closed(described);
-    return withLiveProgress(described, queried ?? viewFromInfo(described).view);
+    return withLiveProgress(await this.decodedHeartbeats(described), queried ?? viewFromInfo(described).view);
+  }
+
+  /** Pending activities' heartbeat details come raw from describe(): decoded with this client's codecs. */
+  private async decodedHeartbeats(described: WorkflowExecutionDescription): Promise<Pick<WorkflowExecutionDescription, 'raw'>> {
+    const codecs = this.client.options.loadedDataConverter.payloadCodecs;
+    const pending = described.raw.pendingActivities ?? [];
+    if (codecs.length === 0 || pending.length === 0) return described;
+    const pendingActivities = await Promise.all(
+      pending.map(async (a) => (a.heartbeatDetails?.payloads?.length ? { ...a, heartbeatDetails: { payloads: await decodeRawPayloads(codecs, a.heartbeatDetails.payloads) } } : a)),
+    );
+    return { raw: { ...described.raw, pendingActivities } as WorkflowExecutionDescription['raw'] };
   }
 
   /** A running migration's status query, answered by the worker that has it cached; null when it does not answer in time. */

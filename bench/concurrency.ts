@@ -84,7 +84,7 @@ function lowerBound(migrations: Planned[], seconds: number[], limits: { inboundP
 /** The migrationSlots entity: in the system namespace (version 3), else the migrations' own. */
 function slotsEntity(stack: Stack) {
   const temporalConfig = stack.config.temporal as { namespace: string; systemNamespace?: string };
-  const client = new Client({ connection: stack.client.connection, namespace: temporalConfig.systemNamespace ?? temporalConfig.namespace });
+  const client = new Client({ connection: stack.client.connection, namespace: temporalConfig.systemNamespace ?? temporalConfig.namespace, dataConverter: stack.client.options.dataConverter });
   return client.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID);
 }
 

@@ -22,6 +22,7 @@ import { hostQueue, parseConfig, type FerryConfig } from '../lib/config';
 import { HostInventory, sendHostReport } from '../lib/host-inventory';
 import { freePort } from '../lib/ports';
 import { startStack } from '../lib/stack';
+import { temporalDataConverter, workerDataConverter } from '../lib/temporal-connection';
 import { startDevServer } from '../lib/temporal-dev-server';
 import { progressSignal, type HostReportMessage } from '../workflows/definitions';
 import type { MigrationOutcome } from '../workflows/outcome';
@@ -199,8 +200,11 @@ async function oneHour(): Promise<void> {
   );
   const devServer = await startDevServer({ port, namespace: config.temporal.namespace, extraNamespaces: [config.temporal.systemNamespace] });
   const connection = await Connection.connect({ address: devServer.address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
-  const systemClient = new Client({ connection, namespace: config.temporal.systemNamespace });
+  // In clear (this config has no temporal.encryption), through the one data converter all the same.
+  const dataConverter = temporalDataConverter(config);
+  const workerConverter = workerDataConverter(config);
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
+  const systemClient = new Client({ connection, namespace: config.temporal.systemNamespace, dataConverter });
   const native = await NativeConnection.connect({ address: devServer.address });
   const instance: InstanceView = {
     uuid: '6c1b0c6e-0000-4000-8000-00000000e1e0',
@@ -216,12 +220,12 @@ async function oneHour(): Promise<void> {
   const agents = new Map<string, FakeAgent>();
   for (const h of hosts) agents.set(h.name, fakeAgent(h, instance, client, () => reportHost(systemClient, config, agents.get(h.name) as FakeAgent)));
   // As the conductor worker: the migration's workers in the main namespace, the entities' (slots, inventory) in the system one.
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: new DefaultLogger('WARN') });
+  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), failureConverterPath: workerConverter.failureConverterPath, logger: new DefaultLogger('WARN') });
   const activities = createConductorActivities({ config, client, systemClient });
   const workers: Worker[] = [
     ...(await Promise.all(
       [config.temporal.namespace, config.temporal.systemNamespace].map((namespace) =>
-        Worker.create({ connection: native, namespace, taskQueue: config.taskQueues.conductor, workflowBundle, activities }),
+        Worker.create({ connection: native, namespace, taskQueue: config.taskQueues.conductor, workflowBundle, activities, dataConverter: workerConverter }),
       ),
     )),
     ...(await Promise.all(
@@ -231,6 +235,7 @@ async function oneHour(): Promise<void> {
           namespace: config.temporal.namespace,
           taskQueue: hostQueue(config, h.name),
           activities: (agents.get(h.name) as FakeAgent).activities,
+          dataConverter: workerConverter,
         }),
       ),
     )),

@@ -152,7 +152,7 @@ async function entityHistory(stack: Stack): Promise<HistoryEvent[]> {
   const temporalConfig = stack.config.temporal as { namespace: string; systemNamespace?: string };
   for (const namespace of [...new Set([temporalConfig.systemNamespace, temporalConfig.namespace])]) {
     if (!namespace) continue;
-    const client = new Client({ connection: stack.client.connection, namespace });
+    const client = new Client({ connection: stack.client.connection, namespace, dataConverter: stack.client.options.dataConverter });
     const history = await client.workflow
       .getHandle(MIGRATION_SLOTS_WORKFLOW_ID)
       .fetchHistory()
@@ -323,7 +323,7 @@ async function directActivities(stack: Stack): Promise<Direct> {
     hosts.set(h.name, { activities, calls: () => calls });
   }
   const temporalConfig = stack.config.temporal as { namespace: string; systemNamespace?: string };
-  const systemClient = new Client({ connection: stack.client.connection, namespace: temporalConfig.systemNamespace ?? temporalConfig.namespace });
+  const systemClient = new Client({ connection: stack.client.connection, namespace: temporalConfig.systemNamespace ?? temporalConfig.namespace, dataConverter: stack.client.options.dataConverter });
   return {
     hosts,
     conductor: createConductorActivities({ config: stack.config, client: stack.client, systemClient }),

@@ -42,6 +42,48 @@ export const HostConfigSchema = z
   })
   .strict();
 
+/** One AES-256 key of the payload codec: 32 bytes, base64, in an environment variable or a file. */
+const encryptionKeyShape = {
+  /** Travels in each payload's metadata (encryption-key-id), so a reader knows which key to use. */
+  keyId: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 letters, digits, dots, dashes or underscores'),
+  keyEnv: envVarName.optional(),
+  /** Absolute, or relative to the config file. */
+  keyFile: z.string().min(1).optional(),
+};
+const oneKeySource = (k: { keyEnv?: string; keyFile?: string }) => (k.keyEnv === undefined) !== (k.keyFile === undefined);
+const oneKeySourceMessage = { message: 'set exactly one of keyEnv and keyFile' };
+export const EncryptionKeySchema = z.object(encryptionKeyShape).strict().refine(oneKeySource, oneKeySourceMessage);
+
+/**
+ * The payload codec (lib/payload-codec.ts): every payload a ferry client or worker sends to Temporal
+ * is encrypted with the current key (keyId, keyEnv | keyFile); `previousKeys` only decrypt, so a key
+ * can rotate. Absent: payloads travel in clear.
+ */
+export const EncryptionSchema = z
+  .object({
+    ...encryptionKeyShape,
+    previousKeys: z.array(EncryptionKeySchema).default([]),
+    /** Temporal's remote codec protocol (POST /encode, /decode) for the web UI and `temporal --codec-endpoint`. */
+    codecServer: z
+      .object({
+        listen: hostPort,
+        /** When set, a request must carry `Authorization: Bearer <token>` (or the bare token, as `temporal --codec-auth` sends it). */
+        authTokenEnv: envVarName.optional(),
+        /** Origins allowed by CORS; default: the dev server's web UI (temporal.uiPort on 127.0.0.1 and localhost). */
+        corsOrigins: z.array(z.url()).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .refine(oneKeySource, oneKeySourceMessage)
+  .superRefine((e, ctx) => {
+    const ids = [e.keyId, ...e.previousKeys.map((k) => k.keyId)];
+    ids.forEach((id, i) => {
+      if (ids.indexOf(id) !== i) ctx.addIssue({ code: 'custom', path: ['previousKeys', i - 1, 'keyId'], message: `duplicate key id "${id}"` });
+    });
+  });
+
 const keystoneRoles = z.array(z.string().min(1)).min(1, 'name at least one Keystone role');
 
 /**
@@ -96,6 +138,7 @@ export const ConfigSchema = z
           .object({ certPathEnv: envVarName, keyPathEnv: envVarName, caPathEnv: envVarName.optional() })
           .strict()
           .optional(),
+        encryption: EncryptionSchema.optional(),
       })
       .strict()
       .prefault({}),
@@ -205,6 +248,7 @@ export const ConfigSchema = z
 
 export type FerryConfig = z.infer<typeof ConfigSchema>;
 export type HostConfig = z.infer<typeof HostConfigSchema>;
+export type EncryptionConfig = z.infer<typeof EncryptionSchema>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -241,7 +285,13 @@ export function loadConfig(path = defaultConfigPath()): FerryConfig {
   } catch (err) {
     throw new ConfigError(`${path} is not valid YAML: ${(err as Error).message}`);
   }
-  return parseConfig(doc, path);
+  const config = parseConfig(doc, path);
+  // Key files are relative to the config file, as temporal.dataDir is.
+  const encryption = config.temporal.encryption;
+  if (encryption) {
+    for (const key of [encryption, ...encryption.previousKeys]) if (key.keyFile) key.keyFile = resolve(path, '..', key.keyFile);
+  }
+  return config;
 }
 
 /** Reads a secret named in the config; a missing variable is an error that names it. */

@@ -3,16 +3,17 @@
 // starts it from temporal.yaml.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { simulatedHostConfig, startSimulators, type SimCluster } from '../simulator/cluster';
 import { hostQueue, loadConfig, parseConfig, type FerryConfig } from './config';
 import { HostInventory } from './host-inventory';
 import { freePort } from './ports';
 import { spawnTs } from './processes';
-import { connectionOptions } from './temporal-connection';
+import { generateEncryptionKey } from './payload-codec';
+import { connectClients } from './temporal-connection';
 import { startDevServer, stopProcess, type DevServer, type DevServerOptions } from './temporal-dev-server';
 
 export interface StackHost {
@@ -49,6 +50,12 @@ export interface StackOptions {
   agentsPerProcess?: number;
   /** Overrides of temporal.yaml's inventory section (report interval, staleness bound). */
   inventory?: Record<string, unknown>;
+  /**
+   * Encrypt every payload (temporal.encryption) with a key generated for this stack into its
+   * workDir, and serve the codec endpoint the web UI uses (default true; a configPath stack follows
+   * its file, and gets its keyFile generated when missing).
+   */
+  encryption?: boolean;
 }
 
 export interface Stack {
@@ -61,6 +68,9 @@ export interface Stack {
   /** A client of the system namespace (host inventory, migration slots). */
   systemClient: Client;
   sims: SimCluster;
+  /** The codec server's base URL (temporal --codec-endpoint), when temporal.encryption has one. */
+  codecEndpoint?: string;
+  codecServer?: ChildProcess;
   conductor: ChildProcess;
   agents: Map<string, ChildProcess>;
   startConductor(): Promise<void>;
@@ -87,7 +97,7 @@ export const DEFAULT_HOSTS: StackHost[] = [
   { name: 'xen-c', pool: 'pool-2' },
 ];
 
-async function generatedConfig(opts: StackOptions): Promise<unknown> {
+async function generatedConfig(opts: StackOptions, workDir: string): Promise<unknown> {
   const hosts = [];
   for (const h of opts.hosts ?? DEFAULT_HOSTS) {
     hosts.push(
@@ -97,8 +107,12 @@ async function generatedConfig(opts: StackOptions): Promise<unknown> {
       }),
     );
   }
+  const encryption =
+    opts.encryption === false
+      ? undefined
+      : { keyId: `stack-${randomBytes(4).toString('hex')}`, keyFile: join(workDir, 'codec.key'), codecServer: { listen: `127.0.0.1:${await freePort()}` } };
   return {
-    temporal: { address: `127.0.0.1:${await freePort()}`, uiPort: await freePort() },
+    temporal: { address: `127.0.0.1:${await freePort()}`, uiPort: await freePort(), ...(encryption ? { encryption } : {}) },
     simulator: { bandwidthMiBps: opts.bandwidthMiBps ?? 512 },
     hosts,
     migration: opts.migration ?? {},
@@ -130,7 +144,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     configPath = resolve(opts.configPath);
     config = loadConfig(configPath);
   } else {
-    const doc = await generatedConfig(opts);
+    const doc = await generatedConfig(opts, workDir);
     config = parseConfig(doc, 'generated stack config');
     configPath = join(workDir, 'temporal.yaml');
     writeFileSync(configPath, JSON.stringify(doc, null, 2)); // JSON is YAML
@@ -140,6 +154,19 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const env = { [passwordEnv]: password };
   const port = Number(config.temporal.address.split(':')[1]);
   const logs = join(workDir, 'logs');
+  // The key of this stack (or of the demo's state dir): generated once, never in the repository.
+  const keyFile = config.temporal.encryption?.keyFile;
+  if (keyFile && !existsSync(keyFile)) {
+    mkdirSync(resolve(keyFile, '..'), { recursive: true });
+    writeFileSync(keyFile, `${generateEncryptionKey()}\n`, { mode: 0o600 });
+  }
+  const codecListen = config.temporal.encryption?.codecServer?.listen;
+  const codecEndpoint = codecListen ? `http://${codecListen}` : undefined;
+  let codecServer: ChildProcess | undefined;
+  if (codecEndpoint) {
+    codecServer = spawnTs('scripts/codec-server.ts', ['--config', configPath], { env, logFile: join(logs, 'codec-server.log'), exitWithParent: true });
+    await waitForHttp(`${codecEndpoint}/healthz`, codecServer);
+  }
 
   const devServerOptions: DevServerOptions = {
     port,
@@ -152,11 +179,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     logFile: join(logs, 'temporal.log'),
     namespace: config.temporal.namespace,
     extraNamespaces: [config.temporal.systemNamespace],
+    codecEndpoint,
   };
   const devServer = await startDevServer(devServerOptions);
-  const connection = await Connection.connect(connectionOptions(config));
-  const client = new Client({ connection, namespace: config.temporal.namespace });
-  const systemClient = new Client({ connection, namespace: config.temporal.systemNamespace });
+  const { connection, client, systemClient } = await connectClients(config);
   const sims = await startSimulators({
     hosts: config.hosts,
     bandwidthMiBps: config.simulator.bandwidthMiBps,
@@ -186,6 +212,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     client,
     systemClient,
     sims,
+    codecEndpoint,
+    codecServer,
     conductor: undefined as unknown as ChildProcess,
     agents,
     async startConductor() {
@@ -227,7 +255,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       }
     },
     async stop() {
-      await Promise.all([stack.conductor, stack.api, ...new Set(agents.values())].filter((c) => c !== undefined).map((c) => stopProcess(c)));
+      await Promise.all([stack.conductor, stack.api, stack.codecServer, ...new Set(agents.values())].filter((c) => c !== undefined).map((c) => stopProcess(c)));
       await sims.stop();
       await connection.close();
       await stack.devServer.stop();

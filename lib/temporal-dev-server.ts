@@ -17,6 +17,8 @@ export interface DevServerOptions {
   extraNamespaces?: string[];
   ip?: string;
   startTimeoutMs?: number;
+  /** The codec server (lib/codec-server.ts) the web UI asks to decode payloads; only with uiPort. */
+  codecEndpoint?: string;
 }
 
 export interface DevServer {
@@ -36,8 +38,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     mkdirSync(dirname(options.dbFile), { recursive: true });
     args.push('--db-filename', options.dbFile);
   }
-  if (options.uiPort) args.push('--ui-port', String(options.uiPort), '--ui-ip', ip);
-  else args.push('--headless');
+  if (options.uiPort) {
+    args.push('--ui-port', String(options.uiPort), '--ui-ip', ip);
+    if (options.codecEndpoint) args.push('--ui-codec-endpoint', options.codecEndpoint);
+  } else args.push('--headless');
   // Lets the workflows see their own search attributes in visibility right after an upsert.
   args.push('--dynamic-config-value', 'system.forceSearchAttributesCacheRefreshOnRead=true');
   // The history service reads its transfer queue (which hands every new workflow and activity task

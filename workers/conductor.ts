@@ -1,13 +1,13 @@
 // The conductor worker: runs ferry's workflows and the cluster-side activities on the conductor queue,
 // and the housekeeping entities (migrationSlots, hostInventory) on the same queue in the system namespace.
 //   npx tsx workers/conductor.ts [--config temporal.yaml] [--metrics 127.0.0.1:9464]
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createConductorActivities } from '../activities/conductor';
 import { loadConfig } from '../lib/config';
 import { createLogger, type Logger } from '../lib/logger';
 import { MIGRATION_SLOTS_WORKFLOW_ID } from '../workflows/definitions';
-import { connectionOptions } from '../lib/temporal-connection';
+import { connectClients, workerDataConverter } from '../lib/temporal-connection';
 import { workerArgs } from './args';
 import { exitOnFatal, runWorkers } from './run-worker';
 
@@ -17,11 +17,10 @@ async function main(): Promise<void> {
   const logger = createLogger('conductor');
   // Conductor activities use clients of their own: to read the host inventory (system namespace)
   // and to signal the migration-slots entity workflow.
-  const clientConnection = await Connection.connect(connectionOptions(config));
-  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
-  const systemClient = new Client({ connection: clientConnection, namespace: config.temporal.systemNamespace });
-  // One bundle for both namespaces' workers.
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows') });
+  const { connection: clientConnection, client, systemClient } = await connectClients(config);
+  // One bundle for both namespaces' workers; it carries the data converter's failure converter.
+  const { failureConverterPath } = workerDataConverter(config);
+  const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), failureConverterPath });
   const activities = createConductorActivities({ config, client, systemClient });
   await retireSlotsEntityOfMainNamespace(client, logger);
   try {

@@ -2,13 +2,13 @@
 // those hosts' XenAPI, one session per host; reports each host to the inventory (HostReporter).
 // Activity-only: no workflows here. One process may serve many hosts (a large simulated cluster).
 //   npx tsx workers/host-agent.ts --host xen-a [--host xen-b ...] [--config temporal.yaml] [--metrics 127.0.0.1:9465]
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { createHostActivities } from '../activities/host';
 import { createInventoryActivities } from '../activities/host/inventory';
 import { progressSignal, type TransferProgress } from '../workflows/definitions';
 import { findHost, hostQueue, loadConfig, readSecret, type FerryConfig, type HostConfig } from '../lib/config';
 import { createLogger, type Logger } from '../lib/logger';
-import { connectionOptions } from '../lib/temporal-connection';
+import { connectClients } from '../lib/temporal-connection';
 import { XenApiClient } from '../xenapi/client';
 import { workerArgs } from './args';
 import { HostReporter } from './host-reporter';
@@ -55,9 +55,7 @@ async function main(): Promise<void> {
   const config = loadConfig(args.config);
   const hosts = args.hosts.map((name) => findHost(config, name));
   const logger = createLogger('host-agent', hosts.length === 1 ? { host: hosts[0]?.name } : { hosts: hosts.length });
-  const clientConnection = await Connection.connect(connectionOptions(config));
-  const client = new Client({ connection: clientConnection, namespace: config.temporal.namespace });
-  const systemClient = new Client({ connection: clientConnection, namespace: config.temporal.systemNamespace });
+  const { connection: clientConnection, client, systemClient } = await connectClients(config);
   const agents = hosts.map((host) => agentFor(config, host, client, systemClient, hosts.length === 1 ? logger : logger.child({ host: host.name })));
   try {
     for (const agent of agents) agent.reporter.start();

@@ -2,7 +2,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { FerryConfig } from '../lib/config';
 import type { Logger } from '../lib/logger';
-import { connectionOptions } from '../lib/temporal-connection';
+import { connectionOptions, workerDataConverter } from '../lib/temporal-connection';
 import { exitWithParent } from '../lib/processes';
 import { installTemporalRuntime, type RuntimeTelemetry } from '../lib/temporal-logger';
 
@@ -19,6 +19,7 @@ export async function runWorkers(config: FerryConfig, logger: Logger, workers: F
         Worker.create({
           connection,
           namespace: config.temporal.namespace,
+          dataConverter: workerDataConverter(config),
           shutdownGraceTime: '10s',
           // A heartbeat is also how an activity learns it was cancelled: the SDK's default throttle
           // (80 % of a 30 s heartbeat timeout) would delay an abort by up to 24 s.

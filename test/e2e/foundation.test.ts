@@ -43,7 +43,7 @@ describe('the host inventory', () => {
     expect(b?.memoryFreeBytes).toBeLessThan(b?.memoryTotalBytes ?? 0);
     expect((await inventory.locate(vm.uuid))?.host.name).toBe('xen-b');
     // The entities live in the system namespace; reading them started no workflow in the main one.
-    const system = new Client({ connection: stack.client.connection, namespace: stack.config.temporal.systemNamespace });
+    const system = new Client({ connection: stack.client.connection, namespace: stack.config.temporal.systemNamespace, dataConverter: stack.client.options.dataConverter });
     const entities = [];
     for await (const e of system.workflow.list({ query: `WorkflowType = '${HOST_INVENTORY_WORKFLOW}'` })) entities.push(e.workflowId);
     expect(entities.sort()).toEqual(['host-inventory-xen-a', 'host-inventory-xen-b']);

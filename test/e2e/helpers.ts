@@ -122,10 +122,12 @@ export async function recordHistory(stack: Stack, handle: WorkflowHandle, name: 
   // The current version of the workflow (see test/e2e/replay.test.ts).
   const dir = resolve(__dirname, '..', 'fixtures', 'histories', 'v3');
   mkdirSync(dir, { recursive: true });
-  // The CLI writes the JSON form that historyFromJSON reads (the same as the web UI's download).
+  // The CLI writes the JSON form that historyFromJSON reads (the same as the web UI's download),
+  // decoded through the stack's codec server: a fixture must replay without this stack's key.
   const json = execFileSync(temporalCliPath(), [
     'workflow', 'show', '--workflow-id', handle.workflowId, '--output', 'json',
     '--address', stack.config.temporal.address, '--namespace', stack.config.temporal.namespace,
+    ...(stack.codecEndpoint ? ['--codec-endpoint', stack.codecEndpoint] : []),
   ]);
   writeFileSync(resolve(dir, `${name}.json`), json);
 }

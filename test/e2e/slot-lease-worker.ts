@@ -1,11 +1,10 @@
 // A worker for test/e2e/slot-lease-workflows.ts, with the conductor's activities (which the
 // workflows' SlotLease calls on their own task queue).
 //   npx tsx test/e2e/slot-lease-worker.ts --config temporal.yaml
-import { Client, Connection } from '@temporalio/client';
 import { createConductorActivities } from '../../activities/conductor';
 import { loadConfig } from '../../lib/config';
 import { createLogger } from '../../lib/logger';
-import { connectionOptions } from '../../lib/temporal-connection';
+import { connectClients } from '../../lib/temporal-connection';
 import { workerArgs } from '../../workers/args';
 import { exitOnFatal, runWorkers } from '../../workers/run-worker';
 import { SLOT_LEASE_TEST_QUEUE } from './slot-lease-workflows';
@@ -13,9 +12,7 @@ import { SLOT_LEASE_TEST_QUEUE } from './slot-lease-workflows';
 async function main(): Promise<void> {
   const config = loadConfig(workerArgs().config);
   const logger = createLogger('slot-lease-test');
-  const connection = await Connection.connect(connectionOptions(config));
-  const client = new Client({ connection, namespace: config.temporal.namespace });
-  const systemClient = new Client({ connection, namespace: config.temporal.systemNamespace });
+  const { connection, client, systemClient } = await connectClients(config);
   try {
     await runWorkers(config, logger, [
       {
