@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import type { FastifyInstance } from 'fastify';
 import { defaultConfigPath, loadConfig, type FerryConfig } from '../lib/config';
 import { createLogger, type Logger } from '../lib/logger';
-import type { Authenticator } from './auth';
+import { authenticatorFromConfig, type Authenticator } from './auth';
 import { buildServer, parseListen } from './server';
 import { TemporalFerryService } from './temporal-service';
 
@@ -19,8 +19,10 @@ export interface RunningApi {
 /** Connects to Temporal and serves the API; `listen` overrides temporal.yaml's (port 0: any free port). */
 export async function startApi(options: { config: FerryConfig; logger?: Logger; listen?: string; auth?: Authenticator }): Promise<RunningApi> {
   const logger = options.logger ?? createLogger('api');
+  // First: a missing secret variable fails at startup, before anything connects. It logs through the API's logger.
+  const auth = options.auth ?? authenticatorFromConfig(options.config, logger);
   const service = await TemporalFerryService.connect(options.config, logger);
-  const app = buildServer({ config: options.config, service, logger, auth: options.auth, metricsSource: service });
+  const app = buildServer({ config: options.config, service, logger, auth, metricsSource: service });
   const { host, port } = parseListen(options.listen ?? options.config.api.listen);
   await app.listen({ host, port });
   const address = app.server.address();
@@ -34,7 +36,8 @@ async function main(): Promise<void> {
   const config = loadConfig(configPath);
   const logger = createLogger('api');
   const api = await startApi({ config, logger, listen: values.listen });
-  logger.info({ url: api.url, config: configPath, auth: config.api.auth.mode }, 'ferry API listening');
+  const { auth } = config.api;
+  logger.info({ url: api.url, config: configPath, auth: auth.mode, ...(auth.mode === 'keystone' ? { keystone: auth.url, serviceUser: auth.service.user } : {}) }, 'ferry API listening');
   if (config.api.auth.mode === 'none') logger.warn('api.auth.mode is none: every caller is an operator (local demo only)');
   const stop = (signal: string) => {
     logger.info({ signal }, 'stopping');
