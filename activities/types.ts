@@ -27,6 +27,11 @@ export interface DestinationFacts {
 /** host.migrate_receive's token map (it holds a session handle on the destination, not a password). */
 export type MigrateToken = Record<string, string>;
 
+/** The session a host.migrate_receive token holds (its session_id), to log out. */
+export interface LogoutMigrateReceiveInput {
+  sessionId: string;
+}
+
 export interface CheckDestinationInput {
   instance: InstanceView;
   sourceHost: { name: string; pool: string };

@@ -56,6 +56,10 @@ export interface StackOptions {
    * its file, and gets its keyFile generated when missing).
    */
   encryption?: boolean;
+  /** temporal.yaml's api.auth for a generated config (default: none); its secrets come from `env`. */
+  apiAuth?: Record<string, unknown>;
+  /** More environment variables for every process of the stack (secrets named by temporal.yaml). */
+  env?: Record<string, string>;
 }
 
 export interface Stack {
@@ -117,7 +121,7 @@ async function generatedConfig(opts: StackOptions, workDir: string): Promise<unk
     hosts,
     migration: opts.migration ?? {},
     inventory: opts.inventory ?? {},
-    api: { listen: `127.0.0.1:${await freePort()}`, auth: { mode: 'none' } },
+    api: { listen: `127.0.0.1:${await freePort()}`, auth: opts.apiAuth ?? { mode: 'none' } },
   };
 }
 
@@ -151,7 +155,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   }
   const passwordEnv = config.hosts[0]?.passwordEnv ?? 'FERRY_XENAPI_PASSWORD';
   const password = process.env[passwordEnv] || randomBytes(12).toString('hex');
-  const env = { [passwordEnv]: password };
+  const env = { ...opts.env, [passwordEnv]: password };
   const port = Number(config.temporal.address.split(':')[1]);
   const logs = join(workDir, 'logs');
   // The key of this stack (or of the demo's state dir): generated once, never in the repository.

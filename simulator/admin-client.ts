@@ -139,6 +139,11 @@ export class AdminClient {
     await this.request('POST', '/restart');
   }
 
+  /** The sessions host.migrate_receive created in this host's pool (the last 200), and whether each is still valid. */
+  async migrateReceiveSessions(): Promise<{ ref: string; active: boolean }[]> {
+    return (await this.request<{ migrateReceive: { ref: string; active: boolean }[] }>('GET', '/sessions')).migrateReceive;
+  }
+
   /** Running and recently finished (last 50) migrations this host sent, with the figures xapi does not show. */
   migrations(): Promise<MigrationFigures[]> {
     return this.request('GET', '/migrations');

@@ -171,6 +171,9 @@ export function createAdminServer(host: SimHost): Server {
     if (host.crashed) throw new HttpError(503, `${host.name} is crashed: only GET /health and POST /restart answer`);
     if (method === 'GET' && path === '/state') return hostState(host);
     if (method === 'GET' && path === '/vms') return listVms(host);
+    if (method === 'GET' && path === '/sessions') {
+      return { migrateReceive: host.pool.migrateReceiveSessions.map((ref) => ({ ref, active: host.pool.sessions.has(ref) })) };
+    }
     if (method === 'GET' && path === '/migrations') {
       await Promise.all([...host.pendingChecksums]);
       return host.migrations;

@@ -497,8 +497,12 @@ export function addMigrationMethods(pool: SimPool, m: Methods): void {
       if (!dest) throw new XenApiError(XenApiCode.HANDLE_INVALID, ['host', str(h)]);
       if (dest.crashed) throw new XenApiError(XenApiCode.HOST_OFFLINE, [dest.hostRef]);
       pool.store.raw('network', str(network));
+      // xapi_host.ml migrate_receive: Xapi_session.login_no_password, a new session of the pool with
+      // the caller's rights, which nothing logs out but its holder (or xapi's session expiry).
       const session = newRef();
       pool.sessions.add(session);
+      pool.migrateReceiveSessions.push(session);
+      if (pool.migrateReceiveSessions.length > 200) pool.migrateReceiveSessions.shift();
       const port = dest.opts.xenapiPort;
       return {
         SM: `http://${dest.opts.ip}:${port}/services/SM?session_id=${session}`,

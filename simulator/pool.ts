@@ -42,6 +42,12 @@ const BY_POWER_STATE: Record<string, string[]> = {
 export class SimPool {
   readonly store = new Store();
   readonly sessions = new Set<string>();
+  /**
+   * The sessions host.migrate_receive created, newest last (the last 200), logged out or not: xapi
+   * logs each session it creates (xensource.log), and the admin endpoint shows these
+   * (GET /sessions), so a test can look for them where they must not be, and try them.
+   */
+  readonly migrateReceiveSessions: string[] = [];
   /** Task ref -> what task.cancel should do while the task is cancellable. */
   readonly cancelHandlers = new Map<string, () => void>();
   readonly members: SimHost[];

@@ -105,6 +105,14 @@ export class LiveMigrationTask {
    * as the transfer is over.
    */
   private v3 = false;
+  /**
+   * Patch 'receive-session-logout' (inside version 3): the session of each host.migrate_receive
+   * token is logged out (Nova's check_can_live_migrate_destination_cleanup), a candidate's not chosen
+   * at once, the chosen destination's after the transfer or the rollback.
+   */
+  private logoutSessions = false;
+  /** The chosen destination's token, until its session is logged out. */
+  private receiveToken: { host: HostSummary; token: MigrateToken } | null = null;
 
   constructor(private readonly input: LiveMigrationRequest) {
     const view = newMigrationView({
@@ -155,6 +163,7 @@ export class LiveMigrationTask {
     try {
       await this.abortable.run(async () => {
         this.v3 = patched('host-inventory');
+        this.logoutSessions = this.v3 && patched('receive-session-logout');
         if (this.v3) this.lease.callThrough(conductorLocal);
         const dest = this.v3 ? await this.scheduleFromInventory() : await this.scheduleFromClusterView();
         const { facts, token } = await this.prepareDestination(dest);
@@ -165,10 +174,13 @@ export class LiveMigrationTask {
     } catch (err) {
       return this.rollback(err);
     }
-    // The transfer is over: from version 3 on, its slot goes back while the hosts finish up.
+    // The transfer is over: from version 3 on, its slot goes back while the hosts finish up, and the
+    // destination's migrate_receive session is logged out alongside.
     const released = this.v3 ? this.lease.release({ alongside: true }) : Promise.resolve();
+    const loggedOut = this.logoutChosenSession();
     await this.settle(() => this.postLiveMigration());
     await released;
+    await loggedOut;
     return this.outcome();
   }
 
@@ -395,9 +407,16 @@ export class LiveMigrationTask {
       block || !samePool
         ? await hostChecks(candidate.queue).migrateReceive.executeWithOptions({ summary: `token from ${candidate.name} for the source check` }, [])
         : null;
-    await hostChecks(source.queue).assertCanMigrate.executeWithOptions({ summary: `checkCanLiveMigrateSource: VM.assert_can_migrate to ${candidate.name}` }, [
-      { instanceUuid: instance.uuid, destination: facts, blockMigration: block, token, samePool },
-    ]);
+    if (token) this.receiveToken = { host: candidate, token };
+    try {
+      await hostChecks(source.queue).assertCanMigrate.executeWithOptions({ summary: `checkCanLiveMigrateSource: VM.assert_can_migrate to ${candidate.name}` }, [
+        { instanceUuid: instance.uuid, destination: facts, blockMigration: block, token, samePool },
+      ]);
+    } catch (err) {
+      // Not chosen: its session goes at once.
+      await this.logoutChosenSession();
+      throw err;
+    }
     return { token, facts };
   }
 
@@ -409,6 +428,7 @@ export class LiveMigrationTask {
     const samePool = dest.host.pool === (this.source as HostSummary).pool;
     const token =
       dest.token ?? (dest.block || !samePool ? await on.migrateReceive.executeWithOptions({ summary: `token from ${dest.host.name}` }, []) : null);
+    if (token) this.receiveToken = { host: dest.host, token };
     // From version 3 on, the destination's check a moment ago answered the same facts (its SR and
     // network): pre_live_migration is asked only when force skipped the check.
     const facts =
@@ -493,6 +513,8 @@ export class LiveMigrationTask {
     const cancelled = isCancellation(err) || this.abortable.consideredCancelled || POLICY_ABORTS.has(failure.type);
     this.board.failed(cancelled ? { type: 'Aborted', message: this.abortReason ?? 'cancelled' } : failure);
     await this.settle(() => this.compensate(cancelled));
+    // The transfer is settled (compensation ended any task still running): the session can go.
+    await this.logoutChosenSession();
     if (this.board.status === 'completed') return this.outcome();
     // A Temporal cancel request (CLI, web UI): the run ends Canceled, after compensation.
     if (cancelled && this.abortReason === null) throw isCancellation(err) ? err : new CancelledFailure('migration cancelled');
@@ -621,6 +643,25 @@ export class LiveMigrationTask {
     } finally {
       this.board.waiting(null);
     }
+  }
+
+  /**
+   * Nova's check_can_live_migrate_destination_cleanup: logs out the session of the destination's
+   * migrate_receive token, if any (patch 'receive-session-logout'). A check's bounds: a host that
+   * does not answer keeps the session until xapi expires it, and the migration goes on.
+   */
+  private async logoutChosenSession(): Promise<void> {
+    const held = this.receiveToken;
+    this.receiveToken = null;
+    const sessionId = held?.token.session_id;
+    if (!held || !sessionId || !this.logoutSessions) return;
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await hostChecks(held.host.queue).logoutMigrateReceive.executeWithOptions({ summary: `log out ${held.host.name}'s migrate_receive session` }, [{ sessionId }]);
+      } catch (err) {
+        log.warn('a migrate_receive session could not be logged out: xapi expires it', { host: held.host.name, error: describeFailure(err).message });
+      }
+    });
   }
 
   /** Hands steps a host could not do in time to a migrationCleanup workflow that waits for it. */

@@ -17,6 +17,7 @@ import type {
   GuestSteering,
   InstancePresence,
   InstanceRef,
+  LogoutMigrateReceiveInput,
   MigrateSendInput,
   MigrateSendResult,
   MigrateToken,
@@ -230,6 +231,26 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
         return await xenapi.call<MigrateToken>('host.migrate_receive', self.ref, await managementNetwork(self), {});
       } catch (err) {
         throw xenFailure(err, `migrate_receive on ${host.name}`);
+      }
+    },
+
+    /**
+     * Nova's check_can_live_migrate_destination_cleanup: logs out the session of a
+     * host.migrate_receive token. xapi (xapi_host.ml) mints a new session of the pool, with the
+     * caller's rights, for each token, and nothing ends it but its holder or xapi's expiry; the token
+     * of a candidate not chosen is logged out at once, the chosen one's after the transfer (or the
+     * rollback). Idempotent: a session already gone (SESSION_INVALID) is what was asked for.
+     */
+    async logoutMigrateReceive(input: LogoutMigrateReceiveInput): Promise<void> {
+      try {
+        // Sessions are pool-wide: logged out on the pool master, where the agent's session leads.
+        if (!xenapi.sessionRef) await xenapi.login();
+        await xenapi.rawCall('session.logout', [input.sessionId]);
+      } catch (err) {
+        if (isXenApiError(err, XenApiCode.SESSION_INVALID)) return;
+        // Never the error's parameters: xapi names the session in them.
+        if (isXenApiError(err)) throw ApplicationFailure.create({ message: `session.logout on ${host.name} failed with ${err.code}`, type: err.code });
+        throw err;
       }
     },
 
