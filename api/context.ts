@@ -1,13 +1,16 @@
-// What every route plugin receives: the service, the authenticator, the route registry and metrics.
+// What every route plugin receives: the service, the authenticator and metrics.
 import type { FerryConfig } from '../lib/config';
 import type { FerryService } from './ferry-service';
 import type { ApiMetrics } from './metrics';
-import type { RouteDeps } from './route-spec';
+import type { Authenticator } from './auth';
 
-export interface ApiContext extends RouteDeps {
+export interface ApiContext {
+  auth: Authenticator;
   config: FerryConfig;
   service: FerryService;
   metrics: ApiMetrics;
+  /** Below microversion 2.34, how long os-migrateLive waits for the conductor's pre-checks, ms. */
+  preCheckWaitMs: number;
   /** How often the progress stream asks the workflow for its status. */
   pollIntervalMs: number;
   /** Set when the server starts closing: progress streams end so that close() does not wait for migrations. */

@@ -30,6 +30,9 @@ export const NovaServerSchema = z
   .meta({ id: 'NovaServer' });
 export type NovaServer = z.infer<typeof NovaServerSchema>;
 
+/** Nova's brief server (GET /servers, views/servers.py basic): no status. */
+export const NovaServerBriefSchema = z.object({ id: z.string(), name: z.string(), links: z.array(Link) }).strict().meta({ id: 'NovaServerBrief' });
+
 export function serverLinks(base: string, id: string): { rel: string; href: string }[] {
   return [
     { rel: 'self', href: `${base}/v2.1/servers/${id}` },
@@ -106,6 +109,13 @@ export const NovaMigrationSchema = z
     ...migrationTimesAndOwner,
   })
   .meta({ id: 'NovaMigration' });
+
+export const NovaMigrationListSchema = z
+  .object({
+    migrations: z.array(NovaMigrationSchema),
+    migrations_links: z.array(Link).optional().meta({ description: '2.59+: the next page, when this one is full.' }),
+  })
+  .meta({ id: 'NovaMigrationList' });
 
 /** Nova prints timestamps without a zone: 2016-01-29T13:42:02.000000. */
 export function novaTime(iso: string): string {

@@ -2,6 +2,7 @@
 // Nova's API makes before it hands a live migration to the conductor, and the lookups of running
 // migrations by instance.
 import type { HostView, InstanceView, LiveMigrationRequest } from '../workflows/definitions';
+import { FINAL_STATUSES } from '../workflows/definitions';
 import { ApiError } from './errors';
 import { AlreadyMigratingError, type FerryService, type StartedMigration } from './ferry-service';
 
@@ -92,4 +93,48 @@ export async function migrationStateByInstance(service: FerryService): Promise<M
   );
   for (const m of running) state.set(m.instanceUuid.toLowerCase(), 'migrating');
   return state;
+}
+
+/**
+ * The conductor's pre-check failures Nova's API answers 400 for when it waits for them (below 2.34,
+ * nova/api/openstack/compute/migrate_server.py), as the workflow names them.
+ */
+export const PRE_CHECK_FAILURES: ReadonlySet<string> = new Set([
+  'NoValidHost',
+  'ComputeServiceUnavailable',
+  'InvalidHypervisorType',
+  'InvalidCPUInfo',
+  'UnableToMigrateToSelf',
+  'DestinationHypervisorTooOld',
+  'InvalidLocalStorage',
+  'InvalidSharedStorage',
+  'HypervisorUnavailable',
+  'MigrationPreCheckError',
+  'ComputeHostNotFound',
+  'InstanceNotFound',
+  'InvalidHost',
+]);
+
+/** Phases a migration reaches only once a destination passed its checks (Nova's conductor then casts to the source). */
+const PAST_CHECKS = new Set(['preparing', 'precopy', 'stop_and_copy', 'post_migration']);
+
+/**
+ * Below 2.34 Nova's API waits for the conductor's pre-checks (live_migrate with async_ false) and
+ * answers 400 with the reason when they fail. The same here: the migration's view is read until it
+ * is past its checks or has ended, for at most `waitMs` (then the answer is 202 and the migration
+ * goes on). A migration that ended with a pre-check failure is a 400 with its message.
+ */
+export async function waitForPreChecks(service: FerryService, runId: string, waitMs: number, pollMs = 250): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const view = await service.getMigration(runId);
+    if (view) {
+      if (view.error && FINAL_STATUSES.has(view.status) && PRE_CHECK_FAILURES.has(view.error.type)) {
+        throw new ApiError('bad_request', `Migration pre-check error: ${view.error.message}`);
+      }
+      if (FINAL_STATUSES.has(view.status) || view.status === 'running' || PAST_CHECKS.has(view.phase)) return;
+    }
+    if (Date.now() + pollMs > deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
 }

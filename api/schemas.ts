@@ -20,6 +20,36 @@ export const HOST_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export const Uuid = z.string().regex(UUID_PATTERN, 'must be a UUID');
 export const HostName = z.string().regex(HOST_PATTERN, 'must be a host name: lowercase letters, digits and dashes');
+/** A Nova server id: its uuid; any other text is a server that is not found (404), as in Nova, so that clients can fall back to a name. */
+export const ServerId = z.string().min(1).meta({ description: 'The server (instance) uuid; another id is not found (404).' });
+
+/** A route that takes no query parameters: any parameter is a 400 naming it. */
+export const NoQuery = z.object({}).strict();
+
+/** A decimal integer in a query string: the pattern is what the document promises, the number what the route reads. */
+export function queryInteger(pattern: RegExp, description: string) {
+  return z
+    .string()
+    .regex(pattern, `must match ${pattern.source}`)
+    .transform(Number)
+    .meta({ description });
+}
+
+const VERSIONED_BODIES = new WeakSet<z.ZodType>();
+
+/**
+ * A Nova body whose shape depends on the microversion: documented as the latest microversion takes
+ * it, validated by its route at the request's microversion (the validator compiler lets it through).
+ */
+export function versionedBody<T extends z.ZodType>(schema: T): T {
+  VERSIONED_BODIES.add(schema);
+  return schema;
+}
+
+export function isVersionedBody(schema: unknown): boolean {
+  return typeof schema === 'object' && schema !== null && VERSIONED_BODIES.has(schema as z.ZodType);
+}
+
 export const MigrationStatusEnum = z.enum(MIGRATION_STATUSES).meta({ id: 'MigrationStatus' });
 export const MigrationPhaseEnum = z.enum(MIGRATION_PHASES).meta({ id: 'MigrationPhase' });
 
@@ -120,7 +150,7 @@ export const ListMigrationsQuerySchema = z
     host: HostName.optional().meta({ description: 'Source or destination host.' }),
     instance: Uuid.optional(),
     open: z.enum(['true', 'false']).optional().meta({ description: 'true: only running workflows; false: only closed ones.' }),
-    limit: z.coerce.number().int().min(1).max(500).default(50),
+    limit: queryInteger(/^(?:[1-9]\d{0,1}|[1-4]\d{2}|500)$/, 'At most this many, 1 to 500 (default 50).').optional(),
   })
   .strict();
 

@@ -1,83 +1,71 @@
 // Operations endpoints: liveness, readiness (Temporal answers), Prometheus metrics, the OpenAPI document.
 import type { FastifyPluginAsync } from 'fastify';
-import { HealthSchema } from '../schemas';
-import { buildOpenApi } from '../openapi';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { PluginOptions } from '../context';
-import { addRoute } from '../route-spec';
+import { json, routeSchema, text, type RouteConfig } from '../route';
+import { HealthSchema } from '../schemas';
 
-export const healthRoutes: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  addRoute(
-    app,
-    ctx,
-    {
-      method: 'GET',
-      url: '/healthz',
-      operationId: 'healthz',
-      summary: 'Liveness: the API process answers.',
-      tags: ['operations'],
-      role: null,
-      family: 'v1',
-      responses: { 200: { description: 'Alive.', schema: HealthSchema } },
-    },
-    async () => ({ status: 'ok' }),
-  );
+const PUBLIC: RouteConfig = { role: null, family: 'v1' };
 
-  addRoute(
-    app,
-    ctx,
-    {
-      method: 'GET',
-      url: '/readyz',
-      operationId: 'readyz',
-      summary: 'Readiness: Temporal answers and a conductor worker polls its queue.',
-      tags: ['operations'],
-      role: null,
-      family: 'v1',
-      responses: {
-        200: { description: 'Ready.', schema: HealthSchema },
-        503: { description: 'Temporal does not answer.', schema: HealthSchema },
-      },
-    },
-    async ({ reply }) => {
+export const healthRoutes: FastifyPluginAsync<PluginOptions> = async (fastify, { ctx }) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+
+  app.route({
+    method: 'GET',
+    url: '/healthz',
+    config: { ferry: PUBLIC },
+    schema: routeSchema(PUBLIC, { operationId: 'healthz', summary: 'Liveness: the API process answers.', tags: ['operations'] }, {}, {
+      200: json('Alive.', HealthSchema),
+    }),
+    handler: async () => ({ status: 'ok' as const }),
+  });
+
+  app.route({
+    method: 'GET',
+    url: '/readyz',
+    config: { ferry: PUBLIC },
+    schema: routeSchema(PUBLIC, { operationId: 'readyz', summary: 'Readiness: Temporal answers and a conductor worker polls its queue.', tags: ['operations'] }, {}, {
+      200: json('Ready.', HealthSchema),
+      503: json('Temporal does not answer, or no conductor polls its queue.', HealthSchema),
+    }),
+    handler: async (_req, reply) => {
       const ready = await ctx.service.checkReady().catch((err: Error) => ({ ok: false, checks: { temporal: err.message } }));
-      reply.code(ready.ok ? 200 : 503);
-      return { status: ready.ok ? 'ok' : 'unavailable', checks: ready.checks };
+      return reply.code(ready.ok ? 200 : 503).send({ status: ready.ok ? 'ok' : 'unavailable', checks: ready.checks });
     },
-  );
+  });
 
-  addRoute(
-    app,
-    ctx,
-    {
-      method: 'GET',
-      url: '/metrics',
-      operationId: 'metrics',
-      summary: 'Prometheus metrics (text exposition format 0.0.4): requests, migrations by status, their duration, bytes, downtime and queue wait, slots per host.',
-      tags: ['operations'],
-      role: null,
-      family: 'v1',
-      responses: { 200: { description: 'Metrics.', contentType: 'text/plain; version=0.0.4' } },
+  app.route({
+    method: 'GET',
+    url: '/metrics',
+    config: { ferry: PUBLIC },
+    schema: routeSchema(
+      PUBLIC,
+      {
+        operationId: 'metrics',
+        summary:
+          'Prometheus metrics (text exposition format 0.0.4): requests, migrations by status, their duration, bytes, downtime and queue wait, slots per host.',
+        tags: ['operations'],
+      },
+      {},
+      { 200: text('Metrics.', 'text/plain') },
+    ),
+    handler: async (_req, reply) => {
+      const body = await ctx.metrics.render();
+      return reply.type(ctx.metrics.contentType).send(body);
     },
-    async ({ reply }) => {
-      const text = await ctx.metrics.render();
-      reply.type(ctx.metrics.contentType);
-      return text;
-    },
-  );
+  });
 
-  addRoute(
-    app,
-    ctx,
-    {
-      method: 'GET',
-      url: '/openapi.json',
-      operationId: 'openapi',
-      summary: 'This API, as an OpenAPI 3.1 document generated from its zod schemas.',
-      tags: ['operations'],
-      role: null,
-      family: 'v1',
-      responses: { 200: { description: 'OpenAPI 3.1 document.', contentType: 'application/json' } },
-    },
-    async () => buildOpenApi(ctx.registry.routes),
-  );
+  app.route({
+    method: 'GET',
+    url: '/openapi.json',
+    config: { ferry: PUBLIC },
+    schema: routeSchema(
+      PUBLIC,
+      { operationId: 'openapi', summary: 'This API, as an OpenAPI 3.1 document generated from its zod schemas by @fastify/swagger.', tags: ['operations'] },
+      {},
+      { 200: json('OpenAPI 3.1 document.', z.record(z.string(), z.unknown())) },
+    ),
+    handler: async () => fastify.swagger() as unknown as Record<string, unknown>,
+  });
 };

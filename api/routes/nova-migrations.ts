@@ -5,21 +5,24 @@
 //   GET    /v2.1/servers/{id}/migrations/{mid}         2.23+
 //   DELETE /v2.1/servers/{id}/migrations/{mid}         2.24+  abort (requestAbort update)
 //   POST   /v2.1/servers/{id}/migrations/{mid}/action  2.22+  {"force_complete": null}
-//   GET    /v2.1/os-migrations                                every migration, filtered
+//   GET    /v2.1/os-migrations                                every migration, filtered and paged as Nova's
+//          (nova/api/openstack/compute/migrations.py and schemas/migrations.py): host, status,
+//          instance_uuid, migration_type, source_compute, hidden always; 2.59 limit, marker,
+//          changes-since (and migrations_links); 2.66 changes-before; 2.80 user_id, project_id.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { MIGRATION_STATUSES, type MigrationStatusView, type NovaMigrationStatus } from '../../workflows/definitions';
 import { IN_PROGRESS_STATUSES, type PluginOptions } from '../context';
 import { ApiError } from '../errors';
 import type { FerryService, MigrationFilter } from '../ferry-service';
 import { atLeast, type Microversion } from '../microversion';
-import { NovaMigrationSchema, NovaServerMigrationSchema, novaMigration, novaServerMigration } from '../nova-views';
+import { NovaMigrationListSchema, NovaServerMigrationSchema, novaMigration, novaServerMigration } from '../nova-views';
+import { empty, json, routeSchema, type RouteConfig } from '../route';
+import { HOST_PATTERN, NoQuery, ServerId, UUID_PATTERN } from '../schemas';
 
-import { addRoute } from '../route-spec';
-import { HOST_PATTERN, UUID_PATTERN } from '../schemas';
-
-const ServerParams = z.object({ id: z.string() });
-const MigrationParams = z.object({ id: z.string(), mid: z.string() });
+const ServerParams = z.object({ id: ServerId });
+const MigrationParams = z.object({ id: ServerId, mid: z.string().min(1).meta({ description: "Nova's integer migration id; another one is not found (404)." }) });
 
 function base(req: FastifyRequest): string {
   return `${req.protocol}://${req.host}`;
@@ -61,83 +64,194 @@ function abortableStatuses(v: Microversion): Set<NovaMigrationStatus> {
   return new Set<NovaMigrationStatus>(atLeast(v, 65) ? ['running', 'queued', 'preparing', 'accepted'] : ['running']);
 }
 
-const OsMigrationsQuery = z.looseObject({
-  instance_uuid: z.string().optional(),
-  status: z.string().optional(),
-  source_compute: z.string().optional(),
-  host: z.string().optional().meta({ description: 'Source or destination host.' }),
-  migration_type: z.string().optional(),
-  hidden: z.string().optional(),
-  limit: z.string().optional().meta({ description: '2.59+; default and maximum 1000.' }),
-});
+/** RFC 3339 as Nova's oslo parse_isotime reads it (no zone: UTC); null when it is not one. */
+export function parseIsoTime(text: string): number | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:?\d{2})?$/.exec(text);
+  if (!m) return null;
+  const [, y, mo, d, h, mi, sec, frac, zone] = m;
+  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Math.min(Number(sec), 59), Math.floor(Number(`0${frac ?? ''}`) * 1000));
+  if (Number.isNaN(ms)) return null;
+  let offset = 0;
+  if (zone && zone.toUpperCase() !== 'Z') {
+    const digits = zone.replace(':', '');
+    offset = (digits.startsWith('-') ? -1 : 1) * (Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5))) * 60_000;
+  }
+  return ms - offset;
+}
 
-/** Turns Nova's filters into a visibility filter, or null when they cannot match anything. */
-function osMigrationsFilter(query: z.infer<typeof OsMigrationsQuery>, v: Microversion): MigrationFilter | null {
-  const filter: MigrationFilter = { limit: 1000 };
-  if (query.migration_type !== undefined && query.migration_type !== 'live-migration') return null;
+const DateTime = z
+  .string()
+  .meta({ format: 'date-time' })
+  .transform((text, ctx) => {
+    const at = parseIsoTime(text);
+    if (at === null) {
+      ctx.addIssue({ code: 'custom', message: `${text} is not a date-time` });
+      return z.NEVER;
+    }
+    return at;
+  });
+
+/** The query of GET /os-migrations as 2.80 takes it; what each microversion accepts is in osMigrationsFilter. */
+const OsMigrationsQuery = z
+  .object({
+    instance_uuid: z.string().optional(),
+    status: z.string().optional(),
+    source_compute: z.string().optional().meta({ description: 'Migrations leaving this host.' }),
+    host: z.string().optional().meta({ description: 'Source or destination host.' }),
+    migration_type: z.string().optional().meta({ description: 'ferry has only live-migration: another type matches nothing.' }),
+    hidden: z.string().optional().meta({ description: 'ferry hides no migration: a true value matches nothing.' }),
+    limit: z
+      .string()
+      .regex(/^[0-9]+$/)
+      .transform(Number)
+      .optional()
+      .meta({ description: '2.59+: at most this many (above 1000: 1000, Nova\'s max_limit); ignored below 2.59.' }),
+    marker: z.string().optional().meta({ description: '2.59+: the uuid of the last migration of the previous page; ignored below 2.59.' }),
+    'changes-since': DateTime.optional().meta({ description: '2.59+: updated at or after; ignored below 2.59.' }),
+    'changes-before': DateTime.optional().meta({ description: '2.66+: updated at or before; ignored below 2.59, refused from 2.59 to 2.65.' }),
+    user_id: z.string().optional().meta({ description: '2.80+ (and below 2.59, as Nova); refused from 2.59 to 2.79.' }),
+    project_id: z.string().optional().meta({ description: '2.80+ (and below 2.59, as Nova); refused from 2.59 to 2.79.' }),
+  })
+  .strict();
+type OsMigrationsQueryOut = z.output<typeof OsMigrationsQuery>;
+
+/** Nova's max_limit. */
+const MAX_LIMIT = 1000;
+const TRUE_SPELLINGS = new Set(['1', 't', 'true', 'on', 'y', 'yes']);
+
+function unexpected(names: string[]): ApiError {
+  const named = names.map((n) => `'${n}'`).join(', ');
+  return new ApiError('bad_request', `Invalid input for query parameters: Additional properties are not allowed (${named} ${names.length === 1 ? 'was' : 'were'} unexpected)`);
+}
+
+/** What one os-migrations request asks for: the visibility filter (null: nothing can match), then what is filtered and paged here. */
+interface OsMigrationsRequest {
+  visibility: MigrationFilter | null;
+  keep: (m: MigrationStatusView) => boolean;
+  limit: number | null;
+  marker: string | null;
+}
+
+/** Nova's filters, each in the microversions Nova accepts it (a parameter below its version behaves as in Nova). */
+export function osMigrationsRequest(query: OsMigrationsQueryOut, v: Microversion): OsMigrationsRequest {
+  const paged = atLeast(v, 59);
+  if (paged) {
+    const refused: string[] = [];
+    if (!atLeast(v, 66) && query['changes-before'] !== undefined) refused.push('changes-before');
+    if (!atLeast(v, 80)) for (const key of ['user_id', 'project_id'] as const) if (query[key] !== undefined) refused.push(key);
+    if (refused.length > 0) throw unexpected(refused);
+  }
+  const since = paged ? query['changes-since'] : undefined;
+  const before = paged ? query['changes-before'] : undefined;
+  if (since !== undefined && before !== undefined && before < since) {
+    throw new ApiError('bad_request', 'The value of changes-since must be less than or equal to changes-before.');
+  }
+  const keep = (m: MigrationStatusView) => {
+    const updated = Date.parse(m.updated_at);
+    return (
+      (since === undefined || updated >= since) &&
+      (before === undefined || updated <= before) &&
+      (query.user_id === undefined || m.user_id === query.user_id) &&
+      (query.project_id === undefined || m.project_id === query.project_id)
+    );
+  };
+  const request: OsMigrationsRequest = {
+    visibility: { limit: MAX_LIMIT },
+    keep,
+    limit: paged ? Math.min(query.limit ?? MAX_LIMIT, MAX_LIMIT) : null,
+    marker: paged ? (query.marker ?? null) : null,
+  };
+  const nothing = () => ({ ...request, visibility: null });
+  const filter = request.visibility as MigrationFilter;
+  if (query.migration_type !== undefined && query.migration_type !== 'live-migration') return nothing();
+  if (query.hidden !== undefined && TRUE_SPELLINGS.has(query.hidden.toLowerCase())) return nothing();
   if (query.instance_uuid !== undefined) {
-    if (!UUID_PATTERN.test(query.instance_uuid)) return null;
+    if (!UUID_PATTERN.test(query.instance_uuid)) return nothing();
     filter.instanceUuid = query.instance_uuid.toLowerCase();
   }
   if (query.status !== undefined) {
-    if (!(MIGRATION_STATUSES as readonly string[]).includes(query.status)) return null;
+    if (!(MIGRATION_STATUSES as readonly string[]).includes(query.status)) return nothing();
     filter.status = query.status as NovaMigrationStatus;
   }
-  for (const [key, field] of [['host', 'host'], ['source_compute', 'sourceHost']] as const) {
-    const value = query[key];
-    if (value === undefined) continue;
-    if (!HOST_PATTERN.test(value)) return null;
-    filter[field] = value;
+  // Nova: host wins over source_compute.
+  if (query.host !== undefined) {
+    if (!HOST_PATTERN.test(query.host)) return nothing();
+    filter.host = query.host;
+  } else if (query.source_compute !== undefined) {
+    if (!HOST_PATTERN.test(query.source_compute)) return nothing();
+    filter.sourceHost = query.source_compute;
   }
-  if (query.limit !== undefined && atLeast(v, 59)) {
-    const limit = /^\d+$/.test(query.limit) ? Number(query.limit) : NaN;
-    if (!(limit >= 0)) throw new ApiError('bad_request', `Invalid input for query parameters limit. Value: ${query.limit}.`);
-    filter.limit = Math.min(limit, 1000);
-  }
-  return filter;
+  return request;
 }
 
-export const novaMigrationRoutes: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
+const newestFirst = (a: MigrationStatusView, b: MigrationStatusView) => b.created_at.localeCompare(a.created_at) || b.id - a.id;
+
+/** Newest first (Nova sorts by created_at, then id, descending), after the marker, at most limit. */
+export function page(rows: MigrationStatusView[], marker: MigrationStatusView | null, limit: number | null): MigrationStatusView[] {
+  const sorted = [...rows].sort(newestFirst);
+  const after = marker ? sorted.filter((m) => newestFirst(marker, m) > 0) : sorted;
+  return after.slice(0, limit === null ? undefined : limit);
+}
+
+/** The marker's migration, among the rows or else anywhere (Nova finds it whatever the filters); 400 when there is none. */
+async function markerOf(service: FerryService, rows: MigrationStatusView[], marker: string | null): Promise<MigrationStatusView | null> {
+  if (marker === null) return null;
+  const found = rows.find((m) => m.uuid === marker.toLowerCase()) ?? (UUID_PATTERN.test(marker) ? await service.getMigration(marker) : null);
+  if (!found || found.uuid !== marker.toLowerCase()) throw new ApiError('bad_request', `Marker ${marker} could not be found.`);
+  return found;
+}
+
+/** Nova's next link: the same query with the last uuid as marker, when the page is full. */
+function nextLinks(req: FastifyRequest, items: MigrationStatusView[], limit: number | null): { rel: string; href: string }[] | undefined {
+  const last = items[items.length - 1];
+  if (limit === null || limit === 0 || items.length !== limit || !last) return undefined;
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(req.query as Record<string, string>)) if (key !== 'marker') params.set(key, value);
+  params.set('marker', last.uuid);
+  return [{ rel: 'next', href: `${base(req)}/v2.1/os-migrations?${params.toString()}` }];
+}
+
+const READ_23: RouteConfig = { role: 'read', family: 'nova', versions: { min: '2.23' } };
+const ABORT: RouteConfig = { role: 'operator', family: 'nova', versions: { min: '2.24' } };
+const FORCE_COMPLETE: RouteConfig = { role: 'operator', family: 'nova', versions: { min: '2.22' } };
+const READ: RouteConfig = { role: 'read', family: 'nova' };
+
+export const novaMigrationRoutes: FastifyPluginAsync<PluginOptions> = async (fastify, { ctx }) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
   const { service } = ctx;
+  const tags = ['nova'];
 
-  addRoute(
-    app,
-    ctx,
-    {
-      method: 'GET',
-      url: '/v2.1/servers/:id/migrations',
-      operationId: 'novaListServerMigrations',
-      summary: "A server's in-progress live migrations.",
-      tags: ['nova'],
-      role: 'read',
-      family: 'nova',
-      versions: { min: '2.23' },
-      params: ServerParams,
-      responses: { 200: { description: 'Migrations.', schema: z.object({ migrations: z.array(NovaServerMigrationSchema) }) }, 404: { description: 'No such server.' } },
+  app.route({
+    method: 'GET',
+    url: '/v2.1/servers/:id/migrations',
+    config: { ferry: READ_23 },
+    schema: routeSchema(
+      READ_23,
+      { operationId: 'novaListServerMigrations', summary: "A server's in-progress live migrations (Nova takes no filters here).", tags },
+      { params: ServerParams, querystring: NoQuery },
+      { 200: json('Migrations.', z.object({ migrations: z.array(NovaServerMigrationSchema) })) },
+      { backend: true, more: { 404: 'No such server.' } },
+    ),
+    handler: async (req) => {
+      const inProgress = (await migrationsOf(service, req.params.id, true)).filter((m) => IN_PROGRESS_STATUSES.has(m.status));
+      if (inProgress.length === 0) await assertServerExists(service, req.params.id);
+      return { migrations: inProgress.map((m) => novaServerMigration(m, req.microversion)) };
     },
-    async ({ params, microversion }) => {
-      const inProgress = (await migrationsOf(service, params.id, true)).filter((m) => IN_PROGRESS_STATUSES.has(m.status));
-      if (inProgress.length === 0) await assertServerExists(service, params.id);
-      return { migrations: inProgress.map((m) => novaServerMigration(m, microversion)) };
-    },
-  );
+  });
 
-  addRoute(
-    app,
-    ctx,
-    {
-      method: 'GET',
-      url: '/v2.1/servers/:id/migrations/:mid',
-      operationId: 'novaShowServerMigration',
-      summary: 'One in-progress live migration of a server, with its memory and disk progress.',
-      tags: ['nova'],
-      role: 'read',
-      family: 'nova',
-      versions: { min: '2.23' },
-      params: MigrationParams,
-      responses: { 200: { description: 'The migration.', schema: z.object({ migration: NovaServerMigrationSchema }) }, 404: { description: 'Not found or not in progress.' } },
-    },
-    async ({ params, microversion }) => {
+  app.route({
+    method: 'GET',
+    url: '/v2.1/servers/:id/migrations/:mid',
+    config: { ferry: READ_23 },
+    schema: routeSchema(
+      READ_23,
+      { operationId: 'novaShowServerMigration', summary: 'One in-progress live migration of a server, with its memory and disk progress.', tags },
+      { params: MigrationParams, querystring: NoQuery },
+      { 200: json('The migration.', z.object({ migration: NovaServerMigrationSchema })) },
+      { backend: true, more: { 404: 'No such server, or no such migration in progress.' } },
+    ),
+    handler: async (req) => {
+      const { params } = req;
       const m = await findByNovaId(service, params.id, params.mid).catch(async (err: unknown) => {
         if (err instanceof ApiError && err.status === 404 && err.message.startsWith('Migration')) {
           throw new ApiError('not_found', `In-progress live migration ${params.mid} is not found for server ${params.id}.`);
@@ -147,88 +261,94 @@ export const novaMigrationRoutes: FastifyPluginAsync<PluginOptions> = async (app
       if (!IN_PROGRESS_STATUSES.has(m.status)) {
         throw new ApiError('not_found', `In-progress live migration ${params.mid} is not found for server ${params.id}.`);
       }
-      return { migration: novaServerMigration(m, microversion) };
+      return { migration: novaServerMigration(m, req.microversion) };
     },
-  );
+  });
 
-  addRoute(
-    app,
-    ctx,
-    {
-      method: 'DELETE',
-      url: '/v2.1/servers/:id/migrations/:mid',
-      operationId: 'novaAbortServerMigration',
-      summary: 'Abort an in-progress live migration (the requestAbort update); 202.',
-      tags: ['nova'],
-      role: 'operator',
-      family: 'nova',
-      versions: { min: '2.24' },
-      params: MigrationParams,
-      responses: {
-        202: { description: 'The workflow accepted the abort.' },
-        400: { description: 'The migration is not in an abortable state.' },
-        404: { description: 'No such migration.' },
-        409: { description: 'The workflow refused (past the point of no return); the message is its reason.' },
+  app.route({
+    method: 'DELETE',
+    url: '/v2.1/servers/:id/migrations/:mid',
+    config: { ferry: ABORT },
+    schema: routeSchema(
+      ABORT,
+      { operationId: 'novaAbortServerMigration', summary: 'Abort an in-progress live migration (the requestAbort update); 202.', tags },
+      { params: MigrationParams, querystring: NoQuery },
+      { 202: empty('The workflow accepted the abort.') },
+      {
+        backend: true,
+        more: {
+          400: 'The migration is not in an abortable state.',
+          404: 'No such server or migration.',
+          409: 'The workflow refused (past the point of no return); the message is its reason.',
+        },
       },
-    },
-    async ({ params, microversion, reply }) => {
-      const m = await findByNovaId(service, params.id, params.mid);
-      if (!abortableStatuses(microversion).has(m.status)) throw invalidState(m, 'abort live migration');
+    ),
+    handler: async (req, reply) => {
+      const m = await findByNovaId(service, req.params.id, req.params.mid);
+      if (!abortableStatuses(req.microversion).has(m.status)) throw invalidState(m, 'abort live migration');
       await service.abort(m.uuid, 'Nova API: DELETE migration');
       ctx.metrics.controlRequests.inc({ action: 'abort', outcome: 'accepted' });
       return reply.code(202).send();
     },
-  );
+  });
 
-  addRoute(
-    app,
-    ctx,
-    {
-      method: 'POST',
-      url: '/v2.1/servers/:id/migrations/:mid/action',
-      operationId: 'novaForceCompleteServerMigration',
-      summary: 'force_complete a running live migration (the requestForceComplete update); 202.',
-      tags: ['nova'],
-      role: 'operator',
-      family: 'nova',
-      versions: { min: '2.22' },
-      params: MigrationParams,
-      body: z.object({ force_complete: z.null() }).strict(),
-      responses: {
-        202: { description: 'The workflow accepted force-complete.' },
-        400: { description: 'The migration is not running.' },
-        404: { description: 'No such migration.' },
-        409: { description: 'The workflow refused; the message is its reason.' },
+  app.route({
+    method: 'POST',
+    url: '/v2.1/servers/:id/migrations/:mid/action',
+    config: { ferry: FORCE_COMPLETE },
+    schema: routeSchema(
+      FORCE_COMPLETE,
+      { operationId: 'novaForceCompleteServerMigration', summary: 'force_complete a running live migration (the requestForceComplete update); 202.', tags },
+      { params: MigrationParams, querystring: NoQuery, body: z.object({ force_complete: z.null() }).strict() },
+      { 202: empty('The workflow accepted force-complete.') },
+      {
+        backend: true,
+        more: {
+          400: 'Invalid body, or the migration is not running.',
+          404: 'No such server or migration.',
+          409: 'The workflow refused; the message is its reason.',
+        },
       },
-    },
-    async ({ params, reply }) => {
-      const m = await findByNovaId(service, params.id, params.mid);
+    ),
+    handler: async (req, reply) => {
+      const m = await findByNovaId(service, req.params.id, req.params.mid);
       if (m.status !== 'running') throw invalidState(m, 'force complete');
       await service.forceComplete(m.uuid);
       ctx.metrics.controlRequests.inc({ action: 'force-complete', outcome: 'accepted' });
       return reply.code(202).send();
     },
-  );
+  });
 
-  addRoute(
-    app,
-    ctx,
-    {
-      method: 'GET',
-      url: '/v2.1/os-migrations',
-      operationId: 'novaListMigrations',
-      summary: 'Migrations of every server, newest first (Temporal visibility).',
-      description: 'Filters: instance_uuid, status, source_compute, host, migration_type; limit from 2.59. Pagination markers are not supported.',
-      tags: ['nova'],
-      role: 'read',
-      family: 'nova',
-      query: OsMigrationsQuery,
-      responses: { 200: { description: 'Migrations.', schema: z.object({ migrations: z.array(NovaMigrationSchema) }) } },
+  app.route({
+    method: 'GET',
+    url: '/v2.1/os-migrations',
+    config: { ferry: READ },
+    schema: routeSchema(
+      READ,
+      {
+        operationId: 'novaListMigrations',
+        summary: 'Migrations of every server, newest first (Temporal visibility), filtered and paged as Nova.',
+        description:
+          'host, status, instance_uuid, migration_type, source_compute, hidden: every microversion. 2.59: limit, marker, changes-since ' +
+          '(and migrations_links, the next page); 2.66: changes-before; 2.80: user_id, project_id. Below 2.59 the paging and changes-* ' +
+          'parameters are ignored and user_id/project_id filter, as in Nova; from 2.59 one beyond the microversion is a 400 naming it. ' +
+          'Any other parameter is a 400 naming it. Reads the newest 1000 migrations the visibility filter matches.',
+        tags,
+      },
+      { querystring: OsMigrationsQuery },
+      { 200: json('Migrations.', NovaMigrationListSchema) },
+      { backend: true, more: { 400: 'An unknown or malformed parameter (named), a marker not found, changes-before before changes-since.' } },
+    ),
+    handler: async (req) => {
+      const asked = osMigrationsRequest(req.query, req.microversion);
+      const rows = asked.visibility ? (await service.listMigrations(asked.visibility)).filter(asked.keep) : [];
+      const items = page(rows, await markerOf(service, rows, asked.marker), asked.limit);
+      const answer: z.infer<typeof NovaMigrationListSchema> = { migrations: items.map((m) => novaMigration(m, req.microversion, base(req))) };
+      if (atLeast(req.microversion, 59)) {
+        const links = nextLinks(req, items, asked.limit);
+        if (links) answer.migrations_links = links;
+      }
+      return answer;
     },
-    async ({ req, query, microversion }) => {
-      const filter = osMigrationsFilter(query, microversion);
-      const rows = filter ? await service.listMigrations(filter) : [];
-      return { migrations: rows.map((m) => novaMigration(m, microversion, base(req))) };
-    },
-  );
+  });
 };

@@ -1,10 +1,11 @@
 // Nova's version documents: GET / lists the API versions, GET /v2.1 describes v2.1 and its
 // microversion range. Both are public, as in Nova.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { PluginOptions } from '../context';
 import { MAX_VERSION, MIN_VERSION, formatVersion } from '../microversion';
-import { addRoute } from '../route-spec';
+import { json, routeSchema, type RouteConfig } from '../route';
 
 const Link = z.object({ rel: z.string(), href: z.string(), type: z.string().optional() });
 const VersionSchema = z
@@ -40,36 +41,27 @@ function v21(req: FastifyRequest, detailed: boolean): z.infer<typeof VersionSche
   return doc;
 }
 
-export const versionRoutes: FastifyPluginAsync<PluginOptions> = async (app, { ctx }) => {
-  addRoute(
-    app,
-    ctx,
-    {
-      method: 'GET',
-      url: '/',
-      operationId: 'listVersions',
-      summary: 'Nova API versions.',
-      tags: ['nova'],
-      role: null,
-      family: 'nova',
-      unversioned: true,
-      responses: { 200: { description: 'Versions.', schema: z.object({ versions: z.array(VersionSchema) }) } },
-    },
-    async ({ req }) => ({ versions: [v21(req, false)] }),
-  );
-  addRoute(
-    app,
-    ctx,
-    {
-      method: 'GET',
-      url: '/v2.1',
-      operationId: 'showVersion',
-      summary: 'The v2.1 version document with its microversion range.',
-      tags: ['nova'],
-      role: null,
-      family: 'nova',
-      responses: { 200: { description: 'Version 2.1.', schema: z.object({ version: VersionSchema }) } },
-    },
-    async ({ req }) => ({ version: v21(req, true) }),
-  );
+const ROOT: RouteConfig = { role: null, family: 'nova', unversioned: true };
+const V21: RouteConfig = { role: null, family: 'nova' };
+
+export const versionRoutes: FastifyPluginAsync<PluginOptions> = async (fastify) => {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  app.route({
+    method: 'GET',
+    url: '/',
+    config: { ferry: ROOT },
+    schema: routeSchema(ROOT, { operationId: 'listVersions', summary: 'Nova API versions.', tags: ['nova'] }, {}, {
+      200: json('Versions.', z.object({ versions: z.array(VersionSchema) })),
+    }),
+    handler: async (req) => ({ versions: [v21(req, false)] }),
+  });
+  app.route({
+    method: 'GET',
+    url: '/v2.1',
+    config: { ferry: V21 },
+    schema: routeSchema(V21, { operationId: 'showVersion', summary: 'The v2.1 version document with its microversion range.', tags: ['nova'] }, {}, {
+      200: json('Version 2.1.', z.object({ version: VersionSchema })),
+    }),
+    handler: async (req) => ({ version: v21(req, true) }),
+  });
 };

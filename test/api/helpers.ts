@@ -4,7 +4,7 @@ import pino from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { parseConfig } from '../../lib/config';
 import { tokenAuthenticator } from '../../api/auth';
-import { buildServer } from '../../api/server';
+import { buildServer, type BuildServerOptions } from '../../api/server';
 import { FakeFerryService } from './fake-service';
 
 export const READ = 'read-secret';
@@ -18,13 +18,16 @@ export const testConfig = parseConfig({
   api: { auth: { mode: 'token', readTokenEnv: 'FERRY_READ_TOKEN', operatorTokenEnv: 'FERRY_OPERATOR_TOKEN' } },
 });
 
-export function testServer(service = new FakeFerryService()): { app: FastifyInstance; service: FakeFerryService } {
+export function testServer(service = new FakeFerryService(), options: Partial<BuildServerOptions> = {}): { app: FastifyInstance; service: FakeFerryService } {
   const app = buildServer({
     config: testConfig,
     service,
     logger: pino({ level: 'silent' }),
     auth: tokenAuthenticator({ read: READ, operator: OPERATOR }),
     pollIntervalMs: 100,
+    // The fake's migrations stay where a test puts them: below 2.34 the answer does not wait for them.
+    preCheckWaitMs: 0,
+    ...options,
   });
   return { app, service };
 }

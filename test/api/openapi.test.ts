@@ -69,14 +69,15 @@ describe('OpenAPI document', () => {
       expect(documented).toContain(expected);
     }
     const start = doc.paths['/v1/migrations']?.post;
-    expect(Object.keys(start?.responses ?? {}).sort()).toEqual(['202', '400', '401', '403', '404', '409']);
+    expect(Object.keys(start?.responses ?? {}).sort()).toEqual(['202', '400', '401', '403', '404', '409', '503']);
     expect(start?.security).toEqual([{ bearer: ['operator'] }, { authToken: ['operator'] }]);
     expect(doc.paths['/healthz']?.get?.security).toEqual([]);
     expect(doc.components.schemas).toHaveProperty('Migration');
     expect(doc.components.schemas).toHaveProperty('Error');
     expect(doc.components.schemas).toHaveProperty('NovaError');
     // The request schema is the input side: defaults make fields optional.
-    expect((doc.components.schemas.StartMigration as { required: string[] }).required).toEqual(['instanceUuid']);
+    expect((doc.components.schemas.StartMigrationInput as { required: string[] }).required).toEqual(['instanceUuid']);
+    expect(doc.paths['/v1/migrations']?.post).toMatchObject({ requestBody: { content: { 'application/json': { schema: { $ref: '#/components/schemas/StartMigrationInput' } } } } });
     await app.close();
   });
 

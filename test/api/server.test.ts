@@ -48,7 +48,7 @@ describe('auth', () => {
     }
   });
 
-  it('reads tokens from the environment variables temporal.yaml names, and refuses to start without them', () => {
+  it('reads tokens from the environment variables temporal.yaml names, and refuses to start without them', async () => {
     const saved = { ...process.env };
     try {
       delete process.env.FERRY_READ_TOKEN;
@@ -58,10 +58,10 @@ describe('auth', () => {
       expect(() => authenticatorFromConfig(testConfig)).toThrow(/must differ/);
       process.env.FERRY_READ_TOKEN = 'r';
       const auth = authenticatorFromConfig(testConfig);
-      expect(auth.authorize({ authorization: 'Bearer r' }, 'read').role).toBe('read');
-      expect(auth.authorize({ 'x-auth-token': 'x' }, 'operator').role).toBe('operator');
+      expect((await auth.authorize({ authorization: 'Bearer r' }, 'read')).role).toBe('read');
+      expect((await auth.authorize({ 'x-auth-token': 'x' }, 'operator')).role).toBe('operator');
       const none = authenticatorFromConfig({ ...testConfig, api: { ...testConfig.api, auth: { mode: 'none' } } });
-      expect(none.authorize({}, 'operator')).toEqual({ role: 'operator', userId: 'anonymous' });
+      expect(await none.authorize({}, 'operator')).toMatchObject({ role: 'operator', userId: 'anonymous' });
     } finally {
       process.env = saved;
     }
