@@ -59,6 +59,40 @@ export class BackendUnavailableError extends Error {
   override name = 'BackendUnavailableError';
 }
 
+/** One step of a migration, as its workflow history recorded it: Nova's instance action event. */
+export interface InstanceActionEvent {
+  /** Nova's event name: compute_<step> for a host's step (compute_live_migration, ...), conductor_<step> for the conductor's. */
+  event: string;
+  /** The host whose agent ran the step; null for the conductor. */
+  host: string | null;
+  /** ISO 8601: when the step was scheduled, and when it ended (null while it runs). */
+  startTime: string;
+  finishTime: string | null;
+  /** Nova's result: Success, Error, or null while the step runs. */
+  result: 'Success' | 'Error' | null;
+  /** What went wrong (the failure's message and stack), for an Error; only admins see it (Nova's traceback). */
+  traceback: string | null;
+}
+
+/** One migration as Nova's instance action (`live-migration`): os-instance-actions and `openstack server event`. */
+export interface InstanceAction {
+  action: 'live-migration';
+  instanceUuid: string;
+  /** `req-<migration uuid>`: stable, and names the migration it reports. */
+  requestId: string;
+  /** The migration's uuid (its workflow run id). */
+  migrationUuid: string;
+  userId: string | null;
+  projectId: string | null;
+  /** ISO 8601. */
+  startTime: string;
+  updatedAt: string;
+  /** Nova's message: 'Error' when the migration failed or ended in error, else null. */
+  message: string | null;
+  /** The steps, newest first (Nova's order); only read by getInstanceAction. */
+  events?: InstanceActionEvent[];
+}
+
 export interface FerryService {
   /** Starts the liveMigration workflow; AlreadyMigratingError when one runs for the instance. */
   startMigration(request: LiveMigrationRequest): Promise<StartedMigration>;
@@ -78,6 +112,10 @@ export interface FerryService {
   locateInstance(uuid: string): Promise<{ instance: InstanceView; host: HostView } | null>;
   /** One host as its agent last reported it (fresher than describeCluster): confirms a refusal. */
   hostNow(name: string): Promise<HostView | null>;
+  /** An instance's migrations as Nova's instance actions, newest first, without their events (visibility only). */
+  listInstanceActions(instanceUuid: string): Promise<InstanceAction[]>;
+  /** One of them by request id, with its events read from the workflow's history; null when unknown. */
+  getInstanceAction(instanceUuid: string, requestId: string): Promise<InstanceAction | null>;
   /** Whether Temporal answers and the conductor polls; used by /readyz. */
   checkReady(): Promise<{ ok: boolean; checks: Record<string, string> }>;
   close(): Promise<void>;

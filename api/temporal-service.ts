@@ -41,12 +41,15 @@ import {
   type SlotsState,
 } from '../workflows/definitions';
 import type { MigrationOutcome } from '../workflows/outcome';
+import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/internal-non-workflow';
+import { migrationUuidOf, readHistory, requestIdOf } from './instance-actions';
 import {
   AlreadyMigratingError,
   BackendUnavailableError,
   MigrationNotFoundError,
   RefusedError,
   type FerryService,
+  type InstanceAction,
   type MigrationFilter,
   type MigrationSummary,
   type StartedMigration,
@@ -448,6 +451,61 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
   /** One host as its inventory entity holds it now (its agent's latest report), for decisions that refuse. */
   hostNow(name: string): Promise<InventoryHost | null> {
     return this.guard('host inventory', () => this.inventory.hostNow(name));
+  }
+
+  // ---- Nova's instance actions (os-instance-actions): a migration's steps from its history ----
+
+  private instanceAction(view: MigrationStatusView): InstanceAction {
+    return {
+      action: 'live-migration',
+      instanceUuid: view.server_uuid,
+      requestId: requestIdOf(view.uuid),
+      migrationUuid: view.uuid,
+      userId: view.user_id,
+      projectId: view.project_id,
+      startTime: view.created_at,
+      updatedAt: view.updated_at,
+      message: view.status === 'failed' || view.status === 'error' ? 'Error' : null,
+    };
+  }
+
+  /** One visibility query (every run of the instance's workflow id); no history is read. */
+  async listInstanceActions(instanceUuid: string): Promise<InstanceAction[]> {
+    return this.guard('listInstanceActions', async () => {
+      const rows = await this.rows({ instanceUuid: instanceUuid.toLowerCase(), limit: 1000 });
+      return rows.map((info) => this.instanceAction(this.listed(info)));
+    });
+  }
+
+  /** The run the request id names (if it migrated this instance), its steps read from its history. */
+  async getInstanceAction(instanceUuid: string, requestId: string): Promise<InstanceAction | null> {
+    const runId = migrationUuidOf(requestId);
+    if (!runId) return null;
+    return this.guard('getInstanceAction', async () => {
+      const run = await this.resolve(runId).catch((err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) return null;
+        throw err;
+      });
+      if (!run || run.runId !== runId) return null;
+      const view = await this.show(run);
+      if (view.server_uuid.toLowerCase() !== instanceUuid.toLowerCase()) return null;
+      const history = await this.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+      const converter = this.client.options.loadedDataConverter;
+      const ended = FINAL_STATUSES.has(view.status);
+      const reading = await readHistory(history.events ?? [], {
+        hostPrefix: this.config.taskQueues.hostPrefix,
+        describeFailure: async (failure) => {
+          const messages: string[] = [];
+          for (let e: unknown = await decodeOptionalFailureToOptionalError(converter, failure); e instanceof Error; e = e.cause) messages.push(e.message);
+          return messages.join(': ');
+        },
+        conductorResult: ended
+          ? { result: view.status === 'completed' ? 'Success' : 'Error', traceback: view.error ? `${view.error.type}: ${view.error.message}` : null }
+          : null,
+      });
+      // Same fields as the list (from the migration's view), plus the steps.
+      return { ...this.instanceAction(view), events: reading.events };
+    });
   }
 
   async checkReady(): Promise<{ ok: boolean; checks: Record<string, string> }> {

@@ -7,6 +7,7 @@ import {
   MigrationNotFoundError,
   RefusedError,
   type FerryService,
+  type InstanceAction,
   type MigrationFilter,
   type MigrationSummary,
   type StartedMigration,
@@ -170,6 +171,32 @@ export class FakeFerryService implements FerryService {
 
   async hostNow(name: string): Promise<HostView | null> {
     return structuredClone(this.cluster.hosts.find((h) => h.name === name) ?? null);
+  }
+
+  /** A migration's action as the real service builds it from visibility; its events are the ones a test put in `events`. */
+  readonly actionEvents = new Map<string, NonNullable<InstanceAction['events']>>();
+
+  private instanceAction(m: MigrationStatusView): InstanceAction {
+    return {
+      action: 'live-migration',
+      instanceUuid: m.server_uuid,
+      requestId: `req-${m.uuid}`,
+      migrationUuid: m.uuid,
+      userId: m.user_id,
+      projectId: m.project_id,
+      startTime: m.created_at,
+      updatedAt: m.updated_at,
+      message: m.status === 'failed' || m.status === 'error' ? 'Error' : null,
+    };
+  }
+
+  async listInstanceActions(instanceUuid: string): Promise<InstanceAction[]> {
+    return this.migrations.filter((m) => m.server_uuid === instanceUuid.toLowerCase()).map((m) => this.instanceAction(m));
+  }
+
+  async getInstanceAction(instanceUuid: string, requestId: string): Promise<InstanceAction | null> {
+    const m = this.migrations.find((v) => v.server_uuid === instanceUuid.toLowerCase() && `req-${v.uuid}` === requestId);
+    return m ? { ...this.instanceAction(m), events: structuredClone(this.actionEvents.get(m.uuid) ?? []) } : null;
   }
 
   async checkReady(): Promise<{ ok: boolean; checks: Record<string, string> }> {
