@@ -5,6 +5,7 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import { z } from 'zod';
 import { V1ErrorSchema, describeZodError } from '../api/errors';
 import { MigrationSchema } from '../api/schemas';
+import { MigrationEventSchema, StreamErrorSchema } from '../api/routes/v1-migrations';
 import type { Migration } from './render';
 
 export class ApiCallError extends Error {
@@ -28,31 +29,31 @@ export class UnexpectedAnswerError extends Error {
   override name = 'UnexpectedAnswerError';
 }
 
-/** `error` events of the progress stream: Temporal did not answer this time. */
-export const StreamErrorSchema = z.object({ code: z.string(), message: z.string() });
-
 /** The events of GET /v1/migrations/{id}/events. */
 export type MigrationEvent =
   | { event: 'migration' | 'end'; data: Migration }
   | { event: 'error'; data: z.infer<typeof StreamErrorSchema> };
 
-/** Parses one event of the stream by its name; an event ferry does not send is an error. */
+/**
+ * Parses one event of the stream: the wire event (MigrationEventSchema: its name and a JSON data
+ * line), then its data by the event's name (a Migration, or a StreamError).
+ */
 export function parseMigrationEvent(message: EventSourceMessage): MigrationEvent {
-  const name = message.event ?? 'message';
+  const wire = MigrationEventSchema.safeParse({ event: message.event, data: message.data });
+  if (!wire.success) throw new UnexpectedAnswerError(`progress stream: an event that is not a MigrationEvent: ${describeZodError(wire.error)}`);
+  const { event, data: text } = wire.data;
   let data: unknown;
   try {
-    data = JSON.parse(message.data);
+    data = JSON.parse(text);
   } catch {
-    throw new UnexpectedAnswerError(`progress stream: the data of a "${name}" event is not JSON: ${message.data.slice(0, 200)}`);
+    throw new UnexpectedAnswerError(`progress stream: the data of a "${event}" event is not JSON: ${text.slice(0, 200)}`);
   }
   const check = <T>(schema: z.ZodType<T>): T => {
     const parsed = schema.safeParse(data);
-    if (!parsed.success) throw new UnexpectedAnswerError(`progress stream: a "${name}" event does not match its schema: ${describeZodError(parsed.error)}`);
+    if (!parsed.success) throw new UnexpectedAnswerError(`progress stream: a "${event}" event does not match its schema: ${describeZodError(parsed.error)}`);
     return parsed.data;
   };
-  if (name === 'migration' || name === 'end') return { event: name, data: check(MigrationSchema) };
-  if (name === 'error') return { event: name, data: check(StreamErrorSchema) };
-  throw new UnexpectedAnswerError(`progress stream: unknown event "${name}"`);
+  return event === 'error' ? { event, data: check(StreamErrorSchema) } : { event, data: check(MigrationSchema) };
 }
 
 /** Every event of a whole progress stream (a finished response's text), parsed and checked. */
