@@ -9,7 +9,7 @@ import type { ConductorActivities } from '../../activities/conductor';
 import { schedule } from '../../activities/conductor/scheduler';
 import type { PolledHost } from '../../activities/conductor/hosts';
 import type { HostActivities } from '../../activities/host';
-import type { DestinationFacts, HostReport, HostSummary, InstancePresence, MigrateSendInput, MigrateSendResult } from '../../activities/types';
+import type { AssertCanMigrateInput, DestinationFacts, HostReport, HostSummary, InstancePresence, MigrateSendInput, MigrateSendResult } from '../../activities/types';
 import type { FerryConfig } from '../../lib/config';
 import { destinationReservedSignal, progressSignal, slotGrantedSignal, type HostView, type InstanceView } from '../../workflows/definitions';
 
@@ -71,6 +71,8 @@ export class FakeCluster {
   runsOn: string | null;
   /** What the source's migrateSend does; default: the transfer succeeds at once. A success moves the VM. */
   migrateSend: (input: MigrateSendInput) => Promise<MigrateSendResult> = async () => TRANSFER_DONE;
+  /** The source's VM.assert_can_migrate (checkCanLiveMigrateSource); throw to refuse the candidate. */
+  assertCanMigrate: (input: AssertCanMigrateInput) => void = () => undefined;
   /** Where the VM runs as each host sees it (instancePresence); default: from runsOn. */
   presence: (host: string) => InstancePresence = (host) => presence(host, host === this.runsOn);
   private readonly silent = new Set<string>();
@@ -253,7 +255,8 @@ export class FakeCluster {
         }),
       checkCanLiveMigrateDestination: (input) => step('checkCanLiveMigrateDestination', [input], facts),
       migrateReceive: () => step('migrateReceive', [], () => ({ session_id: `OpaqueRef:session-${host.name}` })),
-      assertCanMigrate: (input) => step('assertCanMigrate', [input], () => undefined),
+      assertCanMigrate: (input) => step('assertCanMigrate', [input], () => this.assertCanMigrate(input)),
+      logoutMigrateReceive: (input) => step('logoutMigrateReceive', [input], () => undefined),
       preLiveMigration: () => step('preLiveMigration', [], facts),
       migrateSend: (input) =>
         step('migrateSend', [input], async () => {

@@ -348,4 +348,44 @@ describe('LiveMigrationTask on the test server with fake agents', () => {
       if ((await handle.describe()).status.name === 'RUNNING') await handle.terminate('wedged by a failed force-complete');
     }
   });
+  describe('migrate_receive sessions (patch receive-session-logout)', () => {
+    const order = (w: FakeCluster) => w.calls.filter((c) => c.host !== 'conductor').map((c) => `${c.activity}@${c.host}`);
+    const loggedOut = [{ sessionId: 'OpaqueRef:session-xen-b' }];
+
+    it('the chosen destination\'s session is logged out after the transfer', async () => {
+      const w = newWorld();
+      const handle = await start(w, { blockMigration: true });
+      expect(((await handle.result()) as MigrationOutcome).status).toBe('completed');
+      const steps = order(w);
+      expect(w.callsOf('logoutMigrateReceive').map((c) => [c.host, c.args])).toEqual([['xen-b', loggedOut]]);
+      expect(steps.indexOf('logoutMigrateReceive@xen-b')).toBeGreaterThan(steps.indexOf('migrateSend@xen-a'));
+      expect(w.callsOf('migrateReceive')).toHaveLength(1); // the check's token is the transfer's
+    });
+
+    it('a candidate the source refuses is logged out at once', async () => {
+      const w = newWorld();
+      w.assertCanMigrate = () => {
+        throw ApplicationFailure.nonRetryable('VM_INCOMPATIBLE_WITH_THIS_HOST', 'VM_INCOMPATIBLE_WITH_THIS_HOST');
+      };
+      const handle = await start(w, { blockMigration: true });
+      expect((await failureOf(handle)).type).toBe('NoValidHost');
+      const steps = order(w);
+      expect(w.callsOf('logoutMigrateReceive').map((c) => [c.host, c.args])).toEqual([['xen-b', loggedOut]]);
+      expect(steps.indexOf('logoutMigrateReceive@xen-b')).toBe(steps.indexOf('assertCanMigrate@xen-a') + 1);
+      expect(w.callsOf('migrateSend')).toEqual([]);
+    });
+
+    it('a rollback logs the session out once the transfer is settled', async () => {
+      const w = newWorld();
+      w.migrateSend = async () => {
+        throw ApplicationFailure.nonRetryable('VM_MIGRATE_FAILED: the receiver went away', 'VM_MIGRATE_FAILED');
+      };
+      const handle = await start(w, { blockMigration: true });
+      expect((await failureOf(handle)).type).toBe('VM_MIGRATE_FAILED');
+      const steps = order(w);
+      expect(w.callsOf('logoutMigrateReceive').map((c) => [c.host, c.args])).toEqual([['xen-b', loggedOut]]);
+      expect(steps.indexOf('logoutMigrateReceive@xen-b')).toBeGreaterThan(steps.indexOf('settleMigrationTask@xen-a'));
+      expect(steps.indexOf('logoutMigrateReceive@xen-b')).toBeGreaterThan(steps.indexOf('rollbackLiveMigrationAtDestination@xen-b'));
+    });
+  });
 });
