@@ -2,7 +2,9 @@
 // code: a change that would break runs in flight fails here. The fixtures are kept by workflow
 // version (v1/, v2/, v3/; slots/ for the entity); record the current version's with
 // FERRY_RECORD_HISTORIES=1 npx vitest run test/e2e/migration.test.ts test/e2e/fidelity.test.ts,
-// and keep the old ones.
+// and keep the old ones (v3/*.before-session-logout.json: version 3 before the patch
+// receive-session-logout). Recording decodes the payloads through the stack's codec server, so a
+// fixture replays without the key of the stack that recorded it.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
