@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { buildCodecServer } from '../../lib/codec-server';
-import { parseConfig } from '../../lib/config';
+import { loadConfig, parseConfig } from '../../lib/config';
 import { ENCRYPTED_ENCODING, EncryptionCodec, KEY_ID_METADATA, encryptionCodec, readEncryptionKey } from '../../lib/payload-codec';
 
 const k1 = randomBytes(32);
@@ -112,5 +112,13 @@ describe('codec server (Temporal remote codec protocol)', () => {
     expect((await app.inject({ method: 'POST', url: '/encode', headers: { authorization: 'Bearer wrong' }, payload: body })).statusCode).toBe(401);
     expect((await app.inject({ method: 'POST', url: '/encode', headers: { authorization: 'Bearer codec-token-1' }, payload: body })).statusCode).toBe(200);
     expect((await app.inject({ method: 'POST', url: '/encode', headers: { authorization: 'codec-token-1' }, payload: body })).statusCode).toBe(200);
+  });
+});
+
+describe("the repository's temporal.yaml", () => {
+  it('encrypts with a key file in its state dir, resolved against the file', () => {
+    const config = loadConfig(resolve(__dirname, '..', '..', 'temporal.yaml'));
+    expect(config.temporal.encryption?.keyFile).toBe(resolve(__dirname, '..', '..', '.data', 'codec.key'));
+    expect(config.temporal.encryption?.codecServer?.listen).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 });
