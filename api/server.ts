@@ -30,6 +30,7 @@ import { ApiMetrics, type MigrationMetricsSource } from './metrics';
 import { MAX_VERSION, MIN_VERSION, formatVersion, inRange, negotiate, versionHeaders } from './microversion';
 import { TAGS } from './route';
 import { healthRoutes } from './routes/health';
+import { novaInstanceActionRoutes } from './routes/nova-instance-actions';
 import { novaMigrationRoutes } from './routes/nova-migrations';
 import { novaServerRoutes } from './routes/nova-servers';
 import { v1HostRoutes } from './routes/v1-hosts';
@@ -60,6 +61,7 @@ export const ROUTE_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [
   versionRoutes,
   novaServerRoutes,
   novaMigrationRoutes,
+  novaInstanceActionRoutes,
   v1MigrationRoutes,
   v1HostRoutes,
 ];
