@@ -72,9 +72,9 @@ describe('GET /v2.1/servers/{id}/os-instance-actions', () => {
   const server = serverPerTest();
   const setUp = async () => {
     const { app, service } = server();
-    const first = await service.startMigration({ instanceUuid: VM1, host: 'xen-b', requestedBy: { userId: 'u1', projectId: 'p1' } });
+    const first = await service.startMigration({ instanceUuid: VM1, host: 'xen-b', blockMigration: 'auto', force: false, options: {}, requestedBy: { userId: 'u1', projectId: 'p1' } });
     (service.migrations[0] as { status: string }).status = 'failed';
-    const second = await service.startMigration({ instanceUuid: VM1, host: null, requestedBy: { userId: 'u2', projectId: 'p1' } });
+    const second = await service.startMigration({ instanceUuid: VM1, host: null, blockMigration: 'auto', force: false, options: {}, requestedBy: { userId: 'u2', projectId: 'p1' } });
     service.migrations[0]!.created_at = '2026-11-24T07:05:00.000Z';
     service.migrations[0]!.updated_at = '2026-11-24T07:06:00.000Z';
     service.actionEvents.set(first.runId, [
