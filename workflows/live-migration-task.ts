@@ -315,13 +315,13 @@ export class LiveMigrationTask {
 
   private checkRequestedHost(cluster: ClusterSnapshot, source: ClusterHost, name: string): ClusterHost {
     const host = cluster.hosts.find((h) => h.name === name);
-    if (!host) throw ApplicationFailure.nonRetryable(`requested host ${name} is not a host of this cluster`, 'InvalidHost');
+    if (!host) throw ApplicationFailure.nonRetryable(`requested host ${name} is not a host of this cluster`, 'ComputeHostNotFound');
     return this.checkRequested(source, host);
   }
 
   /** The requested host is not the instance's (as its agent just confirmed) and is up. */
   private checkRequested<H extends HostSummary>(source: HostSummary, host: H): H {
-    if (host.name === source.name) throw ApplicationFailure.nonRetryable(`requested host ${host.name} is the instance's current host`, 'InvalidHost');
+    if (host.name === source.name) throw ApplicationFailure.nonRetryable(`requested host ${host.name} is the instance's current host`, 'UnableToMigrateToSelf');
     if (!host.up) throw ApplicationFailure.nonRetryable(`requested host ${host.name} is down: ${host.downReason}`, 'ComputeServiceUnavailable');
     return host;
   }

@@ -342,9 +342,9 @@ export async function liveMigrationV1(rawInput: LiveMigrationInput): Promise<Mig
 
   function validateRequestedHost(cluster: ClusterSnapshot, src: ClusterHost, name: string): ClusterHost {
     const host = cluster.hosts.find((h) => h.name === name);
-    if (!host) throw ApplicationFailure.nonRetryable(`requested host ${name} is not a host of this cluster`, 'InvalidHost');
+    if (!host) throw ApplicationFailure.nonRetryable(`requested host ${name} is not a host of this cluster`, 'ComputeHostNotFound');
     if (host.name === src.name) {
-      throw ApplicationFailure.nonRetryable(`requested host ${name} is the instance's current host`, 'InvalidHost');
+      throw ApplicationFailure.nonRetryable(`requested host ${name} is the instance's current host`, 'UnableToMigrateToSelf');
     }
     if (!host.up) {
       throw ApplicationFailure.nonRetryable(`requested host ${name} is down: ${host.downReason}`, 'ComputeServiceUnavailable');

@@ -56,7 +56,7 @@ export async function planLiveMigration(
   let requested: HostSummary | null = null;
   if (input.requestedHost) {
     const host = (await inventory.view()).hosts.find((h) => h.name === input.requestedHost);
-    if (!host) throw ApplicationFailure.nonRetryable(`requested host ${input.requestedHost} is not a host of this cluster`, 'InvalidHost');
+    if (!host) throw ApplicationFailure.nonRetryable(`requested host ${input.requestedHost} is not a host of this cluster`, 'ComputeHostNotFound');
     requested = summary(await withPoller(host, polls));
   }
   return { policy, source: summary(source), requested };

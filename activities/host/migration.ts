@@ -202,7 +202,7 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
       if (!input.blockMigration && input.sourceHost.pool !== host.pool) {
         throw ApplicationFailure.nonRetryable(
           `${host.name} is in pool ${host.pool}, the instance's shared SR is in ${input.sourceHost.pool}: block migration needed`,
-          XenApiCode.VM_REQUIRES_SR,
+          'InvalidSharedStorage',
         );
       }
       return facts;

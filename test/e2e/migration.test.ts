@@ -77,10 +77,10 @@ describe('clear failures', () => {
   it('a requested host equal to the source, or unknown, is refused', async () => {
     const vm = await admin('xen-a').createVm({ nameLabel: 'same-host', memoryMiB: 16 });
     const same = await failureOf(await startMigration(stack, { instanceUuid: vm.uuid, host: 'xen-a' }));
-    expect(same).toMatchObject({ type: 'InvalidHost' });
+    expect(same).toMatchObject({ type: 'UnableToMigrateToSelf' });
     expect(same.message).toContain('current host');
     const unknown = await failureOf(await startMigration(stack, { instanceUuid: vm.uuid, host: 'nowhere' }));
-    expect(unknown.type).toBe('InvalidHost');
+    expect(unknown.type).toBe('ComputeHostNotFound');
   });
 
   it('invalid input is refused with the field named', async () => {

@@ -93,7 +93,7 @@ describe('planLiveMigration', () => {
     });
     const up = [host('h0', 'p', 10, { instances: [instance] })];
     await expect(planLiveMigration(inventoryOf(up), polling(), policy(), { instanceUuid: 'vm-2', requestedHost: null })).rejects.toMatchObject({ type: 'InstanceNotFound' });
-    await expect(planLiveMigration(inventoryOf(up), polling(), policy(), { instanceUuid: 'vm-1', requestedHost: 'nope' })).rejects.toMatchObject({ type: 'InvalidHost' });
+    await expect(planLiveMigration(inventoryOf(up), polling(), policy(), { instanceUuid: 'vm-1', requestedHost: 'nope' })).rejects.toMatchObject({ type: 'ComputeHostNotFound' });
   });
 
   it('takes a host whose agent no longer polls its queue for down, though its last report is recent', async () => {

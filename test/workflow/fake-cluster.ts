@@ -179,7 +179,7 @@ export class FakeCluster {
         const source = views.find((h) => h.name === this.source && !input.notOn?.includes(h.name));
         if (!source) throw ApplicationFailure.nonRetryable(`instance ${input.instanceUuid} could not be found on any host`, 'InstanceNotFound');
         const requested = input.requestedHost ? views.find((h) => h.name === input.requestedHost) : null;
-        if (requested === undefined) throw ApplicationFailure.nonRetryable(`requested host ${input.requestedHost} is not a host of this cluster`, 'InvalidHost');
+        if (requested === undefined) throw ApplicationFailure.nonRetryable(`requested host ${input.requestedHost} is not a host of this cluster`, 'ComputeHostNotFound');
         return { policy: this.policy, source: summaryOf(source), requested: requested && summaryOf(requested) };
       },
       scheduleDestinations: async (input) => {
