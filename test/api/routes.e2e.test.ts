@@ -226,6 +226,25 @@ describe('force-complete', () => {
     const late = await call('POST', `/v2.1/servers/${uuid}/migrations/${mid}/action`, { headers: NOVA, body: { force_complete: null } });
     expect(late.status).toBe(400);
     expect(late.body.badRequest).toMatchObject({ code: 400, message: expect.stringContaining('is completed. Cannot force complete') });
+
+    // os-instance-actions: the migration as a live-migration action, its steps as events from the history.
+    const actions = await until(
+      'the instance action',
+      async () => ((await call('GET', `/v2.1/servers/${uuid}/os-instance-actions`, { headers: NOVA })).body.instanceActions ?? []) as Record<string, unknown>[],
+      (a) => a.length === 1,
+    );
+    expect(actions[0]).toMatchObject({ action: 'live-migration', instance_uuid: uuid, request_id: `req-${runId}`, user_id: 'operator', project_id: 'ferry' });
+    const shown = await call('GET', `/v2.1/servers/${uuid}/os-instance-actions/req-${runId}`, { headers: NOVA });
+    expect(shown.status).toBe(200);
+    const events = (shown.body.instanceAction as { events: { event: string; result: string | null; host?: string }[] }).events;
+    expect(events.map((e) => e.event)).toEqual(
+      expect.arrayContaining(['conductor_live_migrate_instance', 'compute_check_can_live_migrate_destination', 'compute_live_migration', 'compute_live_migration_force_complete', 'compute_post_live_migration_at_destination']),
+    );
+    expect(events.filter((e) => e.result !== 'Success')).toEqual([]);
+    expect(events.find((e) => e.event === 'compute_live_migration')?.host).toBe('xen-a');
+    const unknown = await call('GET', `/v2.1/servers/${uuid}/os-instance-actions/req-00000000-0000-4000-8000-00000000dead`, { headers: NOVA });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.itemNotFound).toMatchObject({ code: 404 });
   });
 
   it('ferry /v1: POST /v1/migrations/{id}/force-complete answers the workflow\'s acceptance, then 409 once it ended', async () => {
