@@ -113,6 +113,8 @@ export class LiveMigrationTask {
   private logoutSessions = false;
   /** The chosen destination's token, until its session is logged out. */
   private receiveToken: { host: HostSummary; token: MigrateToken } | null = null;
+  /** Hosts that did not answer a step within hostTimeout: nothing more is asked of them. */
+  private readonly silentHosts = new Set<string>();
 
   constructor(private readonly input: LiveMigrationRequest) {
     const view = newMigrationView({
@@ -639,6 +641,7 @@ export class LiveMigrationTask {
         throw err;
       }
       log.warn('a host did not answer in time', { host: host.name, what });
+      this.silentHosts.add(host.name);
       return 'timed out';
     } finally {
       this.board.waiting(null);
@@ -648,13 +651,18 @@ export class LiveMigrationTask {
   /**
    * Nova's check_can_live_migrate_destination_cleanup: logs out the session of the destination's
    * migrate_receive token, if any (patch 'receive-session-logout'). A check's bounds: a host that
-   * does not answer keeps the session until xapi expires it, and the migration goes on.
+   * does not answer (or already did not answer a step within hostTimeout) keeps the session until
+   * xapi expires it, and the migration goes on.
    */
   private async logoutChosenSession(): Promise<void> {
     const held = this.receiveToken;
     this.receiveToken = null;
     const sessionId = held?.token.session_id;
     if (!held || !sessionId || !this.logoutSessions) return;
+    if (this.silentHosts.has(held.host.name)) {
+      log.warn('the migrate_receive session is left to xapi to expire: its host did not answer', { host: held.host.name });
+      return;
+    }
     await CancellationScope.nonCancellable(async () => {
       try {
         await hostChecks(held.host.queue).logoutMigrateReceive.executeWithOptions({ summary: `log out ${held.host.name}'s migrate_receive session` }, [{ sessionId }]);
