@@ -28,10 +28,15 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ferry-openstack-'));
   // autoConverge off: a guest that dirties faster than the link never converges on its own, so a
   // migration runs until it is aborted or force-completed.
-  [stack, keystone] = await Promise.all([
+  const [stackStarted, keystoneStarted] = await Promise.allSettled([
     startStack({ bandwidthMiBps: 64, migration: { autoConverge: { enabled: false } } }),
     startKeystone({ stateDir: join(dir, 'keystone') }),
   ]);
+  // Whichever started is stopped by afterAll, even when the other did not.
+  if (stackStarted.status === 'fulfilled') stack = stackStarted.value;
+  if (keystoneStarted.status === 'fulfilled') keystone = keystoneStarted.value;
+  if (stackStarted.status === 'rejected') throw stackStarted.reason;
+  if (keystoneStarted.status === 'rejected') throw keystoneStarted.reason;
   process.env[PASSWORD_ENV] = keystone.service.password;
   const config = parseConfig({
     ...stack.config,
