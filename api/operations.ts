@@ -23,16 +23,24 @@ export function vmState(instance: InstanceView): string {
 }
 
 /**
+ * How the API refuses what the workflow would refuse anyway. Nova's API refuses an unknown host at
+ * once (400, ComputeHostNotFound) and leaves the current host to the conductor (UnableToMigrateToSelf:
+ * a 400 below 2.34, where the API waits for the pre-checks, a migration in error from 2.34). ferry's
+ * /v1 keeps every schema-valid request out of 400: an unknown host is a 404, the current host a 409.
+ */
+export type Refusals = 'nova' | 'v1';
+
+/**
  * Nova's API-side checks (nova/compute/api.py live_migrate, nova/api/.../migrate_server.py): the
- * instance exists (404), is active or paused (409), the requested host exists (400) and is not the
- * current one (400), and no migration of the instance runs (409). They read the host inventory, a
- * moment old; a refusal is confirmed with the host's latest report first (a VM that just moved is
+ * instance exists (404), is active or paused (409), the requested host exists, and no migration of
+ * the instance runs (409); /v1 also refuses the current host at once. They read the host inventory,
+ * a moment old; a refusal is confirmed with the host's latest report first (a VM that just moved is
  * not refused on its old host), and the workflow checks everything again with the hosts themselves.
  */
-export async function startLiveMigration(service: FerryService, request: LiveMigrationRequest): Promise<StartedMigration> {
+export async function startLiveMigration(service: FerryService, request: LiveMigrationRequest, refusals: Refusals = 'v1'): Promise<StartedMigration> {
   let located: Located | null = await service.locateInstance(request.instanceUuid);
   if (!located) throw new ApiError('not_found', `Instance ${request.instanceUuid} could not be found.`);
-  const refusable = (l: Located) => !isActive(l.instance) || request.host === l.host.name;
+  const refusable = (l: Located) => !isActive(l.instance) || (refusals === 'v1' && request.host === l.host.name);
   if (refusable(located)) located = await confirmed(service, located.host.name, located.instance.uuid);
   else if (request.host) {
     // The listing may lag a move that the requested host's own report already shows.
@@ -43,14 +51,14 @@ export async function startLiveMigration(service: FerryService, request: LiveMig
   }
   if (request.host) {
     if (!(await service.describeCluster()).hosts.some((h) => h.name === request.host)) {
-      throw new ApiError('bad_request', `Compute host ${request.host} could not be found.`);
+      throw new ApiError(refusals === 'nova' ? 'bad_request' : 'not_found', `Compute host ${request.host} could not be found.`);
     }
-    if (located && request.host === located.host.name) {
-      throw new ApiError('bad_request', `Unable to migrate instance (${located.instance.uuid}) to current host (${located.host.name}).`);
+    if (refusals === 'v1' && located && request.host === located.host.name) {
+      throw new ApiError('conflict', `Unable to migrate instance (${located.instance.uuid}) to current host (${located.host.name}).`);
     }
   }
   if (request.force && !request.host) {
-    throw new ApiError('bad_request', 'force needs a requested host.');
+    throw new ApiError('bad_request', "Can't force to a non-provided destination");
   }
   try {
     return await service.startMigration(request);

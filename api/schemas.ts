@@ -21,7 +21,7 @@ export const HOST_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const Uuid = z.string().regex(UUID_PATTERN, 'must be a UUID');
 export const HostName = z.string().regex(HOST_PATTERN, 'must be a host name: lowercase letters, digits and dashes');
 /** A Nova server id: its uuid; any other text is a server that is not found (404), as in Nova, so that clients can fall back to a name. */
-export const ServerId = z.string().min(1).meta({ description: 'The server (instance) uuid; another id is not found (404).' });
+export const ServerId = z.string().min(1).max(255).meta({ description: 'The server (instance) uuid; another id is not found (404).' });
 
 /** A route that takes no query parameters: any parameter is a 400 naming it. */
 export const NoQuery = z.object({}).strict();
@@ -112,16 +112,30 @@ export const MigrationSchema = z
 
 export const MigrationListSchema = z.object({ migrations: z.array(MigrationSchema) }).meta({ id: 'MigrationList' });
 
+// The rest is the workflow's own input schema: one definition of what a migration accepts.
+const startFields = {
+  instanceUuid: Uuid,
+  blockMigration: LiveMigrationInputSchema.shape.blockMigration,
+  options: LiveMigrationInputSchema.shape.options,
+};
+/** A start: force (skip the destination checks) only with a requested host, as the document says. */
 export const StartMigrationSchema = z
-  .object({
-    instanceUuid: Uuid,
-    host: HostName.nullish().meta({ description: 'Destination host; absent or null lets the scheduler choose.' }),
-    // The rest is the workflow's own input schema: one definition of what a migration accepts.
-    blockMigration: LiveMigrationInputSchema.shape.blockMigration,
-    force: LiveMigrationInputSchema.shape.force.meta({ description: 'Skip the destination checks (needs host).' }),
-    options: LiveMigrationInputSchema.shape.options,
-  })
-  .strict()
+  .union([
+    z
+      .object({
+        ...startFields,
+        host: HostName.nullish().meta({ description: 'Destination host; absent or null lets the scheduler choose.' }),
+        force: z.literal(false).default(false),
+      })
+      .strict(),
+    z
+      .object({
+        ...startFields,
+        host: HostName.meta({ description: 'Destination host.' }),
+        force: z.literal(true).meta({ description: 'Skip the destination checks: needs host.' }),
+      })
+      .strict(),
+  ])
   .meta({ id: 'StartMigration' });
 export type StartMigrationBody = z.output<typeof StartMigrationSchema>;
 

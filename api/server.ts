@@ -102,6 +102,14 @@ export function describeValidation(context: string | undefined, issues: Validati
       const verb = keys.length === 1 ? 'was' : 'were';
       return `Additional properties are not allowed (${named} ${verb} unexpected)${where ? ` in ${where}` : ''}`;
     }
+    const branches = issue.params.errors;
+    if (issue.keyword === 'invalid_union' && Array.isArray(branches)) {
+      // Each shape the value could have had, with what it lacks for that shape.
+      const shapes = (branches as { path: PropertyKey[]; message: string }[][]).map((branch) =>
+        branch.map((i) => (i.path.length > 0 ? `${i.path.map(String).join('.')}: ${i.message}` : i.message)).join(', '),
+      );
+      return `${where ? `${where}: ` : ''}matches none of its shapes: ${shapes.map((text, i) => `(${i + 1}) ${text}`).join('; ')}`;
+    }
     const message = issue.message ?? issue.keyword;
     return where ? `${where}: ${message}` : message;
   });
@@ -114,7 +122,8 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
   const logger = options.logger ?? createLogger('api');
   const app = Fastify({
     loggerInstance: logger,
-    routerOptions: { ignoreTrailingSlash: true },
+    // A path parameter the document allows (at most 255 characters, each up to 12 once percent-encoded) always routes.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 4096 },
     bodyLimit: 1024 * 1024,
     // Nova's request ids: every log line of a request carries it, and Nova clients print it.
     genReqId: () => `req-${randomUUID()}`,
@@ -220,21 +229,18 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     for (const [url, methods] of methodsByPath) {
       const allow = [...methods].sort().join(', ');
       const others = OTHER_METHODS.filter((m) => !methods.has(m));
-      scope.route({
-        method: others,
-        url,
-        schema: { hide: true },
-        handler: async () => {
-          throw new ApiError('method_not_allowed', `The method is not allowed for this resource; allowed: ${allow}.`, { allow });
-        },
-      });
+      const refuse = async () => {
+        throw new ApiError('method_not_allowed', `The method is not allowed for this resource; allowed: ${allow}.`, { allow });
+      };
+      // Refused in onRequest, before a body (or the lack of one) is looked at.
+      scope.route({ method: others, url, schema: { hide: true }, onRequest: refuse, handler: refuse });
     }
   });
   return app as unknown as FastifyInstance;
 }
 
 /** Methods that answer 405 on a known path that does not serve them (HEAD comes with GET). */
-const OTHER_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'];
+const OTHER_METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE', 'QUERY'];
 
 /** "127.0.0.1:8774" → { host, port }. */
 export function parseListen(listen: string): { host: string; port: number } {

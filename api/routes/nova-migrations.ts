@@ -22,7 +22,7 @@ import { empty, json, routeSchema, type RouteConfig } from '../route';
 import { HOST_PATTERN, NoQuery, ServerId, UUID_PATTERN } from '../schemas';
 
 const ServerParams = z.object({ id: ServerId });
-const MigrationParams = z.object({ id: ServerId, mid: z.string().min(1).meta({ description: "Nova's integer migration id; another one is not found (404)." }) });
+const MigrationParams = z.object({ id: ServerId, mid: z.string().min(1).max(255).meta({ description: "Nova's integer migration id; another one is not found (404)." }) });
 
 function base(req: FastifyRequest): string {
   return `${req.protocol}://${req.host}`;
@@ -143,9 +143,8 @@ export function osMigrationsRequest(query: OsMigrationsQueryOut, v: Microversion
   }
   const since = paged ? query['changes-since'] : undefined;
   const before = paged ? query['changes-before'] : undefined;
-  if (since !== undefined && before !== undefined && before < since) {
-    throw new ApiError('bad_request', 'The value of changes-since must be less than or equal to changes-before.');
-  }
+  // Nova answers 400 here; an empty window matches nothing, and ferry keeps schema-valid requests out of 400.
+  const emptyWindow = since !== undefined && before !== undefined && before < since;
   const keep = (m: MigrationStatusView) => {
     const updated = Date.parse(m.updated_at);
     return (
@@ -163,6 +162,7 @@ export function osMigrationsRequest(query: OsMigrationsQueryOut, v: Microversion
   };
   const nothing = () => ({ ...request, visibility: null });
   const filter = request.visibility as MigrationFilter;
+  if (emptyWindow) return nothing();
   if (query.migration_type !== undefined && query.migration_type !== 'live-migration') return nothing();
   if (query.hidden !== undefined && TRUE_SPELLINGS.has(query.hidden.toLowerCase())) return nothing();
   if (query.instance_uuid !== undefined) {
@@ -189,15 +189,15 @@ const newestFirst = (a: MigrationStatusView, b: MigrationStatusView) => b.create
 /** Newest first (Nova sorts by created_at, then id, descending), after the marker, at most limit. */
 export function page(rows: MigrationStatusView[], marker: MigrationStatusView | null, limit: number | null): MigrationStatusView[] {
   const sorted = [...rows].sort(newestFirst);
-  const after = marker ? sorted.filter((m) => newestFirst(marker, m) > 0) : sorted;
+  const after = marker ? sorted.filter((m) => newestFirst(m, marker) > 0) : sorted;
   return after.slice(0, limit === null ? undefined : limit);
 }
 
-/** The marker's migration, among the rows or else anywhere (Nova finds it whatever the filters); 400 when there is none. */
+/** The marker's migration, among the rows or else anywhere (Nova finds it whatever the filters); 404 when there is none (Nova: 400). */
 async function markerOf(service: FerryService, rows: MigrationStatusView[], marker: string | null): Promise<MigrationStatusView | null> {
   if (marker === null) return null;
   const found = rows.find((m) => m.uuid === marker.toLowerCase()) ?? (UUID_PATTERN.test(marker) ? await service.getMigration(marker) : null);
-  if (!found || found.uuid !== marker.toLowerCase()) throw new ApiError('bad_request', `Marker ${marker} could not be found.`);
+  if (!found || found.uuid !== marker.toLowerCase()) throw new ApiError('not_found', `Marker ${marker} could not be found.`);
   return found;
 }
 
@@ -332,12 +332,19 @@ export const novaMigrationRoutes: FastifyPluginAsync<PluginOptions> = async (fas
           'host, status, instance_uuid, migration_type, source_compute, hidden: every microversion. 2.59: limit, marker, changes-since ' +
           '(and migrations_links, the next page); 2.66: changes-before; 2.80: user_id, project_id. Below 2.59 the paging and changes-* ' +
           'parameters are ignored and user_id/project_id filter, as in Nova; from 2.59 one beyond the microversion is a 400 naming it. ' +
-          'Any other parameter is a 400 naming it. Reads the newest 1000 migrations the visibility filter matches.',
+          'Any other parameter is a 400 naming it. A marker that names no migration is a 404 and changes-before earlier than ' +
+          'changes-since matches nothing (Nova answers 400 to both). Reads the newest 1000 migrations the visibility filter matches.',
         tags,
       },
       { querystring: OsMigrationsQuery },
       { 200: json('Migrations.', NovaMigrationListSchema) },
-      { backend: true, more: { 400: 'An unknown or malformed parameter (named), a marker not found, changes-before before changes-since.' } },
+      {
+        backend: true,
+        more: {
+          400: 'An unknown or malformed parameter (named), or one beyond the microversion.',
+          404: 'The marker names no migration (Nova answers 400).',
+        },
+      },
     ),
     handler: async (req) => {
       const asked = osMigrationsRequest(req.query, req.microversion);

@@ -45,22 +45,29 @@ function migrateLiveSchema(v: Microversion) {
   return z.object({ host: NovaHost, block_migration: blockMigration }).strict();
 }
 
-// Documented at 2.80; validated in the handler at the request's microversion (migrateLiveSchema).
-const ActionBody = versionedBody(
-  z
-    .object({
-      'os-migrateLive': z
-        .object({
-          host: NovaHost.meta({ description: 'Destination host; null lets the scheduler choose.' }),
-          block_migration: z.union([z.literal('auto'), z.boolean(), z.enum(BOOLEAN_SPELLINGS)]).meta({
-            description: 'true, false (or Nova\'s boolean spellings) or "auto". Below 2.25 also disk_over_commit (required), from 2.30 to 2.67 force.',
-          }),
-        })
-        .strict(),
-    })
-    .strict()
-    .meta({ description: 'A server action; ferry implements os-migrateLive.' }),
-);
+/**
+ * os-migrateLive as 2.80 takes it, documented with the hosts of temporal.yaml (another host is
+ * Nova's 400 ComputeHostNotFound, so the document names them); validated in the handler at the
+ * request's microversion (migrateLiveSchema).
+ */
+function actionBody(hosts: string[]) {
+  const host = (hosts.length > 0 ? z.enum(hosts as [string, ...string[]]) : z.string()).nullable();
+  return versionedBody(
+    z
+      .object({
+        'os-migrateLive': z
+          .object({
+            host: host.meta({ description: 'Destination host (a host of this cluster); null lets the scheduler choose.' }),
+            block_migration: z.union([z.literal('auto'), z.boolean(), z.enum(BOOLEAN_SPELLINGS)]).meta({
+              description: 'true, false (or Nova\'s boolean spellings) or "auto". Below 2.25 also disk_over_commit (required), from 2.30 to 2.67 force.',
+            }),
+          })
+          .strict(),
+      })
+      .strict()
+      .meta({ description: 'A server action; ferry implements os-migrateLive.' }),
+  );
+}
 
 const READ: RouteConfig = { role: 'read', family: 'nova' };
 const OPERATOR: RouteConfig = { role: 'operator', family: 'nova' };
@@ -147,7 +154,7 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
           "Below 2.34 the answer waits (bounded) for the conductor's pre-checks and is a 400 naming the reason when they fail, as in Nova.",
         tags,
       },
-      { params: ServerParams, querystring: z.object({}).strict(), body: ActionBody },
+      { params: ServerParams, querystring: z.object({}).strict(), body: actionBody(ctx.config.hosts.map((h) => h.name)) },
       { 202: empty('Accepted.') },
       {
         backend: true,
@@ -168,14 +175,18 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
       const parsed = migrateLiveSchema(req.microversion).safeParse((body as Record<string, unknown>)[action]);
       if (!parsed.success) throw new ApiError('bad_request', `Invalid input for field/attribute os-migrateLive. ${describeZodError(parsed.error)}`);
       const args = parsed.data;
-      const started = await startLiveMigration(service, {
-        instanceUuid: req.params.id.toLowerCase(),
-        host: args.host,
-        blockMigration: args.block_migration,
-        force: (args as { force?: boolean }).force ?? false,
-        options: {},
-        requestedBy: { userId: req.principal?.userId ?? 'anonymous', projectId: req.principal?.projectId ?? 'ferry' },
-      });
+      const started = await startLiveMigration(
+        service,
+        {
+          instanceUuid: req.params.id.toLowerCase(),
+          host: args.host,
+          blockMigration: args.block_migration,
+          force: (args as { force?: boolean }).force ?? false,
+          options: {},
+          requestedBy: { userId: req.principal?.userId ?? 'anonymous', projectId: req.principal?.projectId ?? 'ferry' },
+        },
+        'nova',
+      );
       ctx.metrics.migrationsStarted.inc();
       if (!atLeast(req.microversion, 34)) await waitForPreChecks(service, started.runId, ctx.preCheckWaitMs);
       return reply.code(202).send();

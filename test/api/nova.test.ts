@@ -2,8 +2,8 @@
 // per microversion, server migrations (2.22 to 2.80 fields and routes), os-migrations, Nova error bodies.
 import { describe, expect, it } from 'vitest';
 import { novaMigrationId } from '../../workflows/definitions';
-import { VM1, VM2, VM_HALTED } from './fake-service';
-import { READ, nova, serverPerTest } from './helpers';
+import { FakeFerryService, VM1, VM2, VM_HALTED } from './fake-service';
+import { READ, nova, serverPerTest, testServer } from './helpers';
 
 const server = serverPerTest();
 
@@ -215,5 +215,171 @@ describe('os-migrations', () => {
       expect(res.json(), filter).toEqual({ migrations: [] });
     }
     expect((await app.inject({ method: 'GET', url: '/v2.1/os-migrations?limit=-1', headers: nova('2.59', READ) })).statusCode).toBe(400);
+  });
+});
+
+describe('os-migrations filters, each in its microversions', () => {
+  /** Three migrations of three owners, a minute apart; the newest first. */
+  const seeded = async () => {
+    const built = server();
+    const { app, service } = built;
+    const owners = [
+      { user: 'alice', project: 'p1', at: '2026-11-24T07:00:00.000Z' },
+      { user: 'bob', project: 'p2', at: '2026-11-24T07:01:00.000Z' },
+      { user: 'carol', project: 'p1', at: '2026-11-24T07:02:00.000Z' },
+    ];
+    for (const [i, o] of owners.entries()) {
+      const vm = [VM1, VM2, VM1][i]!;
+      const res = await app.inject({ method: 'POST', url: `/v2.1/servers/${vm}/action`, headers: nova('2.80'), payload: migrateLive({ host: null, block_migration: 'auto' }) });
+      expect(res.statusCode).toBe(202);
+      const m = service.migrations[0]!;
+      Object.assign(m, { status: 'completed', user_id: o.user, project_id: o.project, created_at: o.at, updated_at: o.at });
+    }
+    const uuids = service.migrations.map((m) => m.uuid); // newest first: carol, bob, alice
+    const list = async (query: string, version = '2.80') => {
+      const res = await app.inject({ method: 'GET', url: `/v2.1/os-migrations${query}`, headers: nova(version, READ) });
+      return { status: res.statusCode, body: res.json() };
+    };
+    const users = async (query: string, version = '2.80') => (await list(query, version)).body.migrations.map((m: { uuid?: string; id: number }) => uuids.indexOf(m.uuid ?? '') >= 0 ? ['carol', 'bob', 'alice'][uuids.indexOf(m.uuid ?? '')] : m.id);
+    return { ...built, uuids, list, users };
+  };
+
+  it('2.80 filters by user_id and project_id; 2.59 to 2.79 refuse them naming them; below 2.59 they filter, as in Nova', async () => {
+    const { list, users } = await seeded();
+    expect(await users('')).toEqual(['carol', 'bob', 'alice']);
+    expect(await users('?user_id=bob')).toEqual(['bob']);
+    expect(await users('?project_id=p1')).toEqual(['carol', 'alice']);
+    expect(await users('?project_id=p1&user_id=alice')).toEqual(['alice']);
+    const refused = await list('?user_id=bob', '2.79');
+    expect(refused.status).toBe(400);
+    expect(refused.body.badRequest.message).toContain("'user_id' was unexpected");
+    expect((await list('?project_id=p1', '2.59')).body.badRequest.message).toContain("'project_id' was unexpected");
+    const old = await list('?user_id=bob', '2.58');
+    expect(old.status).toBe(200);
+    expect(old.body.migrations).toHaveLength(1);
+  });
+
+  it('2.59 pages with limit and marker and links the next page; below 2.59 both are ignored', async () => {
+    const { list, users, uuids } = await seeded();
+    const first = await list('?limit=2&user_id=');
+    expect(first.status).toBe(200);
+    expect((await users('?limit=2'))).toEqual(['carol', 'bob']);
+    const page1 = (await list('?limit=2')).body;
+    expect(page1.migrations_links).toEqual([{ rel: 'next', href: expect.stringContaining(`/v2.1/os-migrations?limit=2&marker=${uuids[1]}`) }]);
+    expect(await users(`?limit=2&marker=${uuids[1]}`)).toEqual(['alice']);
+    expect((await list(`?limit=2&marker=${uuids[1]}`)).body.migrations_links).toBeUndefined();
+    expect(await users('?limit=0')).toEqual([]);
+    const unknownMarker = await list('?marker=00000000-0000-4000-8000-000000000000');
+    expect(unknownMarker.status).toBe(404);
+    expect(unknownMarker.body.itemNotFound.message).toContain('Marker 00000000-0000-4000-8000-000000000000 could not be found');
+    const old = await list('?limit=1&marker=nope', '2.58');
+    expect(old.status).toBe(200);
+    expect(old.body.migrations).toHaveLength(3);
+    expect(old.body.migrations_links).toBeUndefined();
+  });
+
+  it('2.59 filters by changes-since, 2.66 by changes-before (refused from 2.59 to 2.65); below 2.59 both are ignored', async () => {
+    const { list, users } = await seeded();
+    expect(await users('?changes-since=2026-11-24T07:01:00Z')).toEqual(['carol', 'bob']);
+    expect(await users('?changes-before=2026-11-24T07:01:00Z')).toEqual(['bob', 'alice']);
+    expect(await users('?changes-since=2026-11-24T08:00:30%2B01:00&changes-before=2026-11-24T07:01:30Z')).toEqual(['bob']);
+    expect(await users('?changes-since=2026-11-24T07:02:00Z&changes-before=2026-11-24T07:00:00Z')).toEqual([]);
+    const early = await list('?changes-before=2026-11-24T07:01:00Z', '2.65');
+    expect(early.status).toBe(400);
+    expect(early.body.badRequest.message).toContain("'changes-before' was unexpected");
+    expect(await users('?changes-since=2026-11-24T07:01:00Z', '2.59')).toEqual(['carol', 'bob']);
+    expect((await list('?changes-since=2026-11-24T07:01:00Z&changes-before=2026-11-24T07:00:00Z', '2.58')).body.migrations).toHaveLength(3);
+    const malformed = await list('?changes-since=yesterday');
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.badRequest.message).toContain('changes-since');
+  });
+
+  it('filters by host, source_compute, status, instance_uuid, migration_type and hidden', async () => {
+    const { service, users } = await seeded();
+    service.migrations[1]!.dest_compute = 'xen-c';
+    expect(await users('?host=xen-c')).toEqual(['bob']);
+    expect(await users('?source_compute=xen-b')).toEqual(['bob']);
+    expect(await users(`?instance_uuid=${VM1}`)).toEqual(['carol', 'alice']);
+    expect(await users('?status=completed&migration_type=live-migration')).toEqual(['carol', 'bob', 'alice']);
+    expect(await users('?status=running')).toEqual([]);
+    expect(await users('?migration_type=evacuation')).toEqual([]);
+    expect(await users('?hidden=1')).toEqual([]);
+    expect(await users('?hidden=0')).toEqual(['carol', 'bob', 'alice']);
+  });
+
+  it('answers a parameter it does not know with a 400 that names it, at every microversion', async () => {
+    const { list } = await seeded();
+    for (const version of ['2.1', '2.58', '2.80']) {
+      const res = await list('?flavor=m1&sort_key=id', version);
+      expect(res.status, version).toBe(400);
+      expect(res.body.badRequest.message).toContain("'flavor', 'sort_key' were unexpected");
+    }
+  });
+});
+
+describe('the contract', () => {
+  it('answers a method a known path does not serve with 405 and Allow, in the family\'s shape; an unknown path stays 404', async () => {
+    const { app } = server();
+    const put = await app.inject({ method: 'PUT', url: `/v2.1/servers/${VM1}`, headers: nova('2.80') });
+    expect(put.statusCode).toBe(405);
+    expect(put.headers.allow).toBe('GET, HEAD');
+    expect(put.json()).toEqual({ badMethod: { code: 405, message: expect.stringContaining('GET, HEAD') } });
+    const patch = await app.inject({ method: 'PATCH', url: '/v1/migrations', headers: { authorization: `Bearer ${READ}` } });
+    expect(patch.statusCode).toBe(405);
+    expect(patch.headers.allow).toBe('GET, HEAD, POST');
+    expect(patch.json().error.code).toBe('method_not_allowed');
+    const del = await app.inject({ method: 'DELETE', url: '/v2.1/servers/x/migrations/1/action' });
+    expect(del.statusCode).toBe(405);
+    expect(del.headers.allow).toBe('POST');
+    expect((await app.inject({ method: 'PUT', url: '/v2.1/nothing-here' })).statusCode).toBe(404);
+  });
+
+  it('answers unknown query parameters on every route with a 400 naming them', async () => {
+    const { app } = server();
+    const servers = await app.inject({ method: 'GET', url: '/v2.1/servers?flavor=m1', headers: nova('2.80', READ) });
+    expect(servers.statusCode).toBe(400);
+    expect(servers.json().badRequest.message).toContain("'flavor' was unexpected");
+    const hosts = await app.inject({ method: 'GET', url: '/v1/hosts?verbose=1', headers: { authorization: `Bearer ${READ}` } });
+    expect(hosts.statusCode).toBe(400);
+    expect(hosts.json().error.message).toContain("'verbose' was unexpected");
+    const serverMigrations = await app.inject({ method: 'GET', url: `/v2.1/servers/${VM1}/migrations?status=running`, headers: nova('2.80', READ) });
+    expect(serverMigrations.json().badRequest.message).toContain("'status' was unexpected");
+  });
+
+  it('shows the brief server list without status, as Nova\'s', async () => {
+    const { app } = server();
+    const brief = (await app.inject({ method: 'GET', url: '/v2.1/servers', headers: nova('2.80', READ) })).json().servers;
+    expect(Object.keys(brief[0]).sort()).toEqual(['id', 'links', 'name']);
+  });
+});
+
+describe('os-migrateLive below 2.34: Nova waits for the pre-checks', () => {
+  it('answers 400 with the pre-check failure, 202 once the migration passed its checks; from 2.34 at once', async () => {
+    const service = new FakeFerryService();
+    const { app } = testServer(service, { preCheckWaitMs: 5_000 });
+    try {
+      // The conductor refuses: the requested host is the instance's own.
+      service.onGet = (view) => {
+        if (view.status === 'accepted') Object.assign(view, { status: 'error', phase: 'done', error: { type: 'UnableToMigrateToSelf', message: 'requested host xen-b is the instance\'s current host' } });
+      };
+      const refused = await app.inject({ method: 'POST', url: `/v2.1/servers/${VM1}/action`, headers: nova('2.30'), payload: migrateLive({ host: 'xen-b', block_migration: 'auto' }) });
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json().badRequest.message).toContain("current host");
+      // The checks pass: the migration reaches preparing.
+      service.onGet = (view) => {
+        if (!['completed', 'error'].includes(view.status)) Object.assign(view, { status: 'preparing', phase: 'preparing' });
+      };
+      const passed = await app.inject({ method: 'POST', url: `/v2.1/servers/${VM2}/action`, headers: nova('2.33'), payload: migrateLive({ host: null, block_migration: 'auto' }) });
+      expect(passed.statusCode).toBe(202);
+      // From 2.34 the answer does not wait: a failure shows in the migration.
+      service.onGet = () => {
+        throw new Error('2.34 must not read the migration');
+      };
+      service.migrations.forEach((m) => (m.status = 'completed'));
+      const at234 = await app.inject({ method: 'POST', url: `/v2.1/servers/${VM1}/action`, headers: nova('2.34'), payload: migrateLive({ host: 'xen-b', block_migration: 'auto' }) });
+      expect(at234.statusCode).toBe(202);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -94,11 +94,17 @@ describe('/v1/migrations', () => {
     expect(invalid.json().error).toMatchObject({ code: 'bad_request', message: expect.stringContaining('instanceUuid') });
     expect((await post({ instanceUuid: VM1, extra: 1 })).statusCode).toBe(400);
     expect((await post({ instanceUuid: VM1, host: 'Bad Host' })).statusCode).toBe(400);
+    // A schema-valid request is never a 400: an unknown host is not found, the current host a conflict.
     const unknownHost = await post({ instanceUuid: VM1, host: 'xen-z' });
-    expect(unknownHost.statusCode).toBe(400);
+    expect(unknownHost.statusCode).toBe(404);
     expect(unknownHost.json().error.message).toBe('Compute host xen-z could not be found.');
-    expect((await post({ instanceUuid: VM1, host: 'xen-a' })).json().error.message).toContain('to current host');
-    expect((await post({ instanceUuid: VM1, force: true })).json().error.message).toBe('force needs a requested host.');
+    const current = await post({ instanceUuid: VM1, host: 'xen-a' });
+    expect(current.statusCode).toBe(409);
+    expect(current.json().error.message).toContain('to current host');
+    // force without a host is outside the schema (force: true needs host).
+    const forced = await post({ instanceUuid: VM1, force: true });
+    expect(forced.statusCode).toBe(400);
+    expect(forced.json().error.message).toContain('host');
     const missing = await post({ instanceUuid: '44444444-4444-4444-8444-444444444444' });
     expect(missing.statusCode).toBe(404);
     expect(missing.json().error.code).toBe('not_found');
