@@ -219,7 +219,11 @@ export async function startKeystone(options: StartKeystoneOptions = {}): Promise
     ['-k', 'gthread', '--threads', '4', '--workers', '1', '--no-control-socket', '--bind', `127.0.0.1:${port}`, '--chdir', resolve(projectRoot, 'scripts', 'keystone'), 'ferry_keystone_wsgi:application'],
     { env: { ...process.env, OS_KEYSTONE_CONFIG_FILES: configFile, PYTHONWARNINGS: 'ignore' }, stdio: ['ignore', out, out] },
   );
+  // This process exiting without stop() (a failed test run, Ctrl-C) takes gunicorn with it.
+  const killOnExit = () => child.kill('SIGTERM');
+  process.once('exit', killOnExit);
   const stop = async (): Promise<void> => {
+    process.removeListener('exit', killOnExit);
     if (child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
