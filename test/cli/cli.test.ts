@@ -50,7 +50,11 @@ describe('ferry CLI', () => {
     const halted = await ferry(['migrate', VM_HALTED]);
     expect(halted.code).toBe(EXIT.conflict);
     expect(halted.err).toContain('vm_state stopped');
-    expect((await ferry(['migrate', VM2, '--host', 'xen-z'])).code).toBe(EXIT.usage);
+    // An unknown host is not found (3), the instance's own host a refusal (4).
+    const unknownHost = await ferry(['migrate', VM2, '--host', 'xen-z']);
+    expect(unknownHost.code).toBe(EXIT.notFound);
+    expect(unknownHost.err).toContain('xen-z');
+    expect((await ferry(['migrate', VM2, '--host', 'xen-b'])).code).toBe(EXIT.conflict);
     expect((await ferry(['hosts'], '')).code).toBe(EXIT.unauthorized);
     expect((await ferry(['migrate', VM2], READ)).code).toBe(EXIT.unauthorized);
     const down = await run(['--api', 'http://127.0.0.1:9', '--json', 'hosts'], { stdout: { write: () => true }, stderr: { write: () => true }, env: {} });
