@@ -19,6 +19,7 @@
 //   node --import tsx bench/profile.ts [--runs 5] [--direct-runs 5] [--vms 4] [--cases pool_migrate,migrate_send,scheduled,straight_back]
 import { parseArgs } from 'node:util';
 import { Client } from '@temporalio/client';
+import type { Payload } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { createConductorActivities, type ConductorActivities } from '../activities/conductor';
 import { listPolledHosts } from '../activities/conductor/hosts';
@@ -26,7 +27,9 @@ import { createHostActivities, type HostActivities } from '../activities/host';
 import type { DestinationFacts, InstanceView, MigrateToken } from '../activities/types';
 import { findHost } from '../lib/config';
 import { createLogger } from '../lib/logger';
+import type { EncryptionCodec } from '../lib/payload-codec';
 import { startStack, type Stack } from '../lib/stack';
+import { payloadCodec } from '../lib/temporal-connection';
 import { XenApiClient } from '../xenapi/client';
 import { MIGRATION_SLOTS_WORKFLOW_ID } from '../workflows/definitions';
 import type { ConvergencePolicy } from '../workflows/convergence';
@@ -74,8 +77,12 @@ interface RoundTrip {
   totalMs: number;
 }
 
-function decodeFirst(payloads: { data?: Uint8Array | null }[] | null | undefined): Record<string, unknown> | null {
-  const data = payloads?.[0]?.data;
+/** The stack's payload codec (temporal.encryption): raw histories hold ciphertext. Set once the stack runs. */
+let codec: EncryptionCodec | undefined;
+
+function decodeFirst(payloads: Payload[] | null | undefined): Record<string, unknown> | null {
+  const payload = payloads?.[0];
+  const data = payload && (codec ? codec.decrypt(payload) : payload).data;
   if (!data) return null;
   try {
     return JSON.parse(Buffer.from(data).toString('utf8')) as Record<string, unknown>;
@@ -480,6 +487,7 @@ async function main(): Promise<void> {
     return c;
   });
   const stack = await startStack({ bandwidthMiBps: 512 });
+  codec = payloadCodec(stack.config);
   try {
     // Warm-up, not reported: a fresh slots entity grants nothing for its first seconds (it asks the
     // running migrations to re-assert their leases), and the first runs pay for JIT and connections.

@@ -6,7 +6,10 @@
 // received its grant).
 import type { WorkflowHandle } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
+import type { Payload } from '@temporalio/common';
+import type { EncryptionCodec } from '../../lib/payload-codec';
 import type { StackHost, StackOptions, Stack } from '../../lib/stack';
+import { payloadCodec } from '../../lib/temporal-connection';
 import {
   MIGRATION_SLOTS_WORKFLOW_ID,
   type MigrationLimits,
@@ -71,8 +74,10 @@ export interface LoadReport {
 const toMs = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
   t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
 
-function decode<T>(payloads: { data?: Uint8Array | null }[] | null | undefined): T | undefined {
-  const data = payloads?.[0]?.data;
+/** A raw history's first payload as JSON, decrypted first when the stack encrypts payloads (temporal.encryption). */
+function decode<T>(codec: EncryptionCodec | undefined, payloads: Payload[] | null | undefined): T | undefined {
+  const payload = payloads?.[0];
+  const data = payload && (codec ? codec.decrypt(payload) : payload).data;
   return data ? (JSON.parse(Buffer.from(data).toString('utf8')) as T) : undefined;
 }
 
@@ -249,6 +254,7 @@ export async function runLoad(stack: Stack, shape: LoadShape, log: (line: string
   // destination may wait for that host's inbound slot, so it may be passed over.
   // A request is a requestSlot signal (version 2) or a requestSlotNow update (version 3); an update
   // that answered granted is the grant itself (the migration gets no slotGranted signal then).
+  const codec = payloadCodec(stack.config);
   const requests: SlotRequest[] = [];
   const updates = new Map<string, SlotRequest>();
   for (const e of await entityEvents(stack)) {
@@ -256,14 +262,14 @@ export async function runLoad(stack: Stack, shape: LoadShape, log: (line: string
     const accepted = e.workflowExecutionUpdateAcceptedEventAttributes;
     const completed = e.workflowExecutionUpdateCompletedEventAttributes;
     let req: SlotRequest | undefined;
-    if (signal?.signalName === 'requestSlot') req = decode<SlotRequest>(signal.input?.payloads);
+    if (signal?.signalName === 'requestSlot') req = decode<SlotRequest>(codec, signal.input?.payloads);
     if (accepted?.acceptedRequest?.input?.name === 'requestSlotNow') {
-      req = decode<SlotRequest>(accepted.acceptedRequest.input.args?.payloads);
+      req = decode<SlotRequest>(codec, accepted.acceptedRequest.input.args?.payloads);
       if (req) updates.set(accepted.acceptedRequest.meta?.updateId ?? accepted.protocolInstanceId ?? '', req);
     }
     if (completed) {
       const asked = updates.get(completed.meta?.updateId ?? '');
-      const answer = decode<{ granted?: boolean }>(completed.outcome?.success?.payloads);
+      const answer = decode<{ granted?: boolean }>(codec, completed.outcome?.success?.payloads);
       const t = toMs(e.eventTime);
       if (asked && answer?.granted && t < (grantedAt.get(asked.workflowId) ?? Infinity)) grantedAt.set(asked.workflowId, t);
     }
