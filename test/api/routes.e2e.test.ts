@@ -308,6 +308,16 @@ describe('the CLI against the real stack', () => {
     expect(hosts.out).toMatch(/^xen-a\s+pool-1\s+up\s/m);
     const instances = await until('the CLI instances', () => ferry(['--json', 'instances', '--host', 'xen-b'], READ), (r) => r.out.includes(uuid));
     expect((JSON.parse(instances.out).instances as { uuid: string; host: string }[]).find((i) => i.uuid === uuid)).toMatchObject({ host: 'xen-b' });
+
+    // Refusals before anything starts: an unknown host is not found (3), the instance's own host a conflict (4).
+    const unknownHost = await ferry(['migrate', uuid, '--host', 'xen-z']);
+    expect(unknownHost.code).toBe(EXIT.notFound);
+    expect(unknownHost.err).toMatch(/xen-z.*\(HTTP 404\)/);
+    const sameHost = await ferry(['--json', 'migrate', uuid, '--host', 'xen-b']);
+    expect(sameHost.code).toBe(EXIT.conflict);
+    expect(JSON.parse(sameHost.out)).toMatchObject({ error: { status: 409, message: expect.stringContaining('xen-b') } });
+    const noToken = await ferry(['list'], '');
+    expect(noToken.code).toBe(EXIT.unauthorized);
   });
 });
 
