@@ -5,7 +5,7 @@ import { defaultConfigPath, loadConfig, type FerryConfig } from '../lib/config';
 import { ControlAcceptedSchema, HostListSchema, InstanceListSchema, MigrationListSchema, MigrationSchema, MigrationStartedSchema } from '../api/schemas';
 import { FINAL_STATUSES } from '../workflows/definitions';
 import { UsageError, buildProgram, parseCommandLine, type Command, type Invocation } from './args';
-import { ApiCallError, FerryApiClient, UnreachableError } from './client';
+import { ApiCallError, FerryApiClient, UnexpectedAnswerError, UnreachableError } from './client';
 import { bashCompletion } from './completion';
 import { EXIT, exitCodeForStatus, type ExitCode } from './exit-codes';
 import { hostTable, instanceTable, migrationDetails, migrationTable, outcomeLine, progressLine, webUiUrl, type Migration } from './render';
@@ -105,7 +105,8 @@ async function watch(s: Session, id: string): Promise<Migration> {
         }
       }
     } catch (err) {
-      if (err instanceof ApiCallError) throw err;
+      // A refusal or an answer that does not match the API's schema will not change by asking again.
+      if (err instanceof ApiCallError || err instanceof UnexpectedAnswerError) throw err;
       attempts += 1;
       if (attempts > 5) throw err;
       s.io.stderr.write(`\n(progress stream interrupted: ${(err as Error).message}; reconnecting)\n`);
