@@ -145,9 +145,8 @@ export const novaInstanceActionRoutes: FastifyPluginAsync<PluginOptions> = async
       }
       const since = paged && query['changes-since'] ? (parseIsoTime(query['changes-since']) as number) : null;
       const before = paged && query['changes-before'] ? (parseIsoTime(query['changes-before']) as number) : null;
-      if (since !== null && before !== null && before < since) {
-        throw new ApiError('bad_request', 'The value of changes-since must be less than or equal to changes-before.');
-      }
+      // Nova answers 400 to changes-before earlier than changes-since; an empty window matches nothing
+      // here, as in os-migrations: a schema-valid request is never a 400 (the schemathesis contract).
       const all = UUID_PATTERN.test(req.params.id) ? await service.listInstanceActions(req.params.id) : [];
       // A server that is gone still has its actions (Nova reads deleted instances from 2.21).
       if (all.length === 0) {
@@ -162,7 +161,8 @@ export const novaInstanceActionRoutes: FastifyPluginAsync<PluginOptions> = async
       const limit = paged ? Math.min(query.limit ?? MAX_LIMIT, MAX_LIMIT) : null;
       if (paged && query.marker !== undefined) {
         const at = rows.findIndex((a) => a.requestId === query.marker);
-        if (at < 0) throw new ApiError('bad_request', `Marker ${query.marker} could not be found.`);
+        // Nova: 400; ferry: 404, as os-migrations (a marker naming nothing is not a malformed request).
+        if (at < 0) throw new ApiError('not_found', `Marker ${query.marker} could not be found.`);
         rows = rows.slice(at + 1);
       }
       if (limit !== null) rows = rows.slice(0, limit);
