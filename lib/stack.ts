@@ -166,11 +166,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   }
   const codecListen = config.temporal.encryption?.codecServer?.listen;
   const codecEndpoint = codecListen ? `http://${codecListen}` : undefined;
-  let codecServer: ChildProcess | undefined;
-  if (codecEndpoint) {
-    codecServer = spawnTs('scripts/codec-server.ts', ['--config', configPath], { env, logFile: join(logs, 'codec-server.log'), exitWithParent: true });
-    await waitForHttp(`${codecEndpoint}/healthz`, codecServer);
-  }
+  // The web UI asks it only when a page needs a payload: it starts alongside the dev server.
+  const codecServer = codecEndpoint
+    ? spawnTs('scripts/codec-server.ts', ['--config', configPath], { env, logFile: join(logs, 'codec-server.log'), exitWithParent: true })
+    : undefined;
 
   const devServerOptions: DevServerOptions = {
     port,
@@ -185,7 +184,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     extraNamespaces: [config.temporal.systemNamespace],
     codecEndpoint,
   };
-  const devServer = await startDevServer(devServerOptions);
+  let devServer: DevServer;
+  try {
+    [devServer] = await Promise.all([startDevServer(devServerOptions), codecServer ? waitForHttp(`${codecEndpoint}/healthz`, codecServer) : undefined]);
+  } catch (err) {
+    if (codecServer) await stopProcess(codecServer);
+    throw err;
+  }
   const { connection, client, systemClient } = await connectClients(config);
   const sims = await startSimulators({
     hosts: config.hosts,
