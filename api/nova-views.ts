@@ -25,7 +25,11 @@ export const NovaServerSchema = z
     'OS-EXT-STS:vm_state': z.string().optional(),
     'OS-EXT-STS:power_state': z.number().int().optional(),
     'OS-EXT-AZ:availability_zone': z.string().optional(),
-    flavor: z.object({ vcpus: z.number(), ram: z.number(), disk: z.number() }).optional(),
+    // openstackclient's `server list` reads image (Nova: "" for a volume-backed server) and, from 2.47, flavor.original_name.
+    image: z.string().optional().meta({ description: 'Nova\'s "" of a server booted from a volume: ferry knows no images.' }),
+    flavor: z
+      .object({ vcpus: z.number(), ram: z.number(), disk: z.number(), ephemeral: z.number().optional(), swap: z.number().optional(), original_name: z.string().optional() })
+      .optional(),
   })
   .meta({ id: 'NovaServer' });
 export type NovaServer = z.infer<typeof NovaServerSchema>;
@@ -38,6 +42,13 @@ export function serverLinks(base: string, id: string): { rel: string; href: stri
     { rel: 'self', href: `${base}/v2.1/servers/${id}` },
     { rel: 'bookmark', href: `${base}/servers/${id}` },
   ];
+}
+
+/** Nova's embedded flavor (2.47+): ferry has no flavors, so the name says the size. */
+function flavorOf(instance: InstanceView): NonNullable<NovaServer['flavor']> {
+  const ram = Math.round(instance.memoryBytes / 2 ** 20);
+  const disk = Math.round(instance.diskBytes / 2 ** 30);
+  return { vcpus: instance.vcpus, ram, disk, ephemeral: 0, swap: 0, original_name: `${instance.vcpus}vcpu-${ram}mib-${disk}gib` };
 }
 
 /**
@@ -60,7 +71,8 @@ export function novaServer(instance: InstanceView, migration: MigrationState, ba
     'OS-EXT-STS:vm_state': migration === 'error' ? 'error' : vmState(instance),
     'OS-EXT-STS:power_state': POWER_STATE[instance.powerState],
     'OS-EXT-AZ:availability_zone': 'nova',
-    flavor: { vcpus: instance.vcpus, ram: Math.round(instance.memoryBytes / 2 ** 20), disk: Math.round(instance.diskBytes / 2 ** 30) },
+    image: '',
+    flavor: flavorOf(instance),
   };
 }
 

@@ -13,17 +13,20 @@ import { migrationStateByInstance, startLiveMigration, waitForPreChecks } from '
 import { empty, json, routeSchema, type RouteConfig } from '../route';
 import { ServerId, versionedBody } from '../schemas';
 
+/** Nova's parameter_types.boolean: a JSON boolean or one of its spellings. */
+const BOOLEAN_SPELLINGS = ['True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no'] as const;
+const TRUE = new Set(['true', '1', 'on', 'yes']);
+
 const ListQuery = z
   .object({
+    // openstackclient's `server list` always sends deleted=False; Nova's servers index takes it.
+    deleted: z.enum(BOOLEAN_SPELLINGS).optional().meta({ description: "Nova's deleted filter: ferry keeps no deleted servers, so a true value matches nothing." }),
     name: z.string().optional().meta({ description: 'Servers whose name contains this text.' }),
     status: z.string().optional().meta({ description: 'ACTIVE, PAUSED, SHUTOFF, SUSPENDED, MIGRATING or ERROR (any case); another value matches nothing.' }),
     host: z.string().optional().meta({ description: 'Servers on this host.' }),
   })
   .strict();
 
-/** Nova's parameter_types.boolean: a JSON boolean or one of its spellings. */
-const BOOLEAN_SPELLINGS = ['True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no'] as const;
-const TRUE = new Set(['true', '1', 'on', 'yes']);
 const NovaBoolean = z.union([z.boolean(), z.enum(BOOLEAN_SPELLINGS)]).transform((v) => (typeof v === 'boolean' ? v : TRUE.has(v.toLowerCase())));
 /** Nova's host of os-migrateLive: parameter_types.fqdn or null. */
 const NovaHost = z
@@ -85,6 +88,7 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
   const servers = async (req: FastifyRequest, query: z.infer<typeof ListQuery>) => {
     const [cluster, states] = await Promise.all([service.describeCluster(), migrationStateByInstance(service)]);
     const all = cluster.hosts.flatMap((h) => h.instances).map((i) => novaServer(i, states.get(i.uuid.toLowerCase()) ?? null, base(req), true));
+    if (query.deleted !== undefined && TRUE.has(query.deleted.toLowerCase())) return [];
     return all.filter(
       (s) =>
         (query.name === undefined || s.name.includes(query.name)) &&
