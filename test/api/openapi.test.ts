@@ -7,6 +7,7 @@ import { HostListSchema, InstanceListSchema, MigrationListSchema, MigrationSchem
 import { NovaMigrationSchema, NovaServerMigrationSchema, NovaServerSchema } from '../../api/nova-views';
 import { V1ErrorSchema } from '../../api/errors';
 import { VM1 } from './fake-service';
+import { MigrationEventSchema } from '../../api/routes/v1-migrations';
 import { asOperator, asRead, nova, testServer } from './helpers';
 
 type Doc = {
@@ -105,4 +106,28 @@ describe('OpenAPI document', () => {
     }
     await app.close();
   });
+
+  it('describes the progress stream as it is on the wire: each event a name and a data line of JSON', async () => {
+    const { app, service } = testServer();
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as Doc & {
+      paths: Record<string, Record<string, { responses: Record<string, { content: Record<string, { schema: { $ref: string } }> }> }>>;
+    };
+    expect(doc.paths['/v1/migrations/{id}/events']?.get?.responses['200']?.content['text/event-stream']?.schema).toEqual({ $ref: '#/components/schemas/MigrationEvent' });
+    const started = await app.inject({ method: 'POST', url: '/v1/migrations', headers: asOperator, payload: { instanceUuid: VM1 } });
+    service.onGet = (m) => Object.assign(m, { status: 'completed', phase: 'done' });
+    const res = await app.inject({ method: 'GET', url: `/v1/migrations/${started.json().id}/events?interval=100`, headers: asRead });
+    // Read the stream as schemathesis does (event name and raw data text), and check every event against the schema.
+    const raw = res.body
+      .split('\n\n')
+      .filter((block) => block.trim() !== '')
+      .map((block) => Object.fromEntries(block.split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)])));
+    expect(raw.map((e) => e.event)).toEqual(['migration', 'end']);
+    for (const event of raw) {
+      expect(MigrationEventSchema.safeParse(event).success, JSON.stringify(event)).toBe(true);
+      expect(MigrationSchema.safeParse(JSON.parse(event.data as string)).success).toBe(true);
+    }
+    expect(MigrationEventSchema.safeParse({ event: 'migration', data: { status: 'running' } }).success).toBe(false);
+    await app.close();
+  });
 });
+
