@@ -66,6 +66,9 @@ function apiUrl(invocation: Invocation, config: FerryConfig | null, env: NodeJS.
   return `http://${config?.api.listen ?? '127.0.0.1:8774'}`;
 }
 
+/** How long watch keeps reconnecting without receiving an event (a Temporal restart takes a while). */
+export const RECONNECT_FOR_MS = 120_000;
+
 /** Follows a migration to its end; returns its last view. */
 async function watch(s: Session, id: string): Promise<Migration> {
   const tty = Boolean(s.io.stdout.isTTY) && !s.json;
@@ -73,16 +76,26 @@ async function watch(s: Session, id: string): Promise<Migration> {
   let lastPrinted = '';
   let lastPrintedAt = 0;
   let lastLine = '';
-  let attempts = 0;
+  /** Since when no event came, and how many reconnections since then. */
+  let brokenSince: number | null = null;
+  let retries = 0;
+  const reconnect = async (why: string, err: Error) => {
+    brokenSince ??= Date.now();
+    if (Date.now() - brokenSince > RECONNECT_FOR_MS) throw err;
+    s.io.stderr.write(`\n(progress stream interrupted: ${why}; reconnecting)\n`);
+    await new Promise((r) => setTimeout(r, Math.min(5000, 500 * 2 ** retries)));
+    retries += 1;
+  };
   for (;;) {
     try {
       for await (const event of s.client.events(id)) {
-        attempts = 0;
         if (s.json) s.io.stdout.write(`${JSON.stringify(event)}\n`);
         if (event.event === 'error') {
           if (!s.json) s.io.stderr.write(`\n(${event.data.message}; still watching)\n`);
           continue;
         }
+        brokenSince = null;
+        retries = 0;
         const view = event.data;
         last = view;
         if (s.json) continue;
@@ -105,18 +118,16 @@ async function watch(s: Session, id: string): Promise<Migration> {
         }
       }
     } catch (err) {
-      // A refusal or an answer that does not match the API's schema will not change by asking again.
-      if (err instanceof ApiCallError || err instanceof UnexpectedAnswerError) throw err;
-      attempts += 1;
-      if (attempts > 5) throw err;
-      s.io.stderr.write(`\n(progress stream interrupted: ${(err as Error).message}; reconnecting)\n`);
-      await new Promise((r) => setTimeout(r, 1000));
+      // A refusal or an answer that does not match the API's schema will not change by asking again;
+      // a broken stream, an unreachable API or a 5xx (Temporal restarting) may.
+      if (err instanceof UnexpectedAnswerError) throw err;
+      if (err instanceof ApiCallError && err.status < 500) throw err;
+      await reconnect((err as Error).message, err as Error);
       continue;
     }
     if (last && FINAL_STATUSES.has(last.status)) break;
-    // The stream ended early (server restart): reconnect.
-    attempts += 1;
-    if (attempts > 5) throw new UnreachableError('the progress stream keeps ending before the migration does');
+    // The stream ended before the migration did (the API stopped, or Temporal did not answer for a while).
+    await reconnect('the stream ended before the migration', new UnreachableError('the progress stream keeps ending before the migration does'));
   }
   if (tty) s.io.stdout.write('\n');
   if (!s.json && last) out(s, outcomeLine(last));

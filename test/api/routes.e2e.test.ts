@@ -81,8 +81,7 @@ const waitFor = (id: string, ok: (m: MigrationStatusView) => boolean, timeoutMs 
 const inPrecopy = (m: MigrationStatusView) => m.phase === 'precopy' && (m.progress?.fraction ?? 0) > 0;
 
 /** The CLI in process, with the stack's temporal.yaml and a token. */
-async function ferry(args: string[], token = OPERATOR) {
-  const out: string[] = [];
+async function ferry(args: string[], token = OPERATOR, out: string[] = []) {
   const err: string[] = [];
   const code = await run(['--api', api.url, ...args], {
     stdout: { write: (t: string) => out.push(t), isTTY: false, columns: 160 },
@@ -362,34 +361,69 @@ describe('a server whose latest migration ended in error', () => {
 });
 
 describe('while Temporal is down', () => {
-  it('/readyz fails and the routes answer 503 with Nova\'s or ferry\'s error body; all is well once it is back', async () => {
-    await new Promise<void>((resolve) => {
-      stack.devServer.process.once('exit', () => resolve());
-      stack.devServer.process.kill('SIGKILL');
-    });
+  it('/readyz fails and the routes answer 503 with Nova\'s or ferry\'s error body; a watch rides it out; all is well once it is back', async () => {
+    // A migration that runs until it is aborted (dirtier than its link, no policy ending it), watched from before the outage.
+    const admin = stack.sims.host('xen-a').admin;
+    await admin.setBandwidth(8);
+    await admin.setMaxIterations(0);
+    let id: string;
+    const watchOut: string[] = [];
+    let watching: ReturnType<typeof ferry>;
     try {
-      const ready = await call('GET', '/readyz');
-      expect(ready.status).toBe(503);
-      expect(ready.body).toMatchObject({ status: 'unavailable', checks: { temporal: expect.stringContaining(stack.config.temporal.address) } });
-      expect((await call('GET', '/healthz')).status).toBe(200);
+      const uuid = await vm('xen-a', 'routes-outage', 256, 16);
+      const started = await call('POST', '/v1/migrations', {
+        token: OPERATOR,
+        body: { instanceUuid: uuid, host: 'xen-b', options: { autoConverge: false, completionTimeoutPerGiB: 0, progressTimeout: 0 } },
+      });
+      expect(started.status).toBe(202);
+      id = started.body.id as string;
+      await waitFor(id, inPrecopy);
+      watching = ferry(['--json', 'watch', id], READ, watchOut);
+      await until('the watch\'s first event', async () => watchOut.join(''), (text) => text.includes('"event":"migration"'));
 
-      const v1 = await call('GET', '/v1/migrations', { token: READ });
-      expect(v1.status).toBe(503);
-      expect(v1.body.error).toMatchObject({ code: 'unavailable', status: 503, message: expect.stringContaining('Temporal did not answer') });
-      const nova = await call('GET', '/v2.1/os-migrations', { headers: NOVA });
-      expect(nova.status).toBe(503);
-      expect(nova.body).toEqual({ serviceUnavailable: { code: 503, message: expect.stringContaining('Temporal did not answer') } });
+      await new Promise<void>((resolve) => {
+        stack.devServer.process.once('exit', () => resolve());
+        stack.devServer.process.kill('SIGKILL');
+      });
+      try {
+        const ready = await call('GET', '/readyz');
+        expect(ready.status).toBe(503);
+        expect(ready.body).toMatchObject({ status: 'unavailable', checks: { temporal: expect.stringContaining(stack.config.temporal.address) } });
+        expect((await call('GET', '/healthz')).status).toBe(200);
 
-      const cli = await ferry(['--json', 'list'], READ);
-      expect(cli.code).toBe(EXIT.unreachable);
-      expect(JSON.parse(cli.out)).toMatchObject({ error: { code: 'unavailable', status: 503 } });
+        const v1 = await call('GET', '/v1/migrations', { token: READ });
+        expect(v1.status).toBe(503);
+        expect(v1.body.error).toMatchObject({ code: 'unavailable', status: 503, message: expect.stringContaining('Temporal did not answer') });
+        const nova = await call('GET', '/v2.1/os-migrations', { headers: NOVA });
+        expect(nova.status).toBe(503);
+        expect(nova.body).toEqual({ serviceUnavailable: { code: 503, message: expect.stringContaining('Temporal did not answer') } });
+
+        const cli = await ferry(['--json', 'list'], READ);
+        expect(cli.code).toBe(EXIT.unreachable);
+        expect(JSON.parse(cli.out)).toMatchObject({ error: { code: 'unavailable', status: 503 } });
+        // The progress stream says so with `error` events.
+        await until('an error event on the stream', async () => watchOut.join(''), (text) => text.includes('"event":"error"'));
+      } finally {
+        await stack.restartDevServer();
+      }
+      const back = await until('/readyz after the restart', () => call('GET', '/readyz'), (r) => r.status === 200, 120_000);
+      expect(back.body).toMatchObject({ status: 'ok' });
+      expect((await call('GET', '/v1/migrations?limit=1', { token: READ })).status).toBe(200);
+
+      // The migration went on; aborting it ends the watch that started before the outage.
+      const abort = await until('the abort after the restart', () => call('POST', `/v1/migrations/${id}/abort`, { token: OPERATOR, body: { reason: 'after the outage' } }), (r) => r.status !== 503, 60_000);
+      expect(abort.status).toBe(202);
+      expect((await waitFor(id, (m) => FINAL.includes(m.status))).status).toBe('cancelled');
+      const watched = await watching;
+      expect(watched.code).toBe(EXIT.migrationFailed);
+      const events = watched.out.trim().split('\n').map((l) => JSON.parse(l) as { event: string; data: { status?: string; code?: string } });
+      expect(events.find((e) => e.event === 'error')?.data).toMatchObject({ code: 'unavailable' });
+      expect(events.at(-1)).toMatchObject({ event: 'end', data: { status: 'cancelled' } });
     } finally {
-      await stack.restartDevServer();
+      await admin.setBandwidth(64).catch(() => undefined);
+      await admin.setMaxIterations(5).catch(() => undefined);
     }
-    const back = await until('/readyz after the restart', () => call('GET', '/readyz'), (r) => r.status === 200, 120_000);
-    expect(back.body).toMatchObject({ status: 'ok' });
-    expect((await call('GET', '/v1/migrations?limit=1', { token: READ })).status).toBe(200);
-  }, 240_000);
+  }, 360_000);
 });
 
 describe('coverage', () => {
