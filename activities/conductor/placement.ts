@@ -7,7 +7,7 @@ import type { FerryConfig } from '../../lib/config';
 import type { HostInventory, InventoryHost } from '../../lib/host-inventory';
 import type { HostSummary, LiveMigrationPlan, PlanLiveMigrationInput, ScheduleDestinationsInput, ScheduledDestinations } from '../types';
 import type { PolledHost } from './hosts';
-import { schedule } from './scheduler';
+import { compatibilityProblem, schedule } from './scheduler';
 
 /** Rejections listed by name in a migration's attempts; the rest are counted. */
 const REJECTED_LISTED = 10;
@@ -57,6 +57,10 @@ export async function planLiveMigration(
   if (input.requestedHost) {
     const host = (await inventory.view()).hosts.find((h) => h.name === input.requestedHost);
     if (!host) throw ApplicationFailure.nonRetryable(`requested host ${input.requestedHost} is not a host of this cluster`, 'ComputeHostNotFound');
+    // Nova's _check_compatible_with_source_hypervisor for a requested host (the scheduler filters the
+    // others). Even a forced migration: xapi cannot send a VM to an older host.
+    const tooOld = compatibilityProblem(located.host, host);
+    if (tooOld) throw ApplicationFailure.nonRetryable(`requested host ${host.name}: ${tooOld}`, 'DestinationHypervisorTooOld');
     requested = summary(await withPoller(host, polls));
   }
   return { policy, source: summary(source), requested };

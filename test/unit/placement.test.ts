@@ -96,6 +96,15 @@ describe('planLiveMigration', () => {
     await expect(planLiveMigration(inventoryOf(up), polling(), policy(), { instanceUuid: 'vm-1', requestedHost: 'nope' })).rejects.toMatchObject({ type: 'ComputeHostNotFound' });
   });
 
+  it("refuses a requested host whose hypervisor is older than the source's (Nova's DestinationHypervisorTooOld)", async () => {
+    const hosts = [host('h0', 'p', 10, { instances: [instance], productVersion: '8.2.1' }), host('h1', 'p', 8, { productVersion: '8.2.0' }), host('h2', 'p', 8, { productVersion: '8.3.0' })];
+    await expect(planLiveMigration(inventoryOf(hosts), polling(), policy(), { instanceUuid: 'vm-1', requestedHost: 'h1' })).rejects.toMatchObject({
+      type: 'DestinationHypervisorTooOld',
+      message: 'requested host h1: hypervisor version 8.2.0 is older than the source\'s 8.2.1',
+    });
+    expect((await planLiveMigration(inventoryOf(hosts), polling(), policy(), { instanceUuid: 'vm-1', requestedHost: 'h2' })).requested?.name).toBe('h2');
+  });
+
   it('takes a host whose agent no longer polls its queue for down, though its last report is recent', async () => {
     const hosts = [host('h0', 'p', 10, { instances: [instance] }), host('h1', 'p', 8)];
     await expect(planLiveMigration(inventoryOf(hosts), polling(['h0']), policy(), { instanceUuid: 'vm-1', requestedHost: null })).rejects.toMatchObject({
