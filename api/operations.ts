@@ -138,7 +138,9 @@ export async function waitForPreChecks(service: FerryService, runId: string, wai
     const view = await service.getMigration(runId);
     if (view) {
       if (view.error && FINAL_STATUSES.has(view.status) && PRE_CHECK_FAILURES.has(view.error.type)) {
-        throw new ApiError('bad_request', `Migration pre-check error: ${view.error.message}`);
+        // Nova answers each exception's own text; only MigrationPreCheckError says "Migration pre-check error".
+        const generic = view.error.type === 'MigrationPreCheckError' && !view.error.message.startsWith('Migration pre-check error');
+        throw new ApiError('bad_request', generic ? `Migration pre-check error: ${view.error.message}` : view.error.message);
       }
       if (FINAL_STATUSES.has(view.status) || view.status === 'running' || PAST_CHECKS.has(view.phase)) return;
     }

@@ -323,7 +323,10 @@ export class LiveMigrationTask {
 
   /** The requested host is not the instance's (as its agent just confirmed) and is up. */
   private checkRequested<H extends HostSummary>(source: HostSummary, host: H): H {
-    if (host.name === source.name) throw ApplicationFailure.nonRetryable(`requested host ${host.name} is the instance's current host`, 'UnableToMigrateToSelf');
+    if (host.name === source.name) {
+      // Nova's UnableToMigrateToSelf text: below 2.34 the API answers it as is.
+      throw ApplicationFailure.nonRetryable(`Unable to migrate instance (${this.input.instanceUuid}) to current host (${host.name}).`, 'UnableToMigrateToSelf');
+    }
     if (!host.up) throw ApplicationFailure.nonRetryable(`requested host ${host.name} is down: ${host.downReason}`, 'ComputeServiceUnavailable');
     return host;
   }

@@ -360,7 +360,7 @@ describe('os-migrateLive below 2.34: Nova waits for the pre-checks', () => {
     try {
       // The conductor refuses: the requested host is the instance's own.
       service.onGet = (view) => {
-        if (view.status === 'accepted') Object.assign(view, { status: 'error', phase: 'done', error: { type: 'UnableToMigrateToSelf', message: 'requested host xen-b is the instance\'s current host' } });
+        if (view.status === 'accepted') Object.assign(view, { status: 'error', phase: 'done', error: { type: 'UnableToMigrateToSelf', message: 'Unable to migrate instance (x) to current host (xen-b).' } });
       };
       const refused = await app.inject({ method: 'POST', url: `/v2.1/servers/${VM1}/action`, headers: nova('2.30'), payload: migrateLive({ host: 'xen-b', block_migration: 'auto' }) });
       expect(refused.statusCode).toBe(400);
