@@ -273,8 +273,9 @@ export const v1MigrationRoutes: FastifyPluginAsync<PluginOptions> = async (fasti
         }
       }
       if (!closed) {
-        // A server going away ends the stream without `end`: the client reconnects elsewhere.
-        if (!ctx.closing) send('end', view);
+        // `end` carries the final migration. A server going away, or Temporal not answering for a
+        // while, ends the stream without it: the client reconnects and watches on.
+        if (FINAL_STATUSES.has(view.status)) send('end', view);
         res.end();
       }
     },

@@ -181,6 +181,22 @@ describe('/v1/migrations', () => {
     ]);
     expect((await app.inject({ method: 'GET', url: `/v1/migrations/${VM2}/events`, headers: asRead })).statusCode).toBe(404);
   });
+
+  it('ends the stream without `end` when Temporal stops answering: `end` carries only a final migration', async () => {
+    const { app, service } = server();
+    const id = (await app.inject({ method: 'POST', url: '/v1/migrations', headers: asOperator, payload: { instanceUuid: VM1 } })).json().id;
+    let calls = 0;
+    service.onGet = () => {
+      calls += 1;
+      if (calls > 1) throw new Error('Temporal did not answer');
+    };
+    const res = await app.inject({ method: 'GET', url: `/v1/migrations/${id}/events?interval=100`, headers: asRead });
+    const events = res.body.split('\n\n').map(parseSseBlock).filter((e) => e !== null);
+    expect(events[0]?.event).toBe('migration');
+    expect(events.slice(1).every((e) => e.event === 'error')).toBe(true);
+    expect(events.length).toBeGreaterThan(2);
+    expect(events.some((e) => e.event === 'end')).toBe(false);
+  });
 });
 
 describe('/v1 hosts and instances', () => {
