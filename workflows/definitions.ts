@@ -386,3 +386,94 @@ export const destinationReservedSignal = defineSignal<[ReservationAnswer]>('dest
 export const reassertLeaseSignal = defineSignal<[]>('reassertLease');
 /** Sent by the source agent's migrateSend activity. */
 export const progressSignal = defineSignal<[TransferProgress]>('transferProgress');
+
+// ---- hostMaintenance: one workflow per host, draining it and bringing it back ----
+
+export const HOST_MAINTENANCE_WORKFLOW = 'hostMaintenance';
+
+/** At most one maintenance of a host runs at a time: the workflow id is derived from the host. */
+export function hostMaintenanceWorkflowId(host: string): string {
+  return `host-maintenance-${host}`;
+}
+
+/**
+ * entering: disabling the host; draining: moving its VMs; paused: no new migration starts (running
+ * ones go on); cancelling: no new migration, the running ones finish or are aborted; drained: the
+ * host is empty and disabled; partial: the drain ended with VMs left (each with its reason);
+ * cancelled: the drain was stopped, the host stays disabled; leaving: enabling the host and
+ * bringing VMs back; left: the host is enabled again (the run is over).
+ */
+export const MAINTENANCE_STATUSES = ['entering', 'draining', 'paused', 'cancelling', 'drained', 'partial', 'cancelled', 'leaving', 'left'] as const;
+export type MaintenanceStatus = (typeof MAINTENANCE_STATUSES)[number];
+
+/**
+ * waiting: not started yet; migrating: a child liveMigration runs; moved: it runs elsewhere now;
+ * failed: it cannot move (reason); gone: it is no longer on the host (halted, deleted, moved by
+ * someone else); returning / returned / returnFailed: brought back when leaving.
+ */
+export type MaintenanceVmState = 'waiting' | 'migrating' | 'moved' | 'failed' | 'gone' | 'returning' | 'returned' | 'returnFailed';
+
+export interface MaintenanceVm {
+  uuid: string;
+  name: string;
+  memoryBytes: number;
+  state: MaintenanceVmState;
+  /** Migrations started for it (a failed one is retried up to maxAttempts). */
+  attempts: number;
+  /** The child liveMigration's workflow id while it runs or last ran. */
+  migration: string | null;
+  destHost: string | null;
+  bytesSent: number;
+  /** Why its last attempt failed, or why it cannot move. */
+  reason: { type: string; message: string } | null;
+}
+
+export interface MaintenanceView {
+  host: string;
+  workflowId: string;
+  status: MaintenanceStatus;
+  /** Why the drain is partial or was cancelled, or how the host left maintenance. */
+  reason: string | null;
+  startedAt: string;
+  updatedAt: string;
+  /** Migrations at once (the outbound limit per host). */
+  parallelism: number;
+  vms: MaintenanceVm[];
+  counts: { total: number; moved: number; migrating: number; waiting: number; failed: number; gone: number; returned: number };
+  /** Bytes sent by the finished migrations (xapi reports no bytes: estimates, see MigrationOutcome). */
+  bytesMoved: number;
+  /** Memory of the VMs still to move, migrating ones included. */
+  bytesLeft: number;
+  /** bytesLeft at the pace seen so far; null before the first VM moved. */
+  etaSeconds: number | null;
+  /** Whether leaving brings the moved VMs back (set by leave). */
+  bringBack: boolean | null;
+}
+
+export interface HostMaintenanceInput {
+  host: string;
+  /** Migrations started per VM before it counts as unable to move (default 3). */
+  maxAttempts?: number;
+  /** Migrations at once; default the outbound limit per host of temporal.yaml. */
+  parallelism?: number;
+  /** Carried across continue-as-new. */
+  view?: MaintenanceView;
+  /** History length at which the run continues as new, once no migration runs (default 2000). */
+  maxHistory?: number;
+}
+
+export interface MaintenanceCancel {
+  /** true: abort the running migrations (those past the point of no return finish); false: let them finish. */
+  abortRunning: boolean;
+}
+
+export interface MaintenanceLeave {
+  /** Bring back each VM this drain moved, to this host, as child live migrations. */
+  bringBack: boolean;
+}
+
+export const maintenanceStatusQuery = defineQuery<MaintenanceView>('maintenanceStatus');
+export const pauseMaintenanceUpdate = defineUpdate<MaintenanceView>('pauseMaintenance');
+export const resumeMaintenanceUpdate = defineUpdate<MaintenanceView>('resumeMaintenance');
+export const cancelMaintenanceUpdate = defineUpdate<MaintenanceView, [MaintenanceCancel]>('cancelMaintenance');
+export const leaveMaintenanceUpdate = defineUpdate<MaintenanceView, [MaintenanceLeave]>('leaveMaintenance');
