@@ -42,7 +42,7 @@ export const TAGS = [
 const ERROR_DESCRIPTIONS: Record<number, string> = {
   400: 'Invalid request: the message names the parameter or field.',
   401: 'No token or an invalid token.',
-  403: 'The token has the read role; this needs the operator role.',
+  403: 'The token has the read role, or in keystone mode roles that map to neither of ferry\'s; this needs the operator role.',
   404: 'Not found.',
   406: 'Unsupported microversion.',
   409: 'Conflict.',
@@ -85,9 +85,13 @@ export function errorResponses(config: RouteConfig, options: ErrorOptions = {}):
     statuses[406] = ERROR_DESCRIPTIONS[406] as string;
     if (config.versions) statuses[404] = `Not found; also outside microversions ${config.versions.min}${config.versions.max ? ` to ${config.versions.max}` : ' and later'}.`;
   }
-  if (config.role) statuses[401] = ERROR_DESCRIPTIONS[401] as string;
-  if (config.role === 'operator') statuses[403] = ERROR_DESCRIPTIONS[403] as string;
-  if (options.backend) statuses[503] = ERROR_DESCRIPTIONS[503] as string;
+  if (config.role) {
+    statuses[401] = ERROR_DESCRIPTIONS[401] as string;
+    // In keystone mode any protected route can answer 403 (roles that map to neither of ferry's)
+    // and 503 (Keystone did not answer), whatever the route does.
+    statuses[403] = config.role === 'operator' ? (ERROR_DESCRIPTIONS[403] as string) : 'Keystone mode: the token\'s roles map to neither of ferry\'s roles.';
+    statuses[503] = options.backend ? `${ERROR_DESCRIPTIONS[503] as string} In keystone mode, also: Keystone did not answer.` : 'Keystone mode: Keystone did not answer.';
+  } else if (options.backend) statuses[503] = ERROR_DESCRIPTIONS[503] as string;
   Object.assign(statuses, options.more ?? {});
   return Object.fromEntries(Object.entries(statuses).map(([status, description]) => [status, json(description, schema)]));
 }
