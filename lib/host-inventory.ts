@@ -154,7 +154,8 @@ export class HostInventory {
       ? 'its agent has not reported'
       : age > this.config.inventory.staleSeconds * 1000
         ? `its agent last reported ${Math.round(age / 1000)} s ago`
-        : report.downReason ?? (report.state ? null : 'its agent could not read its XenAPI');
+        : report.downReason ??
+          (!report.state ? 'its agent could not read its XenAPI' : report.state.forcedDown ? 'forced down by an operator (os-services forced_down)' : null);
     const s = report?.state;
     return {
       name,
@@ -163,6 +164,8 @@ export class HostInventory {
       up: downReason === null,
       downReason,
       enabled: s?.enabled ?? false,
+      disabledReason: s && !s.enabled ? (s.disabledReason ?? null) : null,
+      forcedDown: s?.forcedDown ?? false,
       productVersion: s?.productVersion ?? null,
       platformVersion: s?.platformVersion ?? null,
       memoryTotalBytes: s?.memoryTotalBytes ?? 0,

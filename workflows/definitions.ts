@@ -258,6 +258,10 @@ export interface HostView {
   /** Why the host counts as down. */
   downReason: string | null;
   enabled: boolean;
+  /** Why the host was disabled (os-services, kept in xapi's host.other_config); absent in reports of older agents. */
+  disabledReason?: string | null;
+  /** The operator says the host is down (os-services forced_down): it counts as down. */
+  forcedDown?: boolean;
   productVersion: string | null;
   platformVersion: string | null;
   memoryTotalBytes: number;

@@ -3,7 +3,9 @@ import type { HostConfig } from '../../lib/config';
 import type { Logger } from '../../lib/logger';
 import type { XenApiClient } from '../../xenapi/client';
 import { createInventoryActivities } from './inventory';
+import { createMaintenanceActivities } from './maintenance';
 import { createMigrationActivities, type ProgressReporter } from './migration';
+import { createServiceActivities } from './service';
 
 export type { ProgressReporter };
 
@@ -22,6 +24,8 @@ export interface HostActivityDeps {
 
 export function createHostActivities({ host, xenapi, logger, reportProgress, reportInventory }: HostActivityDeps) {
   const migration = createMigrationActivities(host, xenapi, reportProgress, logger);
+  const maintenance = createMaintenanceActivities(host, xenapi);
+  const service = createServiceActivities(host, xenapi);
   /**
    * The step, then a report, sent while the step's result goes back (a look-up that meets the old
    * report a moment later asks the host itself and looks again); a report that fails is the
@@ -37,10 +41,16 @@ export function createHostActivities({ host, xenapi, logger, reportProgress, rep
   return {
     ...createInventoryActivities(host, xenapi),
     ...migration,
+    ...service,
+    // A host enabled or disabled is in the inventory (and so in the scheduler's view) within moments.
+    setHostService: thenReport(service.setHostService),
     postLiveMigration: thenReport(migration.postLiveMigration),
     postLiveMigrationAtDestination: thenReport(migration.postLiveMigrationAtDestination),
     rollbackLiveMigrationAtDestination: thenReport(migration.rollbackLiveMigrationAtDestination),
     rollbackLiveMigration: thenReport(migration.rollbackLiveMigration),
+    // The scheduler reads `enabled` from the inventory: report it as soon as it changed.
+    disableHostForMaintenance: thenReport(maintenance.disableHostForMaintenance),
+    enableHostAfterMaintenance: thenReport(maintenance.enableHostAfterMaintenance),
   };
 }
 

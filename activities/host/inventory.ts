@@ -4,6 +4,7 @@ import type { HostConfig } from '../../lib/config';
 import type { XenApiClient } from '../../xenapi/client';
 import type { HostReport, InstanceRef, InstanceView } from '../types';
 import type { VmRecord } from '../../xenapi/records';
+import { serviceStateOf } from './service';
 import { findVm, ownsHalted, thisHost, vcpuCap, vmDisks, type ThisHost } from './xen';
 
 export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient) {
@@ -37,11 +38,14 @@ export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient
         if (vm.is_control_domain || vm.is_a_template || vm.is_a_snapshot) continue;
         if (mine(vm, self)) instances.push(await instanceView(vm));
       }
+      const service = serviceStateOf(host.name, self.record);
       return {
         name: host.name,
         pool: host.pool,
         hostUuid: self.record.uuid,
         enabled: self.record.enabled,
+        disabledReason: service.disabledReason,
+        forcedDown: service.forcedDown,
         productVersion: self.record.software_version.product_version ?? null,
         platformVersion: self.record.software_version.platform_version ?? null,
         memoryTotalBytes: Number(metrics.memory_total),

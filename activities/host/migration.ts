@@ -28,6 +28,7 @@ import type {
 } from '../types';
 import { nextAction, observe, startConvergence, type ConvergenceState } from '../../workflows/convergence';
 import { dom0Plugin } from './dom0-plugin';
+import { serviceStateOf } from './service';
 import { findVm, migrationTaskOf, ownsHalted, runsHere, thisHost, vcpuCap, vmDisks, xenFailure, type FoundVm, type ThisHost } from './xen';
 
 /** Sends the migration's progress to its workflow (a signal), so the status query and the policy see it. */
@@ -190,7 +191,8 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
     async checkCanLiveMigrateDestination(input: CheckDestinationInput): Promise<DestinationFacts> {
       const self = await here();
       if (!self.record.enabled) {
-        throw ApplicationFailure.nonRetryable(`${host.name} is disabled (maintenance)`, 'MigrationPreCheckError');
+        const reason = serviceStateOf(host.name, self.record).disabledReason;
+        throw ApplicationFailure.nonRetryable(`${host.name} is disabled${reason ? `: ${reason}` : ' (maintenance)'}`, 'MigrationPreCheckError');
       }
       const facts = await destinationFacts();
       if (facts.memoryFreeBytes < input.instance.memoryBytes) {
