@@ -275,6 +275,39 @@ export interface ClusterView {
   observedAt: string;
 }
 
+// ---- hostService: Nova's os-services update of one host, run on its agent ----
+
+export const HOST_SERVICE_WORKFLOW = 'hostService';
+
+/** One host's os-services update at a time: a second waits for the first, then runs. */
+export function hostServiceWorkflowId(host: string): string {
+  return `host-service-${host}`;
+}
+
+/** What the operator asks of a host's service; an absent field is left as it is. */
+export interface HostServiceChange {
+  /** true: host.enable (the reason goes); false: host.disable with the reason. */
+  enabled?: boolean;
+  /** Only with enabled: false; null or absent: no reason. */
+  disabledReason?: string | null;
+  forcedDown?: boolean;
+}
+
+/** A host's service state as its xapi holds it (enabled, host.other_config's reason and forced down). */
+export interface HostServiceState {
+  host: string;
+  enabled: boolean;
+  disabledReason: string | null;
+  forcedDown: boolean;
+}
+
+export interface HostServiceInput {
+  host: string;
+  /** The host agent's task queue. */
+  queue: string;
+  change: HostServiceChange;
+}
+
 // ---- hostInventory: one entity per host, to which its agent reports ----
 
 /** One report of a host agent: its host as its XenAPI sees it, or why it cannot say. */

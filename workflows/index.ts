@@ -3,3 +3,4 @@ export { liveMigration } from './live-migration';
 export { hostInventory } from './host-inventory';
 export { migrationSlots } from './slots';
 export { migrationCleanup } from './migration-cleanup';
+export { hostService } from './host-service';

@@ -15,7 +15,10 @@ import type { HostConfig } from '../../lib/config';
 import type { XenApiClient } from '../../xenapi/client';
 import { XenApiCode, isXenApiError } from '../../xenapi/errors';
 import type { HostRecord } from '../../xenapi/records';
+import type { HostServiceChange, HostServiceState } from '../../workflows/definitions';
 import { thisHost, xenFailure } from './xen';
+
+export type { HostServiceChange, HostServiceState };
 
 /** host.other_config key holding the operator's reason for disabling the host (Nova's disabled_reason). */
 export const DISABLED_REASON_KEY = 'ferry_disabled_reason';
@@ -23,23 +26,6 @@ export const DISABLED_REASON_KEY = 'ferry_disabled_reason';
 export const FORCED_DOWN_KEY = 'ferry_forced_down';
 /** XenCenter's maintenance-mode key, removed by `xe host-enable`. */
 export const XENCENTER_MAINTENANCE_KEY = 'MAINTENANCE_MODE';
-
-/** What the operator asks of a host's service; an absent field is left as it is. */
-export interface HostServiceChange {
-  /** true: host.enable (the reason goes); false: host.disable with the reason. */
-  enabled?: boolean;
-  /** Only with enabled: false; null or absent: no reason. */
-  disabledReason?: string | null;
-  forcedDown?: boolean;
-}
-
-/** A host's service state as xapi holds it. */
-export interface HostServiceState {
-  host: string;
-  enabled: boolean;
-  disabledReason: string | null;
-  forcedDown: boolean;
-}
 
 /** The service state in a host record: the reason only counts while the host is disabled. */
 export function serviceStateOf(host: string, record: Pick<HostRecord, 'enabled' | 'other_config'>): HostServiceState {
