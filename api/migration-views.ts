@@ -80,7 +80,9 @@ export function memoOf(info: Pick<ExecInfo, 'memo'>): MigrationMemo | null {
 /** The memo's view, when the run wrote one (runs started before it carried only a few keys). */
 function memoView(info: ExecInfo): MigrationStatusView | null {
   const view = memoOf(info)?.view;
-  return view && typeof view === 'object' && view.uuid === info.runId ? view : null;
+  if (!view || typeof view !== 'object' || view.uuid !== info.runId) return null;
+  // Runs from before migration policies wrote no `policy`: none applied that anyone recorded.
+  return view.policy === undefined ? { ...view, policy: null } : view;
 }
 
 /** A run that closed before the migration said how it ended (terminated, timed out): its last view says it runs. */

@@ -72,6 +72,21 @@ export const TransferProgressSchema = z
 
 const nullableNumber = z.number().nullable();
 
+export const AppliedMigrationPolicySchema = z
+  .object({
+    name: z.string().nullable().meta({ description: 'The policy that selected the VM; null when none did (migration.* applies).' }),
+    reason: z.string().meta({ description: 'The selector terms that matched (and the policies it won over), or "default: no policy matched".' }),
+    settings: z
+      .object({
+        completionTimeoutPerGiB: z.number(),
+        timeoutAction: z.enum(['abort', 'force_complete']),
+        progressTimeout: z.number(),
+        autoConverge: z.object({ enabled: z.boolean(), capSteps: z.array(z.number()), stepSeconds: z.number(), forceCompleteAfterLastStep: z.boolean() }),
+      })
+      .meta({ description: "What the transfer runs with: the request's options, else the policy's, else migration.*." }),
+  })
+  .meta({ id: 'AppliedMigrationPolicy' });
+
 export const MigrationSchema = z
   .object({
     id: z.number().int().meta({ description: "Nova's integer migration id: 31-bit FNV-1a of the run id." }),
@@ -107,6 +122,9 @@ export const MigrationSchema = z
     cleanups: z
       .array(z.object({ workflowId: z.string(), host: z.string(), steps: z.array(z.string()) }))
       .meta({ description: 'Cleanups left to migrationCleanup workflows until a host that was down returns.' }),
+    policy: AppliedMigrationPolicySchema.nullable().meta({
+      description: "The migration policy (temporal.yaml's migration.policies) that applies and why; null until the source host confirmed the VM, and in runs from before policies.",
+    }),
   })
   .meta({ id: 'Migration', description: "A live migration: Nova's migration fields plus ferry's phase and progress." });
 

@@ -126,6 +126,7 @@ export function migrationDetails(view: Migration, uiUrl?: string): string {
   ];
   if (view.progress) lines.push(`Progress    ${progressLine(view)}`);
   else if (t) lines.push(`Progress    ${Math.floor(t.fraction * 100)}%`);
+  if (view.policy) lines.push(`Policy      ${view.policy.name ?? '(none)'}: ${view.policy.reason}`);
   if (view.attempts.length > 0) lines.push(`Tried       ${view.attempts.map((a) => `${a.host}: ${a.reason}`).join('; ')}`);
   if (view.error) lines.push(`Error       ${view.error.type}: ${view.error.message}`);
   if (view.waitingFor) lines.push(`Waiting for ${view.waitingFor}`);

@@ -119,6 +119,59 @@ export const KeystoneAuthSchema = z
   .strict();
 export type KeystoneAuthConfig = z.infer<typeof KeystoneAuthSchema>;
 
+/** The settings a migration policy may override; any left out fall back to migration.* (KubeVirt's MigrationPolicy spec). */
+const policyOverrides = {
+  /** Nova's live_migration_completion_timeout for this group, seconds per GiB of RAM plus moved disk; 0 disables. */
+  completionTimeoutPerGiB: z.number().min(0).optional(),
+  /** Nova's live_migration_timeout_action for this group. */
+  timeoutAction: z.enum(['abort', 'force_complete']).optional(),
+  /** Seconds without progress before the migration is aborted; 0 disables. */
+  progressTimeout: z.number().min(0).optional(),
+  autoConverge: z
+    .object({
+      enabled: z.boolean().optional(),
+      capSteps: z.array(z.number().int().min(1).max(100)).min(1, 'list at least one cap').optional(),
+      stepSeconds: z.number().positive().optional(),
+      forceCompleteAfterLastStep: z.boolean().optional(),
+    })
+    .strict()
+    .optional(),
+  /**
+   * KubeVirt's bandwidthPerMigration. Refused for Xen (see the refinement below): xapi's
+   * VM.migrate_send and VM.pool_migrate take no bandwidth option.
+   */
+  bandwidthMiBps: z.number().positive().optional(),
+};
+
+/** Why bandwidthMiBps is refused: checked against xapi's ocaml/xapi/xapi_vm_migrate.ml. */
+export const XEN_BANDWIDTH_REFUSAL =
+  "xapi has no per-migration bandwidth limit: VM.migrate_send and VM.pool_migrate read only the options force, copy, compress and network (ocaml/xapi/xapi_vm_migrate.ml), so ferry cannot apply it to a Xen host; remove it (the migration network's link is the only limit)";
+
+/**
+ * A named migration policy (KubeVirt's MigrationPolicy): which VMs it selects, by xapi tags (every
+ * listed tag present) and other_config entries ("KEY": present, "KEY=VALUE": that value), and the
+ * settings it overrides for them. When several select a VM, the one whose selector has the most
+ * terms wins; a tie goes to the name that sorts first (activities/conductor/migration-policy.ts).
+ */
+export const MigrationPolicySchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$/, 'must be lowercase letters, digits, dots, dashes or underscores (at most 63), as a KubeVirt policy name'),
+    selector: z
+      .object({
+        /** xapi VM tags: every one must be on the VM. */
+        tags: z.array(z.string().min(1, 'a tag cannot be empty')).default([]),
+        /** other_config entries: "KEY" (present, any value) or "KEY=VALUE" (split at the first "="). */
+        otherConfig: z.array(z.string().regex(/^[^=]+(=.*)?$/s, 'must be KEY or KEY=VALUE, with a non-empty KEY')).default([]),
+      })
+      .strict()
+      .refine((s) => s.tags.length + s.otherConfig.length > 0, {
+        message: 'select by at least one tag or other_config entry (migration.* already applies to every VM)',
+      }),
+    ...policyOverrides,
+  })
+  .strict();
+export type MigrationPolicyConfig = z.infer<typeof MigrationPolicySchema>;
+
 export const ConfigSchema = z
   .object({
     temporal: z
@@ -206,8 +259,18 @@ export const ConfigSchema = z
           })
           .strict()
           .prefault({}),
+        /** Per VM group settings (KubeVirt's MigrationPolicy): see MigrationPolicySchema. */
+        policies: z.array(MigrationPolicySchema).default([]),
       })
       .strict()
+      .superRefine((migration, ctx) => {
+        const names = new Set<string>();
+        migration.policies.forEach((policy, i) => {
+          if (names.has(policy.name)) ctx.addIssue({ code: 'custom', path: ['policies', i, 'name'], message: `duplicate policy name "${policy.name}"` });
+          names.add(policy.name);
+          if (policy.bandwidthMiBps !== undefined) ctx.addIssue({ code: 'custom', path: ['policies', i, 'bandwidthMiBps'], message: XEN_BANDWIDTH_REFUSAL });
+        });
+      })
       .prefault({}),
     api: z
       .object({

@@ -20,6 +20,10 @@ export interface CreateVmRequest {
   dirtyRateMiBps?: number;
   workingSetMiB?: number;
   sr?: 'local' | 'shared';
+  /** xapi VM.tags (a set of strings). */
+  tags?: string[];
+  /** Entries added to VM.other_config (beside the simulator's own sim_* keys). */
+  otherConfig?: Record<string, string>;
 }
 
 class HttpError extends Error {
@@ -43,7 +47,7 @@ function isHere(host: SimHost, rec: Record<string, unknown>): boolean {
 export function createVm(host: SimHost, req: CreateVmRequest): { uuid: string; ref: string } {
   const s = host.store;
   const mem = String(Math.round(req.memoryMiB * MiB));
-  const other: Record<string, string> = { sim_dirty_rate_mibps: String(req.dirtyRateMiBps ?? 0) };
+  const other: Record<string, string> = { ...(req.otherConfig ?? {}), sim_dirty_rate_mibps: String(req.dirtyRateMiBps ?? 0) };
   if (req.workingSetMiB) other.sim_working_set_mib = String(req.workingSetMiB);
   const uuid = newUuid();
   const vcpus = String(req.vcpus ?? 1);
@@ -60,6 +64,7 @@ export function createVm(host: SimHost, req: CreateVmRequest): { uuid: string; r
     VCPUs_at_startup: vcpus,
     affinity: host.hostRef,
     other_config: other,
+    tags: [...new Set(req.tags ?? [])],
   });
   const sr = req.sr === 'shared' ? host.pool.sharedSrRef : host.localSrRef;
   (req.diskMiB ?? []).forEach((size, i) => {

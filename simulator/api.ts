@@ -227,9 +227,13 @@ export function buildMethods(host: SimHost): Methods {
   return m;
 }
 
-/** get_<field>, set_<field>, add_to_<map>, remove_from_<map> for any class and field. */
+/**
+ * get_<field>, set_<field>, add_to_<map>, remove_from_<map> for any class and field, and for a set
+ * field (tags) add_<set> / remove_<set>, which xapi makes idempotent ("If the value is already in
+ * that Set, then do nothing": ocaml/idl/datamodel_utils.ml).
+ */
 export function fieldMethod(host: SimHost, name: string): Method | undefined {
-  const match = /^([A-Za-z_]+)\.(get|set|add_to|remove_from)_(\w+)$/.exec(name);
+  const match = /^([A-Za-z_]+)\.(get|set|add_to|remove_from|add|remove)_(\w+)$/.exec(name);
   if (!match || !(CLASSES as readonly string[]).includes(match[1] ?? '')) return undefined;
   const cls = classOf(match[1] as string);
   const op = match[2] as string;
@@ -243,9 +247,26 @@ export function fieldMethod(host: SimHost, name: string): Method | undefined {
   const writable = () => {
     if (READ_ONLY.has(field)) throw new XenApiError('MESSAGE_METHOD_UNKNOWN', [name]);
   };
+  const set = (ref: string): string[] => {
+    const value = known(ref)[field];
+    if (!Array.isArray(value)) throw new XenApiError('MESSAGE_METHOD_UNKNOWN', [name]);
+    return value.map(String);
+  };
   switch (op) {
     case 'get':
       return { arity: 1, fn: ([ref]) => known(str(ref))[field] };
+    case 'add':
+    case 'remove':
+      return {
+        arity: 2,
+        fn: ([ref, value]) => {
+          writable();
+          const now = set(str(ref));
+          const v = str(value);
+          const next = op === 'add' ? (now.includes(v) ? now : [...now, v]) : now.filter((x) => x !== v);
+          s.update(cls, str(ref), { [field]: next });
+        },
+      };
     case 'set':
       return {
         arity: 2,

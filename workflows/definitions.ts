@@ -145,6 +145,26 @@ export interface MigrationStatusView {
   waitingFor: string | null;
   /** Cleanups handed to migrationCleanup workflows because a host did not come back in time. */
   cleanups: MigrationCleanupView[];
+  /** The migration policy (temporal.yaml's migration.policies) that applies, and why; null until the source confirmed the VM. */
+  policy: AppliedMigrationPolicy | null;
+}
+
+/** The convergence settings a migration's transfer runs with. */
+export interface MigrationSettings {
+  completionTimeoutPerGiB: number;
+  timeoutAction: 'abort' | 'force_complete';
+  progressTimeout: number;
+  autoConverge: { enabled: boolean; capSteps: number[]; stepSeconds: number; forceCompleteAfterLastStep: boolean };
+}
+
+/** Which migration policy applies to a migration, and why (KubeVirt's status.migrationState.migrationPolicyName). */
+export interface AppliedMigrationPolicy {
+  /** The policy's name; null when none selects the VM (migration.* applies). */
+  name: string | null;
+  /** The selector terms that matched, the policies it won over, the request's own options; or "default: no policy matched". */
+  reason: string;
+  /** The settings the transfer runs with: the request's options, else the policy's, else migration.*. */
+  settings: MigrationSettings;
 }
 
 /** A cleanup left to the migrationCleanup workflow: what it still has to do, and where. */
@@ -205,6 +225,7 @@ export function newMigrationView(init: {
     forceCompleteRequested: false,
     waitingFor: null,
     cleanups: [],
+    policy: null,
   };
 }
 

@@ -19,6 +19,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { DestinationFacts, HostSummary, InstancePresence, MigrateSendResult, MigrateToken } from '../activities/types';
+import { policyOtherConfigKeys, resolveMigrationPolicy } from '../activities/conductor/migration-policy';
 import type { FerryConfig } from '../lib/config';
 import { InstanceUuid } from '../lib/search-attributes';
 import { CHECK_START_SECONDS, conductor, conductorLocal, hostChecks, hostStepsWithin, hostTransferWithin } from './activities';
@@ -298,14 +299,23 @@ export class LiveMigrationTask {
     throw ApplicationFailure.nonRetryable(`instance ${uuid} could not be found on any host`, 'InstanceNotFound');
   }
 
-  /** Nova's _check_instance_is_active, asked of the host the instance is on. */
+  /**
+   * Nova's _check_instance_is_active, asked of the host the instance is on. Its agent's read of the
+   * VM also answers its tags and the other_config keys the policies name: the migration policy is
+   * chosen from that read, never from the inventory's cached copy (KubeVirt matches it once, when
+   * the migration starts, and keeps it).
+   */
   private async checkInstanceActive(source: HostSummary): Promise<InstanceView> {
-    const instance = await hostChecks(source.queue).checkInstanceActive.executeWithOptions({ summary: `${this.input.instanceUuid} on ${source.name}` }, [
-      { instanceUuid: this.input.instanceUuid },
+    const policy = this.policy as Policy;
+    const { labels, ...instance } = await hostChecks(source.queue).checkInstanceActive.executeWithOptions({ summary: `${this.input.instanceUuid} on ${source.name}` }, [
+      { instanceUuid: this.input.instanceUuid, labels: { otherConfigKeys: policyOtherConfigKeys(policy.policies) } },
     ]);
     this.source = source;
     this.instance = instance;
     this.board.source(source.name, instance.memoryBytes);
+    // Runs from before policies recorded no labels: no policy, migration.* and the options as before.
+    // The next memo (the status change to queued or scheduling, just after) carries it.
+    this.board.view.policy = resolveMigrationPolicy(policy, labels, this.input.options);
     if (this.input.blockMigration === false && instance.storage === 'local') {
       throw ApplicationFailure.nonRetryable(
         `instance ${instance.uuid} has disks on local storage: block_migration false needs shared storage`,
@@ -470,18 +480,18 @@ export class LiveMigrationTask {
     }
   }
 
+  /** The applied policy's settings (the request's options, else the VM group's policy, else migration.*) for this transfer. */
   private convergencePolicy(instance: InstanceView, block: boolean): ConvergencePolicy {
-    const policy = this.policy as Policy;
-    const options = this.input.options;
+    const settings = (this.board.view.policy ?? resolveMigrationPolicy(this.policy as Policy, undefined, this.input.options)).settings;
     const gib = (instance.memoryBytes + (block ? instance.diskBytes : 0)) / 2 ** 30;
     return {
-      completionSeconds: (options.completionTimeoutPerGiB ?? policy.completionTimeoutPerGiB) * gib,
-      timeoutAction: options.timeoutAction ?? policy.timeoutAction,
-      progressTimeoutSeconds: options.progressTimeout ?? policy.progressTimeout,
-      autoConverge: options.autoConverge ?? policy.autoConverge.enabled,
-      capSteps: policy.autoConverge.capSteps,
-      stepSeconds: policy.autoConverge.stepSeconds,
-      forceCompleteAfterLastStep: policy.autoConverge.forceCompleteAfterLastStep,
+      completionSeconds: settings.completionTimeoutPerGiB * gib,
+      timeoutAction: settings.timeoutAction,
+      progressTimeoutSeconds: settings.progressTimeout,
+      autoConverge: settings.autoConverge.enabled,
+      capSteps: settings.autoConverge.capSteps,
+      stepSeconds: settings.autoConverge.stepSeconds,
+      forceCompleteAfterLastStep: settings.autoConverge.forceCompleteAfterLastStep,
     };
   }
 

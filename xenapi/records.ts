@@ -135,6 +135,8 @@ export const VmRecord = z.looseObject({
   allowed_operations: z.array(z.string()),
   current_operations: z.record(z.string(), z.string()),
   other_config: StringMap,
+  /** A set of strings (datamodel_vm.ml), changed with VM.add_tags / VM.remove_tags / VM.set_tags. */
+  tags: z.array(z.string()),
 });
 
 export const TaskStatus = z.enum(['pending', 'success', 'failure', 'cancelling', 'cancelled']);

@@ -4,8 +4,14 @@ import type { HostConfig } from '../../lib/config';
 import type { XenApiClient } from '../../xenapi/client';
 import type { HostReport, InstanceRef, InstanceView } from '../types';
 import type { VmRecord } from '../../xenapi/records';
+import type { VmLabels } from '../conductor/migration-policy';
 import { serviceStateOf } from './service';
 import { findVm, ownsHalted, thisHost, vcpuCap, vmDisks, type ThisHost } from './xen';
+
+/** checkInstanceActive's input: with `labels`, the VM's tags and these other_config keys are answered too. */
+export interface CheckInstanceInput extends InstanceRef {
+  labels?: { otherConfigKeys: string[] };
+}
 
 export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient) {
   async function instanceView(vm: VmRecord): Promise<InstanceView> {
@@ -54,8 +60,12 @@ export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient
       };
     },
 
-    /** Nova's check_instance_active, on the host the instance is resident on. */
-    async checkInstanceActive({ instanceUuid }: InstanceRef): Promise<InstanceView> {
+    /**
+     * Nova's check_instance_active, on the host the instance is resident on. With `labels`, it also
+     * answers the VM's tags and those other_config entries, from this same read of the VM's record:
+     * the migration policy is chosen from them, never from the inventory's cached copy.
+     */
+    async checkInstanceActive({ instanceUuid, labels }: CheckInstanceInput): Promise<InstanceView & { labels?: VmLabels }> {
       const self = await thisHost(xenapi, host);
       const vm = await findVm(xenapi, instanceUuid);
       if (!vm || !mine(vm.record, self)) {
@@ -67,7 +77,14 @@ export function createInventoryActivities(host: HostConfig, xenapi: XenApiClient
           'InstanceInvalidState',
         );
       }
-      return instanceView(vm.record);
+      const view = await instanceView(vm.record);
+      if (!labels) return view;
+      const otherConfig: Record<string, string> = {};
+      for (const key of labels.otherConfigKeys) {
+        const value = vm.record.other_config[key];
+        if (value !== undefined) otherConfig[key] = value;
+      }
+      return { ...view, labels: { tags: [...vm.record.tags], otherConfig } };
     },
   };
 }

@@ -40,6 +40,7 @@ export function policy(overrides: Partial<FerryConfig['migration']> = {}): Ferry
     downtimeTargetMs: 500,
     hostTimeout: 300,
     autoConverge: { enabled: true, capSteps: [60, 30, 10], stepSeconds: 5, forceCompleteAfterLastStep: true },
+    policies: [],
     ...overrides,
   };
 }
