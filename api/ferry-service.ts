@@ -3,6 +3,8 @@
 import type {
   ClusterView,
   ControlAccepted,
+  HostServiceChange,
+  HostServiceState,
   HostView,
   InstanceView,
   LiveMigrationRequest,
@@ -112,6 +114,11 @@ export interface FerryService {
   locateInstance(uuid: string): Promise<{ instance: InstanceView; host: HostView } | null>;
   /** One host as its agent last reported it (fresher than describeCluster): confirms a refusal. */
   hostNow(name: string): Promise<HostView | null>;
+  /**
+   * Nova's os-services update of a host (enable, disable with a reason, forced down), done by its
+   * agent in xapi; answers the state xapi then holds. RefusedError when the host's agent does not do it.
+   */
+  updateHostService(host: string, change: HostServiceChange): Promise<HostServiceState>;
   /** An instance's migrations as Nova's instance actions, newest first, without their events (visibility only). */
   listInstanceActions(instanceUuid: string): Promise<InstanceAction[]>;
   /** One of them by request id, with its events read from the workflow's history; null when unknown. */

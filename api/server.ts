@@ -33,6 +33,7 @@ import { healthRoutes } from './routes/health';
 import { novaInstanceActionRoutes } from './routes/nova-instance-actions';
 import { novaMigrationRoutes } from './routes/nova-migrations';
 import { novaServerRoutes } from './routes/nova-servers';
+import { novaServiceRoutes } from './routes/nova-services';
 import { v1HostRoutes } from './routes/v1-hosts';
 import { v1MigrationRoutes } from './routes/v1-migrations';
 import { versionRoutes } from './routes/versions';
@@ -62,6 +63,7 @@ export const ROUTE_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [
   novaServerRoutes,
   novaMigrationRoutes,
   novaInstanceActionRoutes,
+  novaServiceRoutes,
   v1MigrationRoutes,
   v1HostRoutes,
 ];

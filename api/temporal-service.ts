@@ -8,13 +8,14 @@ import {
   Client,
   Connection,
   WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type WorkflowExecutionDescription,
   type WorkflowExecutionInfo,
 } from '@temporalio/client';
 import { LRUCache } from 'lru-cache';
-import type { FerryConfig } from '../lib/config';
+import { hostQueue, type FerryConfig } from '../lib/config';
 import { executeControlUpdate } from '../lib/control-update';
 import type { Logger } from '../lib/logger';
 import { InstanceUuid, MigrationStatus } from '../lib/search-attributes';
@@ -23,18 +24,22 @@ import { decodeRawPayloads } from '../lib/payload-codec';
 import { connectClients } from '../lib/temporal-connection';
 import {
   FINAL_STATUSES,
+  HOST_SERVICE_WORKFLOW,
   LIVE_MIGRATION_WORKFLOW,
   LiveMigrationInputSchema,
   MIGRATION_SLOTS_WORKFLOW_ID,
   MIGRATION_STATUSES,
   abortUpdate,
   forceCompleteUpdate,
+  hostServiceWorkflowId,
   liveMigrationWorkflowId,
   novaMigrationId,
   slotsQuery,
   statusQuery,
   type ClusterView,
   type ControlAccepted,
+  type HostServiceChange,
+  type HostServiceState,
   type LiveMigrationRequest,
   type MigrationStatusView,
   type NovaMigrationStatus,
@@ -451,6 +456,40 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
   /** One host as its inventory entity holds it now (its agent's latest report), for decisions that refuse. */
   hostNow(name: string): Promise<InventoryHost | null> {
     return this.guard('host inventory', () => this.inventory.hostNow(name));
+  }
+
+  /**
+   * Nova's os-services update of one host: the hostService workflow runs it on the host's agent
+   * (xapi's host.disable / host.enable, the reason in host.other_config) and answers the state xapi
+   * then holds. One per host at a time: a start that meets a running one waits for it, then starts.
+   * The inventory is read fresh on the next look, since the agent reported before answering.
+   */
+  updateHostService(host: string, change: HostServiceChange): Promise<HostServiceState> {
+    return this.guard('host service', async () => {
+      const workflowId = hostServiceWorkflowId(host);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const state = await this.client.workflow.execute(HOST_SERVICE_WORKFLOW, {
+            workflowId,
+            taskQueue: this.config.taskQueues.conductor,
+            args: [{ host, queue: hostQueue(this.config, host), change }],
+            workflowExecutionTimeout: '2 minutes',
+            staticSummary: `os-services update of host ${host}`,
+          });
+          await this.inventory.view({ fresh: true });
+          return state as HostServiceState;
+        } catch (err) {
+          if (err instanceof WorkflowExecutionAlreadyStartedError && attempt < 10) {
+            await this.client.workflow.getHandle(workflowId).result().catch(() => undefined);
+            continue;
+          }
+          if (err instanceof WorkflowFailedError) {
+            throw new RefusedError(`Compute service of ${host} is unavailable at this time: ${failureReason(err)}`);
+          }
+          throw err;
+        }
+      }
+    });
   }
 
   // ---- Nova's instance actions (os-instance-actions): a migration's steps from its history ----

@@ -1,6 +1,15 @@
 // An in-memory FerryService for the API and CLI unit tests: a small cluster, migrations that move
 // through their statuses when a test says so, and updates that can be refused with a reason.
-import type { ClusterView, ControlAccepted, HostView, InstanceView, LiveMigrationRequest, MigrationStatusView } from '../../workflows/definitions';
+import type {
+  ClusterView,
+  ControlAccepted,
+  HostServiceChange,
+  HostServiceState,
+  HostView,
+  InstanceView,
+  LiveMigrationRequest,
+  MigrationStatusView,
+} from '../../workflows/definitions';
 import { liveMigrationWorkflowId, newMigrationView, novaMigrationId } from '../../workflows/definitions';
 import {
   AlreadyMigratingError,
@@ -171,6 +180,18 @@ export class FakeFerryService implements FerryService {
 
   async hostNow(name: string): Promise<HostView | null> {
     return structuredClone(this.cluster.hosts.find((h) => h.name === name) ?? null);
+  }
+
+  /** os-services: sets the host's service state in the fake cluster (a host that is down refuses, as its agent would not answer). */
+  async updateHostService(name: string, change: HostServiceChange): Promise<HostServiceState> {
+    const host = this.cluster.hosts.find((h) => h.name === name);
+    if (!host) throw new RefusedError(`Compute service of ${name} is unavailable at this time: no such host`);
+    if (!host.up) throw new RefusedError(`Compute service of ${name} is unavailable at this time: ${host.downReason ?? 'down'}`);
+    const h = host as HostView;
+    if (change.enabled === false) Object.assign(h, { enabled: false, disabledReason: change.disabledReason ?? null });
+    if (change.enabled === true) Object.assign(h, { enabled: true, disabledReason: null });
+    if (change.forcedDown !== undefined) h.forcedDown = change.forcedDown;
+    return { host: name, enabled: h.enabled, disabledReason: h.disabledReason ?? null, forcedDown: h.forcedDown ?? false };
   }
 
   /** A migration's action as the real service builds it from visibility; its events are the ones a test put in `events`. */
