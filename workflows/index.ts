@@ -4,3 +4,4 @@ export { hostInventory } from './host-inventory';
 export { migrationSlots } from './slots';
 export { migrationCleanup } from './migration-cleanup';
 export { hostService } from './host-service';
+export { hostMaintenance } from './host-maintenance';

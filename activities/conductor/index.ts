@@ -4,6 +4,7 @@ import type { FerryConfig } from '../../lib/config';
 import { HostInventory } from '../../lib/host-inventory';
 import type { PlanLiveMigrationInput, ScheduleDestinationsInput } from '../types';
 import { listPolledHosts, pollerOf } from './hosts';
+import { planMaintenance } from './maintenance';
 import { planLiveMigration, scheduleDestinations } from './placement';
 import { schedule, type ScheduleRequest, type ScheduleResult } from './scheduler';
 import {
@@ -59,6 +60,8 @@ export function createConductorActivities({ config, client, systemClient }: Cond
     signalMigration: (message: { workflowId: string; signal: string; args: unknown[] }) => signalMigration(client, message),
     /** The running liveMigration workflows, which a fresh entity asks to re-assert their leases. */
     runningMigrations: () => runningMigrations(client),
+    /** hostMaintenance: the host's queue, state and running VMs from the inventory, and the limits. */
+    planMaintenance: ({ host }: { host: string }) => planMaintenance(inventory, config, host),
   };
 }
 
