@@ -3,7 +3,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { executeControlUpdate } from '../../lib/control-update';
 import { startStack, type Stack } from '../../lib/stack';
-import { abortSignal, forceCompleteUpdate } from '../../workflows/definitions';
+import { viewFromInfo } from '../../api/migration-views';
+import { migrationDetails } from '../../cli/render';
+import { abortSignal, forceCompleteUpdate, type MigrationStatusView } from '../../workflows/definitions';
 import { XenApiClient } from '../../xenapi/client';
 import { failureOf, inPhase, inventoryWhen, leftovers, listsInstance, placements, slots, startMigration, status, waitForSlots, waitForStatus } from './helpers';
 
@@ -15,6 +17,17 @@ beforeAll(async () => {
     migration: {
       limits: { outboundPerHost: 1, inboundPerHost: 1, cluster: 2 },
       autoConverge: { enabled: false, stepSeconds: 1, capSteps: [50, 10], forceCompleteAfterLastStep: true },
+      // Per VM group (KubeVirt's MigrationPolicy): only the tagged VMs of 'migration policies per VM group'.
+      policies: [
+        { name: 'database', selector: { tags: ['database'] }, completionTimeoutPerGiB: 3200, timeoutAction: 'abort', autoConverge: { enabled: false } },
+        {
+          name: 'batch',
+          selector: { tags: ['batch'] },
+          completionTimeoutPerGiB: 640,
+          timeoutAction: 'force_complete',
+          autoConverge: { enabled: true, capSteps: [50, 10], stepSeconds: 1, forceCompleteAfterLastStep: true },
+        },
+      ],
     },
   });
 });
@@ -160,6 +173,66 @@ describe('convergence', () => {
       expect((await handle.result()).status).toBe('completed');
     });
     expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-b', powerState: 'Running' }]);
+  });
+});
+
+describe('migration policies per VM group', () => {
+  it('a batch VM is auto-converged and force-completed; a database VM under the same physics is not, each showing its policy and why', async () => {
+    // Both dirty 48 MiB/s over a 16 MiB/s link with no round limit: neither converges by itself.
+    const db = await admin('xen-a').createVm({ nameLabel: 'pg-primary', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 48 });
+    const batch = await admin('xen-b').createVm({ nameLabel: 'etl-worker', memoryMiB: 32, sr: 'shared', dirtyRateMiBps: 48, tags: ['batch'] });
+    // The database VM is tagged through XenAPI a moment before its migration (xapi's VM.add_tags):
+    // the policy comes from the source agent's own read of the VM, not from an inventory report.
+    const xen = new XenApiClient({ url: stack.sims.host('xen-a').xenapiUrl, user: 'root', password: stack.password });
+    await xen.call('VM.add_tags', await xen.getByUuid('VM', db.uuid), 'database');
+    await xen.logout();
+    await withLink('xen-a', 16, 0, () =>
+      withLink('xen-b', 16, 0, async () => {
+        const hd = await startMigration(stack, { instanceUuid: db.uuid, host: 'xen-b' });
+        const running = await waitForStatus(hd, (s) => s.phase === 'precopy' && (s.progress?.fraction ?? 0) > 0);
+        expect(running.policy).toEqual({
+          name: 'database',
+          reason: 'matched tag database',
+          settings: { completionTimeoutPerGiB: 3200, timeoutAction: 'abort', progressTimeout: 150, autoConverge: { enabled: false, capSteps: [50, 10], stepSeconds: 1, forceCompleteAfterLastStep: true } },
+        });
+
+        const hb = await startMigration(stack, { instanceUuid: batch.uuid, host: 'xen-a' });
+        expect((await hb.result()).status).toBe('completed');
+        const batched = await status(hb);
+        expect(batched.policy?.name).toBe('batch');
+        expect(batched.policy?.reason).toBe('matched tag batch');
+        expect(batched.policy?.settings).toMatchObject({ completionTimeoutPerGiB: 640, timeoutAction: 'force_complete', autoConverge: { enabled: true } });
+        // The agent capped the guest through the dom0 plugin (auto-converge), as the policy asked.
+        expect([50, 10]).toContain(batched.progress?.vcpuCap);
+
+        // The database migration began first and still runs, never capped nor paused: no auto-converge.
+        const meanwhile = await status(hd);
+        expect(meanwhile.phase).toBe('precopy');
+        expect(meanwhile.progress?.vcpuCap).toBeUndefined();
+        expect(meanwhile.progress?.guestPaused).toBeFalsy();
+        await executeControlUpdate(hd, forceCompleteUpdate);
+        expect((await hd.result()).status).toBe('completed');
+
+        // The policy and its reason are in the memo too: the API's view of a closed run and ferry show.
+        const views: MigrationStatusView[] = [];
+        for (const h of [hd, hb]) views.push(viewFromInfo(await h.describe()).view);
+        expect(views.map((v) => v.policy?.name)).toEqual(['database', 'batch']);
+        expect(migrationDetails(views[0] as MigrationStatusView)).toContain('Policy      database: matched tag database');
+      }),
+    );
+    expect(await placements(stack, db.uuid)).toEqual([{ host: 'xen-b', powerState: 'Running' }]);
+    expect(await placements(stack, batch.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
+  });
+
+  it('a VM no policy selects shows the default, and the settings of migration.*', async () => {
+    const vm = await admin('xen-b').createVm({ nameLabel: 'plain', memoryMiB: 8, sr: 'shared', otherConfig: { 'XenCenter.CustomFields.tier': 'web' } });
+    const handle = await startMigration(stack, { instanceUuid: vm.uuid, host: 'xen-a' });
+    expect((await handle.result()).status).toBe('completed');
+    expect((await status(handle)).policy).toEqual({
+      name: null,
+      reason: 'default: no policy matched',
+      settings: { completionTimeoutPerGiB: 800, timeoutAction: 'abort', progressTimeout: 150, autoConverge: { enabled: false, capSteps: [50, 10], stepSeconds: 1, forceCompleteAfterLastStep: true } },
+    });
   });
 });
 
