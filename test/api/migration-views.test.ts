@@ -3,6 +3,7 @@
 import { TypedSearchAttributes, defaultPayloadConverter } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
 import { fallbackView, secondsBetween, summaryOf, viewFromInfo, withLiveProgress } from '../../api/migration-views';
+import { MigrationSchema } from '../../api/schemas';
 import { DestHost, InstanceUuid, MigrationStatus, SourceHost } from '../../lib/search-attributes';
 import { newMigrationView, novaMigrationId, type MigrationStatusView, type TransferProgress } from '../../workflows/definitions';
 import type { MigrationMemo } from '../../workflows/status-board';
@@ -49,6 +50,13 @@ describe('viewFromInfo', () => {
     const final = recorded({ status: 'completed', phase: 'done', dest_compute: 'xen-b', updated_at: '2026-11-24T07:00:59.000Z', abortable: false, notAbortableReason: 'the migration has ended' });
     const built = viewFromInfo(info('COMPLETED', { status: 'completed', source: 'xen-a', dest: 'xen-b' }, memo(final)));
     expect(built).toEqual({ view: final, final: true });
+  });
+
+  it('a memo view from before migration policies: policy null, so it still matches the Migration schema', () => {
+    const { policy: _policy, ...older } = recorded({ status: 'completed', phase: 'done', dest_compute: 'xen-b' });
+    const built = viewFromInfo(info('COMPLETED', { status: 'completed', source: 'xen-a', dest: 'xen-b' }, memo(older as MigrationStatusView)));
+    expect(built.view.policy).toBeNull();
+    expect(MigrationSchema.safeParse(built.view).success).toBe(true);
   });
 
   it('a run terminated before it said how it ended: its last view, ended in error, final', () => {
