@@ -1,5 +1,6 @@
 // Everything the API needs from Temporal, behind one interface: the routes never touch the SDK.
 // api/temporal-service.ts implements it on a Temporal client; unit tests pass a fake.
+import type { MaintenanceOperations } from './maintenance-service';
 import type {
   ClusterView,
   ControlAccepted,
@@ -125,5 +126,7 @@ export interface FerryService {
   getInstanceAction(instanceUuid: string, requestId: string): Promise<InstanceAction | null>;
   /** Whether Temporal answers and the conductor polls; used by /readyz. */
   checkReady(): Promise<{ ok: boolean; checks: Record<string, string> }>;
+  /** Hosts' maintenance: the hostMaintenance workflows (api/maintenance-service.ts). */
+  readonly maintenance: MaintenanceOperations;
   close(): Promise<void>;
 }

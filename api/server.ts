@@ -35,6 +35,7 @@ import { novaMigrationRoutes } from './routes/nova-migrations';
 import { novaServerRoutes } from './routes/nova-servers';
 import { novaServiceRoutes } from './routes/nova-services';
 import { v1HostRoutes } from './routes/v1-hosts';
+import { v1MaintenanceRoutes } from './routes/v1-maintenance';
 import { v1MigrationRoutes } from './routes/v1-migrations';
 import { versionRoutes } from './routes/versions';
 import { isVersionedBody } from './schemas';
@@ -66,6 +67,7 @@ export const ROUTE_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [
   novaServiceRoutes,
   v1MigrationRoutes,
   v1HostRoutes,
+  v1MaintenanceRoutes,
 ];
 
 export function isNovaPath(url: string): boolean {

@@ -35,6 +35,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { MaintenancePlan } from '../activities/conductor/maintenance';
 import type { HostActivities } from '../activities/host';
 import { MaintenanceHost, MaintenanceState } from '../lib/search-attributes';
 import { conductorLocal } from './activities';
@@ -81,16 +82,15 @@ export async function hostMaintenance(input: HostMaintenanceInput): Promise<Main
   const info = workflowInfo();
   const maxAttempts = input.maxAttempts ?? DEFAULT_ATTEMPTS;
   const maxHistory = input.maxHistory ?? MAX_HISTORY;
-  const plan = await conductorLocal.planMaintenance({ host: input.host });
   const now = () => new Date().toISOString();
   const view: MaintenanceView = input.view ?? {
-    host: plan.host,
+    host: input.host,
     workflowId: info.workflowId,
     status: 'entering',
     reason: null,
     startedAt: now(),
     updatedAt: now(),
-    parallelism: Math.max(1, input.parallelism ?? plan.limits.outboundPerHost),
+    parallelism: Math.max(1, input.parallelism ?? 1),
     vms: [],
     counts: { total: 0, moved: 0, migrating: 0, waiting: 0, failed: 0, gone: 0, returned: 0 },
     bytesMoved: 0,
@@ -100,8 +100,9 @@ export async function hostMaintenance(input: HostMaintenanceInput): Promise<Main
   };
   // The pace (bytes moved per second since the maintenance began) gives the estimated time left.
   const drainStartedMs = Date.parse(view.startedAt);
-  const host = proxyActivities<HostActivities>({
-    taskQueue: plan.queue,
+  // Handlers first (below): a query or update that arrives with the first workflow task finds them.
+  const hostSteps = (queue: string) => proxyActivities<HostActivities>({
+    taskQueue: queue,
     // A host whose agent does not answer for 5 minutes fails the step (and the run, with why).
     scheduleToCloseTimeout: '300s',
     startToCloseTimeout: '60s',
@@ -290,6 +291,11 @@ export async function hostMaintenance(input: HostMaintenanceInput): Promise<Main
     await continueAsNew<typeof hostMaintenance>({ ...input, view });
   };
 
+  const plan: MaintenancePlan = await conductorLocal.planMaintenance({ host: input.host });
+  if (!input.view) view.parallelism = Math.max(1, input.parallelism ?? plan.limits.outboundPerHost);
+  const host = hostSteps(plan.queue);
+  const limits = plan.limits;
+
   // ---- entering: disable the host, list its VMs ----
   if (view.status === 'entering') {
     publish('entering');
@@ -333,7 +339,7 @@ export async function hostMaintenance(input: HostMaintenanceInput): Promise<Main
     await host.enableHostAfterMaintenance();
     if (view.bringBack) {
       const nextBack = () => view.vms.filter((v) => v.state === 'moved' && !busy.has(v.uuid)).sort((a, b) => b.memoryBytes - a.memoryBytes)[0] ?? null;
-      await runAll(nextBack, (vm) => migrate(vm, view.host, true), Math.max(1, plan.limits.inboundPerHost));
+      await runAll(nextBack, (vm) => migrate(vm, view.host, true), Math.max(1, limits.inboundPerHost));
       await continueIfLong();
     }
     const notBack = view.vms.filter((v) => v.state === 'returnFailed');

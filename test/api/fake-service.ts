@@ -1,5 +1,6 @@
 // An in-memory FerryService for the API and CLI unit tests: a small cluster, migrations that move
 // through their statuses when a test says so, and updates that can be refused with a reason.
+import type { MaintenanceAction, MaintenanceControl, MaintenanceOperations, StartMaintenanceOptions } from '../../api/maintenance-service';
 import type {
   ClusterView,
   ControlAccepted,
@@ -10,7 +11,7 @@ import type {
   LiveMigrationRequest,
   MigrationStatusView,
 } from '../../workflows/definitions';
-import { liveMigrationWorkflowId, newMigrationView, novaMigrationId } from '../../workflows/definitions';
+import { hostMaintenanceWorkflowId, liveMigrationWorkflowId, newMigrationView, novaMigrationId, type MaintenanceView } from '../../workflows/definitions';
 import {
   AlreadyMigratingError,
   MigrationNotFoundError,
@@ -83,6 +84,7 @@ export class FakeFerryService implements FerryService {
   refuseAbort: string | null = null;
   refuseForceComplete: string | null = null;
   ready = true;
+  readonly maintenance = new FakeMaintenance();
   private counter = 0;
   /** Called on every getMigration; lets a test move a migration along. */
   onGet: ((view: MigrationStatusView) => void) | null = null;
@@ -225,4 +227,51 @@ export class FakeFerryService implements FerryService {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Maintenance in memory: a start is drained at once; the updates follow the workflow's rules. */
+export class FakeMaintenance implements MaintenanceOperations {
+  readonly runs = new Map<string, MaintenanceView>();
+
+  async start(host: string, options: StartMaintenanceOptions): Promise<MaintenanceView> {
+    const current = this.runs.get(host);
+    if (current && current.status !== 'left') throw new RefusedError(`${host} is already in maintenance`);
+    const view: MaintenanceView = {
+      host,
+      workflowId: hostMaintenanceWorkflowId(host),
+      status: 'draining',
+      reason: null,
+      startedAt: '2026-11-24T07:00:00.000Z',
+      updatedAt: '2026-11-24T07:00:00.000Z',
+      parallelism: options.parallelism ?? 1,
+      vms: [],
+      counts: { total: 0, moved: 0, migrating: 0, waiting: 0, failed: 0, gone: 0, returned: 0 },
+      bytesMoved: 0,
+      bytesLeft: 0,
+      etaSeconds: null,
+      bringBack: null,
+    };
+    this.runs.set(host, view);
+    return view;
+  }
+
+  async get(host: string): Promise<MaintenanceView | null> {
+    return this.runs.get(host) ?? null;
+  }
+
+  async control(host: string, action: MaintenanceAction, options: MaintenanceControl = {}): Promise<MaintenanceView | null> {
+    const view = this.runs.get(host);
+    if (!view) return null;
+    const allowed: Record<MaintenanceAction, MaintenanceView['status'][]> = {
+      pause: ['draining'],
+      resume: ['paused'],
+      cancel: ['entering', 'draining', 'paused'],
+      leave: ['drained', 'partial', 'cancelled'],
+    };
+    if (!allowed[action].includes(view.status)) throw new RefusedError(`cannot ${action} a maintenance that is ${view.status}`);
+    const next = { pause: 'paused', resume: 'draining', cancel: 'cancelled', leave: 'left' } as const;
+    view.status = next[action];
+    if (action === 'leave') view.bringBack = options.bringBack ?? false;
+    return view;
+  }
 }

@@ -426,6 +426,39 @@ describe('while Temporal is down', () => {
   }, 360_000);
 });
 
+describe('host maintenance (/v1/hosts/{name}/maintenance)', () => {
+  it('drains xen-c of its VM, refuses what its state does not allow, leaves with the VM brought back', async () => {
+    const uuid = (await stack.sims.host('xen-c').admin.createVm({ nameLabel: 'maint-routes', memoryMiB: 16, diskMiB: [4], sr: 'local' })).uuid;
+    await inventoryWhen(stack, (inv) => inv.hosts.some((h) => h.name === 'xen-c' && h.instances.some((i) => i.uuid === uuid)));
+    expect((await call('POST', '/v1/hosts/no-such-host/maintenance', { token: OPERATOR, body: {} })).status).toBe(404);
+    expect((await call('GET', '/v1/hosts/xen-b/maintenance', { token: READ })).status).toBe(404);
+    expect((await call('POST', '/v1/hosts/xen-c/maintenance', { token: READ, body: {} })).status).toBe(403);
+    const started = await call('POST', '/v1/hosts/xen-c/maintenance', { token: OPERATOR, body: { parallelism: 1 } });
+    expect(started.status).toBe(202);
+    expect(started.body).toMatchObject({ host: 'xen-c', workflowId: 'host-maintenance-xen-c' });
+    expect((await call('POST', '/v1/hosts/xen-c/maintenance', { token: OPERATOR })).status).toBe(409);
+    const show = () => call('GET', '/v1/hosts/xen-c/maintenance', { token: READ }).then((r) => r.body as { status: string; vms: { uuid: string; state: string; destHost: string | null }[] });
+    const drained = await until('drained', show, (m) => m.status === 'drained' || m.status === 'partial', 120_000);
+    expect(drained.status).toBe('drained');
+    expect(drained.vms).toEqual([expect.objectContaining({ uuid, state: 'moved' })]);
+    expect((await placements(stack, uuid))[0]?.host).not.toBe('xen-c');
+    for (const action of ['pause', 'resume', 'cancel']) {
+      const refused = await call('POST', `/v1/hosts/xen-c/maintenance/${action}`, { token: OPERATOR, body: {} });
+      expect(refused.status).toBe(409);
+      expect(refused.body.error?.message).toContain(`cannot ${action} a maintenance that is drained`);
+    }
+    expect((await call('POST', '/v1/hosts/xen-b/maintenance/leave', { token: OPERATOR, body: {} })).status).toBe(404);
+    const leaving = await call('POST', '/v1/hosts/xen-c/maintenance/leave', { token: OPERATOR, body: { bringBack: true } });
+    expect(leaving.status).toBe(202);
+    expect(leaving.body).toMatchObject({ status: 'leaving', bringBack: true });
+    const left = await until('left', show, (m) => m.status === 'left', 120_000);
+    expect(left.vms).toEqual([expect.objectContaining({ uuid, state: 'returned' })]);
+    expect(await placements(stack, uuid)).toEqual([{ host: 'xen-c', powerState: 'Running' }]);
+    // Over: a pause now is refused, not lost.
+    expect((await call('POST', '/v1/hosts/xen-c/maintenance/pause', { token: OPERATOR })).status).toBe(409);
+  }, 300_000);
+});
+
 describe('coverage', () => {
   it('every operation of /openapi.json was called against the real stack above', async () => {
     const doc = (await call('GET', '/openapi.json')).body as { paths: Record<string, Record<string, unknown>> };

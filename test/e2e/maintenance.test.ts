@@ -5,6 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../lib/stack';
 import {
   HOST_MAINTENANCE_WORKFLOW,
+  cancelMaintenanceUpdate,
+  pauseMaintenanceUpdate,
+  resumeMaintenanceUpdate,
   hostMaintenanceWorkflowId,
   leaveMaintenanceUpdate,
   maintenanceStatusQuery,
@@ -87,6 +90,16 @@ async function watchLimits<T>(until: Promise<T>): Promise<{ result: T; maxOut: R
   }
 }
 
+/** The workflow's reason for refusing an update (WorkflowUpdateFailedError's cause). */
+async function refusal(update: Promise<unknown>): Promise<string> {
+  try {
+    await update;
+  } catch (err) {
+    return ((err as { cause?: Error }).cause ?? (err as Error)).message;
+  }
+  throw new Error('the update was accepted');
+}
+
 async function createMixed(prefix: string, sizes: number[]) {
   const vms: { uuid: string; memory: string | null; size: number }[] = [];
   for (const [i, size] of sizes.entries()) {
@@ -156,5 +169,78 @@ describe('drain', () => {
       if (found.includes('host-maintenance-xen-a')) break;
       await new Promise((r) => setTimeout(r, 200));
     }
+  });
+});
+
+describe('a drain that meets trouble', () => {
+  it('survives kill -9 of the conductor mid-way, reports the VM that cannot move (no host with room) and moves the rest', async () => {
+    // The 6 VMs brought back by the first test are on xen-a again; 3 more, and one no other host can take.
+    const vms = [...(await createMixed('more', [64, 64, 64]))];
+    const big = await admin('xen-a').createVm({ nameLabel: 'too-big', memoryMiB: 800 });
+    await inventoryWhen(stack, (inv) => inv.hosts.some((h) => h.name === 'xen-a' && h.instances.some((i) => i.uuid === big.uuid)));
+    const handle = await startMaintenance({ host: 'xen-a' });
+    await viewWhen(handle, (v) => v.counts.moved >= 2);
+    await stack.killConductor();
+    await stack.startConductor();
+    const ended = await viewWhen(handle, (v) => v.status === 'drained' || v.status === 'partial', 180_000);
+    expect(ended.status).toBe('partial');
+    const stuck = ended.vms.filter((v) => v.state !== 'moved');
+    expect(stuck.map((v) => v.uuid)).toEqual([big.uuid]);
+    expect(stuck[0]?.reason?.type).toBe('NoValidHost');
+    expect(ended.reason).toContain('too-big');
+    expect(ended.counts).toMatchObject({ total: 10, moved: 9, failed: 1 });
+    for (const vm of vms) {
+      const [where] = await placements(stack, vm.uuid);
+      expect(where?.host).not.toBe('xen-a');
+      expect((await admin(where?.host as string).checksums(vm.uuid))?.memory).toBe(vm.memory);
+    }
+    expect(await placements(stack, big.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
+    // Leave without bringing them back: enabled, the moved VMs stay where they are.
+    await handle.executeUpdate(leaveMaintenanceUpdate, { args: [{ bringBack: false }] });
+    const left = (await handle.result()) as MaintenanceView;
+    expect(left.status).toBe('left');
+    expect(left.counts.returned).toBe(0);
+    expect(await hostEnabled('xen-a')).toBe(true);
+    for (const vm of vms) expect((await placements(stack, vm.uuid))[0]?.host).not.toBe('xen-a');
+  });
+
+  it('pause stops new migrations, resume goes on; cancel aborts the running one and the host stays disabled until leave', async () => {
+    const vms = await createMixed('pause', [64, 64, 64, 64]);
+    const handle = await startMaintenance({ host: 'xen-a', parallelism: 1 });
+    await viewWhen(handle, (v) => v.status === 'draining' && v.counts.migrating + v.counts.moved >= 1);
+    const paused = await handle.executeUpdate(pauseMaintenanceUpdate);
+    expect(paused.status).toBe('paused');
+    // The running migration finishes; nothing new starts while paused.
+    const settled = await viewWhen(handle, (v) => v.counts.migrating === 0);
+    expect(settled.status).toBe('paused');
+    expect(settled.counts.waiting).toBeGreaterThanOrEqual(2);
+    const waitingThen = settled.vms.filter((v) => v.state === 'waiting');
+    expect(waitingThen.every((v) => v.attempts === 0)).toBe(true);
+    expect(await refusal(handle.executeUpdate(leaveMaintenanceUpdate, { args: [{ bringBack: false }] }))).toMatch(/cannot leave a maintenance that is paused/);
+    const resumed = await handle.executeUpdate(resumeMaintenanceUpdate);
+    expect(resumed.status).toBe('draining');
+    const ended = await viewWhen(handle, (v) => v.status === 'drained' || v.status === 'partial');
+    for (const vm of vms) expect(ended.vms.find((v) => v.uuid === vm.uuid)?.state).toBe('moved');
+    await handle.executeUpdate(leaveMaintenanceUpdate, { args: [{ bringBack: false }] });
+    await handle.result();
+
+    // Cancel with abort: the running migration is aborted (it rolls back), the rest never start.
+    const more = await createMixed('cancel', [64, 64, 64]);
+    const second = await startMaintenance({ host: 'xen-a', parallelism: 1 });
+    await viewWhen(second, (v) => v.counts.migrating === 1);
+    const cancelling = await second.executeUpdate(cancelMaintenanceUpdate, { args: [{ abortRunning: true }] });
+    expect(cancelling.status).toBe('cancelling');
+    const cancelled = await viewWhen(second, (v) => v.status === 'cancelled');
+    expect(cancelled.counts.migrating).toBe(0);
+    expect(cancelled.counts.waiting).toBeGreaterThanOrEqual(2);
+    expect(await hostEnabled('xen-a')).toBe(false);
+    expect(await refusal(second.executeUpdate(pauseMaintenanceUpdate))).toMatch(/cannot pause a maintenance that is cancelled/);
+    await second.executeUpdate(leaveMaintenanceUpdate, { args: [{ bringBack: true }] });
+    const left = (await second.result()) as MaintenanceView;
+    expect(left.status).toBe('left');
+    expect(await hostEnabled('xen-a')).toBe(true);
+    // Each VM runs on exactly one host, the aborted one too.
+    for (const vm of more) expect(await placements(stack, vm.uuid)).toHaveLength(1);
+    expect(await leftovers(stack)).toEqual([]);
   });
 });
