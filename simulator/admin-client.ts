@@ -31,6 +31,8 @@ export interface HostState {
   crashed: boolean;
   memoryTotal: number;
   memoryFree: number;
+  /** Bytes the host's data servers received, per local address (the PIF's IP the source connected to). */
+  receivedBytesByAddress: Record<string, number>;
   bandwidthMiBps: number;
   maxIterations: number;
   faults: Record<string, unknown>;

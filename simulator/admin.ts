@@ -133,6 +133,8 @@ export function hostState(host: SimHost): Rec {
     crashed: host.crashed,
     memoryTotal: host.memoryTotal(),
     memoryFree: host.memoryFree(),
+    // Bytes this host's data servers received, per local address: which PIF (network) the migrations came in on.
+    receivedBytesByAddress: Object.fromEntries(host.receivedByAddress),
     bandwidthMiBps: host.link.bandwidthBytesPerS / MiB,
     maxIterations: host.maxIterations,
     faults: host.faults.describe(),

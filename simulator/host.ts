@@ -22,6 +22,9 @@ export const refs = {
   pif: (name: string) => stableRef(`pif:${name}`),
   pool: (pool: string) => stableRef(`pool:${pool}`),
   network: (pool: string) => stableRef(`network:${pool}`),
+  /** The pool's second network (storage/migration), and each host's PIF on it. */
+  migrationNetwork: (pool: string) => stableRef(`network-migration:${pool}`),
+  migrationPif: (name: string) => stableRef(`pif-migration:${name}`),
   sharedSr: (pool: string) => stableRef(`sr-shared:${pool}`),
   localSr: (name: string) => stableRef(`sr-local:${name}`),
   dom0: (name: string) => stableRef(`dom0:${name}`),
@@ -78,6 +81,8 @@ export class SimHost {
   readonly hostRef: string;
   readonly localSrRef: string;
   readonly incoming = new Map<string, Incoming>();
+  /** Bytes received by this host's data servers, per local address (the PIF's IP the source connected to). */
+  readonly receivedByAddress = new Map<string, number>();
   /** VM uuid -> sha256 of its memory at the instant it resumed here after a migration (computed off the event loop). */
   readonly arrivals = new Map<string, () => Promise<string>>();
   /** Checksums of finished migrations still being computed (memorySha256): admin GET /migrations waits for them. */

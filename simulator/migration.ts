@@ -112,7 +112,7 @@ function planMigrateSend(pool: SimPool, vmRef: string, dest: unknown, vdiMap: un
   };
 }
 
-function planPoolMigrate(pool: SimPool, vmRef: string, destHost: string): Plan {
+function planPoolMigrate(pool: SimPool, vmRef: string, destHost: string, options: Record<string, string> = {}): Plan {
   const dest = pool.member(destHost);
   if (!dest) throw new XenApiError(XenApiCode.HANDLE_INVALID, ['host', destHost]);
   const { src, vm, vbds, vifs } = basePlan(pool, vmRef);
@@ -128,7 +128,7 @@ function planPoolMigrate(pool: SimPool, vmRef: string, destHost: string): Plan {
     vmRef,
     kind: 'pool_migrate',
     destHost,
-    dataHost: dest.opts.ip,
+    dataHost: poolMigrateAddress(pool, dest, options),
     dataPort: dest.opts.dataPort,
     hello: hello(src, vmRef, vm, true, '', disks, vifs.map(([ref, vif]) => ({ ref, vif: { ...vif }, network: str(vif.network) }))),
     storage: false,
@@ -489,6 +489,47 @@ export async function settleMigrations(pool: SimPool, vmRef: string, abort?: str
   }
 }
 
+/** The PIF of `network` on `host` (xapi: the network's PIFs, the one whose host is this one). */
+function pifOn(pool: SimPool, host: string, network: string): { ref: string; rec: Rec } | null {
+  for (const ref of pool.store.refs('PIF')) {
+    const rec = pool.store.raw('PIF', ref);
+    if (str(rec.host) === host && str(rec.network) === network) return { ref, rec };
+  }
+  return null;
+}
+
+/**
+ * host.migrate_receive's address (xapi_host.ml migrate_receive): the IP of the destination's PIF on
+ * the given network; none on that host: HOST_CANNOT_ATTACH_NETWORK [host, network]; a PIF without
+ * an IP: PIF_HAS_NO_NETWORK_CONFIGURATION [pif] when it is not configured, else INTERFACE_HAS_NO_IP [pif].
+ */
+function receiveAddress(pool: SimPool, host: string, network: string): string {
+  const pif = pifOn(pool, host, network);
+  if (!pif) throw new XenApiError('HOST_CANNOT_ATTACH_NETWORK', [host, network]);
+  const ip = str(pif.rec.IP);
+  if (ip === '') {
+    throw new XenApiError(str(pif.rec.IP_configuration_mode) === 'None' ? 'PIF_HAS_NO_NETWORK_CONFIGURATION' : 'INTERFACE_HAS_NO_IP', [pif.ref]);
+  }
+  return ip;
+}
+
+/**
+ * VM.pool_migrate's `network` option (xapi_vm_migrate.ml pool_migrate,
+ * Xapi_network_attach_helpers.assert_valid_ip_configuration_on_network_for_host): the destination's
+ * PIF on that network, PIF_NOT_PRESENT [host, network] when it has none, REQUIRED_PIF_IS_UNPLUGGED
+ * [pif] when it is not attached, INTERFACE_HAS_NO_IP [pif] without an address. Without the option,
+ * the destination's host.address.
+ */
+function poolMigrateAddress(pool: SimPool, dest: SimHost, options: Record<string, string>): string {
+  const network = options.network;
+  if (network === undefined) return dest.opts.ip;
+  const pif = pifOn(pool, dest.hostRef, network);
+  if (!pif) throw new XenApiError('PIF_NOT_PRESENT', [dest.hostRef, network]);
+  if (pif.rec.currently_attached !== true) throw new XenApiError('REQUIRED_PIF_IS_UNPLUGGED', [pif.ref]);
+  if (str(pif.rec.IP) === '') throw new XenApiError('INTERFACE_HAS_NO_IP', [pif.ref]);
+  return str(pif.rec.IP);
+}
+
 export function addMigrationMethods(pool: SimPool, m: Methods): void {
   m.set('host.migrate_receive', {
     arity: 3,
@@ -497,6 +538,7 @@ export function addMigrationMethods(pool: SimPool, m: Methods): void {
       if (!dest) throw new XenApiError(XenApiCode.HANDLE_INVALID, ['host', str(h)]);
       if (dest.crashed) throw new XenApiError(XenApiCode.HOST_OFFLINE, [dest.hostRef]);
       pool.store.raw('network', str(network));
+      const ip = receiveAddress(pool, dest.hostRef, str(network));
       // xapi_host.ml migrate_receive: Xapi_session.login_no_password, a new session of the pool with
       // the caller's rights, which nothing logs out but its holder (or xapi's session expiry).
       const session = newRef();
@@ -505,9 +547,9 @@ export function addMigrationMethods(pool: SimPool, m: Methods): void {
       if (pool.migrateReceiveSessions.length > 200) pool.migrateReceiveSessions.shift();
       const port = dest.opts.xenapiPort;
       return {
-        SM: `http://${dest.opts.ip}:${port}/services/SM?session_id=${session}`,
+        SM: `http://${ip}:${port}/services/SM?session_id=${session}`,
         host: dest.hostRef,
-        xenops: `tcp://${dest.opts.ip}:${dest.opts.dataPort}`,
+        xenops: `tcp://${ip}:${dest.opts.dataPort}`,
         session_id: session,
         master: `http://${pool.master.opts.ip}:${pool.master.opts.xenapiPort}/`,
       };
@@ -528,6 +570,6 @@ export function addMigrationMethods(pool: SimPool, m: Methods): void {
   });
   m.set('VM.pool_migrate', {
     arity: 3,
-    fn: ([vm, h], ctx) => migrate(planPoolMigrate(pool, str(vm), str(h)), ctx),
+    fn: ([vm, h, options], ctx) => migrate(planPoolMigrate(pool, str(vm), str(h), (options ?? {}) as Record<string, string>), ctx),
   });
 }

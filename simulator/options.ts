@@ -6,6 +6,11 @@ export interface MemberOptions {
   name: string;
   /** The host's own loopback address (host.address); its XenAPI, data and admin servers bind here. */
   ip: string;
+  /**
+   * The address of the host's second PIF, on the pool's storage/migration network; absent: derived
+   * from ip (migrationAddress). Its data server listens there too.
+   */
+  migrationIp?: string;
   /** The same for every member of a pool (os-xenapi swaps only the address after HOST_IS_SLAVE). */
   xenapiPort: number;
   dataPort: number;
@@ -29,6 +34,18 @@ export interface PoolOptions {
   minDirtyPages: number;
   /** Holds pool-<pool>/db.json, pool-<pool>/shared-sr/ and <host>/local-sr/. */
   stateDir: string;
+}
+
+/**
+ * The address of a host's PIF on its pool's second network (the storage/migration network): its
+ * loopback address moved to 127.(a+100).b.c, so that it is distinct from every host's management
+ * address (127.0.n.m) and from each other's. A host that is not on loopback has no second PIF.
+ */
+export function migrationAddress(m: Pick<MemberOptions, 'ip' | 'migrationIp'>): string | null {
+  if (m.migrationIp) return m.migrationIp;
+  const parts = /^127\.(\d+)\.(\d+)\.(\d+)$/.exec(m.ip);
+  if (!parts || Number(parts[1]) >= 100) return null;
+  return `127.${Number(parts[1]) + 100}.${parts[2]}.${parts[3]}`;
 }
 
 /** A member's options from its temporal.yaml entry: the address and XenAPI port come from xenapiUrl. */

@@ -10,7 +10,10 @@ import { createLogger, type Logger } from '../lib/logger';
 import { XenApiCode, XenApiError } from '../xenapi/errors';
 import { SimHost, refs, vmDefaults } from './host';
 import { NULL_REF, macFor, newUuid, stableUuid } from './ids';
-import type { PoolOptions } from './options';
+import { migrationAddress, type PoolOptions } from './options';
+
+/** The name_label of each pool's second network (storage/migration traffic). */
+export const MIGRATION_NETWORK_LABEL = 'Storage and migration network';
 import { Store, type ClassName, type Rec } from './store';
 
 const MiB = 1024 * 1024;
@@ -119,6 +122,19 @@ export class SimPool {
       MTU: '1500',
       other_config: {},
     }, this.networkRef);
+    // A second network, as a pool with a dedicated storage/migration NIC has: each member's eth1 on
+    // its own address (host.migrate_receive and VM.pool_migrate's `network` option pick the PIF's IP).
+    const secondPifs = this.members.filter((h) => migrationAddress(h.opts) !== null);
+    if (secondPifs.length > 0) {
+      s.add('network', {
+        uuid: stableUuid(`network-migration:${this.name}`),
+        name_label: MIGRATION_NETWORK_LABEL,
+        name_description: 'Pool-wide network associated with eth1',
+        bridge: 'xenbr1',
+        MTU: '1500',
+        other_config: {},
+      }, refs.migrationNetwork(this.name));
+    }
     const sr = (ref: string, uuid: string, label: string, shared: boolean) =>
       s.add('SR', {
         uuid,
@@ -182,6 +198,22 @@ export class SimPool {
         currently_attached: true,
         other_config: {},
       }, refs.pif(o.name));
+      const second = migrationAddress(o);
+      if (second) {
+        s.add('PIF', {
+          uuid: stableUuid(`pif-migration:${o.name}`),
+          device: 'eth1',
+          network: refs.migrationNetwork(this.name),
+          host: h.hostRef,
+          MAC: macFor(stableUuid(`pif-migration:${o.name}`)),
+          MTU: '1500',
+          IP: second,
+          IP_configuration_mode: 'Static',
+          management: false,
+          currently_attached: true,
+          other_config: {},
+        }, refs.migrationPif(o.name));
+      }
       sr(h.localSrRef, stableUuid(`sr-local:${o.name}`), `Local storage on ${o.name}`, false);
       s.add('VM', {
         ...vmDefaults(),

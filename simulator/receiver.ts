@@ -121,6 +121,8 @@ class IncomingMigration {
 
   private onData(chunk: Buffer): void {
     this.received += chunk.length;
+    const address = (this.socket.localAddress ?? '').replace(/^::ffff:/, '');
+    this.host.receivedByAddress.set(address, (this.host.receivedByAddress.get(address) ?? 0) + chunk.length);
     if (this.cutAfter !== undefined && this.received > this.cutAfter) {
       this.socket.destroy();
       return;

@@ -8,7 +8,7 @@ import { createAdminServer } from './admin';
 import { createDispatcher } from './dispatch';
 import { startWorker } from './hasher';
 import type { SimHost } from './host';
-import { validatePool, type PoolOptions } from './options';
+import { migrationAddress, validatePool, type PoolOptions } from './options';
 import { SimPool } from './pool';
 import { createDataServer } from './receiver';
 import { createXmlRpcServer } from './xmlrpc-server';
@@ -77,9 +77,12 @@ function startMember(host: SimHost): { sync(): Promise<void>; close(): Promise<v
     `${o.name} XenAPI`,
   );
   const data = new Switchable(createDataServer(host), o.ip, o.dataPort, `${o.name} data`);
+  // The same data server on the host's PIF of the storage/migration network (a second address).
+  const second = migrationAddress(o);
+  const migrationData = second ? new Switchable(createDataServer(host), second, o.dataPort, `${o.name} data on the migration network`) : null;
   const admin = new Switchable(createAdminServer(host), o.ip, o.adminPort, `${o.name} admin`);
   const sync = async () => {
-    await Promise.all([xmlrpc.set(host.xenapiUp), data.set(!host.crashed)]);
+    await Promise.all([xmlrpc.set(host.xenapiUp), data.set(!host.crashed), migrationData?.set(!host.crashed)]);
   };
   host.endpoints = { sync };
   return {
@@ -88,7 +91,7 @@ function startMember(host: SimHost): { sync(): Promise<void>; close(): Promise<v
       await admin.set(true);
     },
     close: async () => {
-      await Promise.all([xmlrpc.set(false), data.set(false), admin.set(false)]);
+      await Promise.all([xmlrpc.set(false), data.set(false), migrationData?.set(false), admin.set(false)]);
     },
   };
 }
