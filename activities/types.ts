@@ -21,6 +21,11 @@ export interface DestinationFacts {
   srRef: string;
   /** Network the destination attaches VIFs to, as a ref of the destination's pool. */
   networkRef: string;
+  /**
+   * The network temporal.yaml names for the destination's migration traffic (migrationNetwork), as a
+   * ref of its pool: VM.pool_migrate's `network` option. Absent: xapi's default (the host's address).
+   */
+  migrationNetworkRef?: string;
   memoryFreeBytes: number;
 }
 

@@ -19,6 +19,9 @@ const hostName = z
 
 const port = z.number().int().min(1).max(65535);
 
+/** A network's xapi name_label. */
+const networkLabel = z.string().trim().min(1, 'name a network by its xapi name_label');
+
 export const HostConfigSchema = z
   .object({
     name: hostName,
@@ -27,6 +30,12 @@ export const HostConfigSchema = z
     xenapiUrl: z.url(),
     user: z.string().min(1).default('root'),
     passwordEnv: envVarName,
+    /**
+     * The network (its xapi name_label) whose PIF on this host receives migrations: passed to
+     * host.migrate_receive and as VM.pool_migrate's `network` option. Absent: the pool's (pools.<pool>),
+     * else the management PIF's network.
+     */
+    migrationNetwork: networkLabel.optional(),
     /** Only for simulated hosts: where the simulator's data plane and admin endpoint listen. */
     simulator: z
       .object({
@@ -210,6 +219,8 @@ export const ConfigSchema = z
       .strict()
       .prefault({}),
     hosts: z.array(HostConfigSchema).min(1, 'list at least one host'),
+    /** Per pool (by the hosts' `pool`): the network whose PIFs receive migrations, unless a host names its own. */
+    pools: z.record(z.string().min(1), z.object({ migrationNetwork: networkLabel }).strict()).default({}),
     /** The host inventory: each agent reports its host's state to a hostInventory entity workflow. */
     inventory: z
       .object({
@@ -307,6 +318,11 @@ export const ConfigSchema = z
       }
       seen.add(host.name);
     });
+    for (const pool of Object.keys(config.pools)) {
+      if (!config.hosts.some((h) => h.pool === pool)) {
+        ctx.addIssue({ code: 'custom', path: ['pools', pool], message: `no host is in pool "${pool}" (hosts' pools: ${[...new Set(config.hosts.map((h) => h.pool))].join(', ')})` });
+      }
+    }
   });
 
 export type FerryConfig = z.infer<typeof ConfigSchema>;
@@ -328,6 +344,8 @@ export function parseConfig(doc: unknown, source = 'temporal.yaml'): FerryConfig
     const lines = result.error.issues.map((issue) => `  ${formatPath(issue.path)}: ${issue.message}`);
     throw new ConfigError(`${source} is invalid:\n${lines.join('\n')}`);
   }
+  // A host without its own migration network takes its pool's.
+  for (const host of result.data.hosts) host.migrationNetwork ??= result.data.pools[host.pool]?.migrationNetwork;
   return result.data;
 }
 

@@ -48,6 +48,8 @@ export interface StackOptions {
    * agents; killAgent then kills the whole process, and startAgent starts one host alone.
    */
   agentsPerProcess?: number;
+  /** temporal.yaml's pools section (each pool's migrationNetwork). */
+  pools?: Record<string, unknown>;
   /** Overrides of temporal.yaml's inventory section (report interval, staleness bound). */
   inventory?: Record<string, unknown>;
   /**
@@ -121,6 +123,7 @@ async function generatedConfig(opts: StackOptions, workDir: string): Promise<unk
     hosts,
     migration: opts.migration ?? {},
     inventory: opts.inventory ?? {},
+    pools: opts.pools ?? {},
     api: { listen: `127.0.0.1:${await freePort()}`, auth: opts.apiAuth ?? { mode: 'none' } },
   };
 }

@@ -81,6 +81,24 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
   }
 
   /**
+   * The network whose PIF here receives migrations: temporal.yaml's migrationNetwork (by name_label,
+   * the one with a PIF on this host), else the management network. xapi takes the receiving address
+   * from this host's PIF on it (migrate_receive's URLs, pool_migrate's `network` option).
+   */
+  async function migrationNetwork(self: ThisHost): Promise<{ ref: string; configured: boolean }> {
+    const label = host.migrationNetwork;
+    if (!label) return { ref: await managementNetwork(self), configured: false };
+    const named = await xenapi.call<string[]>('network.get_by_name_label', label);
+    const pifs = await xenapi.getAllRecordsWhere('PIF', `field "host" = "${self.ref}"`);
+    const here = named.filter((ref) => Object.values(pifs).some((pif) => pif.network === ref));
+    if (here.length !== 1) {
+      const why = named.length === 0 ? `the pool of ${host.name} has no network named "${label}"` : here.length === 0 ? `${host.name} has no PIF on the network "${label}"` : `${host.name} has PIFs on ${here.length} networks named "${label}"`;
+      throw ApplicationFailure.nonRetryable(`migration network: ${why} (temporal.yaml migrationNetwork)`, 'MigrationPreCheckError');
+    }
+    return { ref: here[0] as string, configured: true };
+  }
+
+  /**
    * Where a moved VM's disks and VIFs land here: the pool's default SR (Nova's xenapi driver finds
    * its SR with sr_matching_filter "default-sr:true") and the management network.
    */
@@ -92,12 +110,14 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
     if (!pool || pool.default_SR === NULL_REF) {
       throw ApplicationFailure.nonRetryable(`the pool of ${host.name} has no default SR to receive disks`, 'MigrationPreCheckError');
     }
+    const migration = await migrationNetwork(self);
     return {
       host: host.name,
       hostUuid: self.record.uuid,
       srRef: pool.default_SR,
       networkRef: await managementNetwork(self),
       memoryFreeBytes: Number(metrics.memory_free),
+      ...(migration.configured ? { migrationNetworkRef: migration.ref } : {}),
     };
   }
 
@@ -226,11 +246,11 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
       }
     },
 
-    /** host.migrate_receive on the destination: the token the source sends to. */
+    /** host.migrate_receive on the destination, on its migration network: the token the source sends to. */
     async migrateReceive(): Promise<MigrateToken> {
       try {
         const self = await here();
-        return await xenapi.call<MigrateToken>('host.migrate_receive', self.ref, await managementNetwork(self), {});
+        return await xenapi.call<MigrateToken>('host.migrate_receive', self.ref, (await migrationNetwork(self)).ref, {});
       } catch (err) {
         throw xenFailure(err, `migrate_receive on ${host.name}`);
       }
@@ -302,7 +322,9 @@ export function createMigrationActivities(host: HostConfig, xenapi: XenApiClient
             taskRef = await xenapi.call<string>('Async.VM.migrate_send', source.ref, input.token, true, vdiMap, vifMap, {});
           } else {
             const destRef = await xenapi.getByUuid('host', input.destination.hostUuid);
-            taskRef = await xenapi.call<string>('Async.VM.pool_migrate', source.ref, destRef, { live: 'true' });
+            // xapi_vm_migrate.ml pool_migrate: options.network picks the destination's PIF on that network.
+            const network = input.destination.migrationNetworkRef;
+            taskRef = await xenapi.call<string>('Async.VM.pool_migrate', source.ref, destRef, { live: 'true', ...(network ? { network } : {}) });
           }
         } catch (err) {
           throw xenFailure(err, `migrate ${input.instanceUuid} to ${input.destination.host}`);
