@@ -25,6 +25,10 @@ export interface GlobalOptions {
 export const SHELLS = ['bash'] as const;
 export type Shell = (typeof SHELLS)[number];
 
+/** `ferry maintenance <action> <host>`: a host's maintenance (watch follows it until the drain ends or the host left). */
+export const MAINTENANCE_COMMANDS = ['show', 'watch', 'pause', 'resume', 'cancel', 'leave'] as const;
+export type MaintenanceCommand = (typeof MAINTENANCE_COMMANDS)[number];
+
 export type Command =
   | { name: 'migrate'; instance: string; host?: string; block: boolean | 'auto'; force: boolean; watch: boolean }
   | { name: 'list'; status?: NovaMigrationStatus; host?: string; instance?: string; open?: boolean; limit?: number }
@@ -34,6 +38,8 @@ export type Command =
   | { name: 'force-complete'; id: string }
   | { name: 'hosts' }
   | { name: 'instances'; host?: string }
+  | { name: 'drain'; host: string; watch: boolean; parallelism?: number }
+  | { name: 'maintenance'; action: MaintenanceCommand; host: string; abortRunning: boolean; bringBack: boolean }
   | { name: 'completion'; shell: Shell }
   /** --help, `help [command]` or no command at all: commander's help text, to print as is. */
   | { name: 'help'; text: string };
@@ -147,6 +153,31 @@ export function buildProgram(onCommand: (command: Command, global: GlobalOptions
     .description('instances and their running migration')
     .option('--host <name>', 'only on this host', hostName)
     .action((o: { host?: string }, cmd: Program) => onCommand({ name: 'instances', host: o.host }, global(cmd)));
+
+  program
+    .command('drain')
+    .description('put a host in maintenance: disable it and live-migrate every running VM off it')
+    .argument('<host>', 'the host to empty', hostName)
+    .option('--parallelism <n>', 'migrations at once (default: the outbound limit per host)', (v: string) => {
+      const n = Number(v);
+      if (!/^\d+$/.test(v) || n < 1 || n > 64) throw new InvalidArgumentError('must be an integer from 1 to 64.');
+      return n;
+    })
+    .option('-w, --watch', "follow the drain (the whole operation and each VM) until it ends")
+    .action((host: string, o: { parallelism?: number; watch?: boolean }, cmd: Program) =>
+      onCommand({ name: 'drain', host, watch: o.watch ?? false, parallelism: o.parallelism }, global(cmd)),
+    );
+
+  program
+    .command('maintenance')
+    .description("a host's maintenance: show, watch, pause, resume, cancel (--abort-running), leave (--bring-back)")
+    .addArgument(new Argument('<action>', 'what to do').choices(MAINTENANCE_COMMANDS))
+    .argument('<host>', 'the host', hostName)
+    .option('--abort-running', 'cancel: abort the running migrations (default: let them finish)')
+    .option('--bring-back', 'leave: migrate the VMs the drain moved back to the host')
+    .action((action: MaintenanceCommand, host: string, o: { abortRunning?: boolean; bringBack?: boolean }, cmd: Program) =>
+      onCommand({ name: 'maintenance', action, host, abortRunning: o.abortRunning ?? false, bringBack: o.bringBack ?? false }, global(cmd)),
+    );
 
   program
     .command('completion')

@@ -8,7 +8,8 @@ import { UsageError, buildProgram, parseCommandLine, type Command, type Invocati
 import { ApiCallError, FerryApiClient, UnexpectedAnswerError, UnreachableError } from './client';
 import { bashCompletion } from './completion';
 import { EXIT, exitCodeForStatus, type ExitCode } from './exit-codes';
-import { hostTable, instanceTable, migrationDetails, migrationTable, outcomeLine, progressLine, webUiUrl, type Migration } from './render';
+import { MaintenanceSchema } from '../api/routes/v1-maintenance';
+import { hostTable, instanceTable, maintenanceDetails, maintenanceLine, migrationDetails, migrationTable, outcomeLine, progressLine, webUiUrl, type Maintenance, type Migration } from './render';
 
 export interface Output {
   write(text: string): unknown;
@@ -134,6 +135,70 @@ async function watch(s: Session, id: string): Promise<Migration> {
   return last as Migration;
 }
 
+/** Where a drain stops being watched: it ended (the host stays in maintenance) or the host left. */
+const MAINTENANCE_SETTLED = new Set(['drained', 'partial', 'cancelled', 'left']);
+
+/** Follows a host's maintenance (polling its show route every second) until it settles; returns its last view. */
+async function watchMaintenance(s: Session, host: string): Promise<Maintenance> {
+  const tty = Boolean(s.io.stdout.isTTY) && !s.json;
+  let drawnLines = 0;
+  let lastBlock = '';
+  let lastLine = '';
+  let lastAt = 0;
+  const vmStates = new Map<string, string>();
+  let brokenSince: number | null = null;
+  for (;;) {
+    let view: Maintenance;
+    try {
+      view = (await s.client.get(MaintenanceSchema, `/v1/hosts/${host}/maintenance`)).body;
+      brokenSince = null;
+    } catch (err) {
+      if (err instanceof UnexpectedAnswerError) throw err;
+      if (err instanceof ApiCallError && err.status < 500) throw err;
+      brokenSince ??= Date.now();
+      if (Date.now() - brokenSince > RECONNECT_FOR_MS) throw err;
+      s.io.stderr.write(`(maintenance of ${host}: ${(err as Error).message}; still watching)\n`);
+      await new Promise((r) => setTimeout(r, 2000));
+      continue;
+    }
+    const settled = MAINTENANCE_SETTLED.has(view.status);
+    if (s.json) s.io.stdout.write(`${JSON.stringify({ event: settled ? 'end' : 'maintenance', data: view })}\n`);
+    else if (tty) {
+      // The whole block redrawn in place: the operation, then each VM.
+      const block = maintenanceDetails(view);
+      if (block !== lastBlock) {
+        const cols = Math.max(20, (s.io.stdout.columns ?? 200) - 1);
+        const lines = block.split('\n').map((l) => [...l].slice(0, cols).join(''));
+        s.io.stdout.write(`${drawnLines > 0 ? `\x1b[${drawnLines}A` : ''}\r\x1b[J${lines.join('\n')}\n`);
+        drawnLines = lines.length;
+        lastBlock = block;
+      }
+    } else {
+      // Plain output: each VM's change of state, and the operation's line at most every 2 s.
+      for (const vm of view.vms) {
+        if (vmStates.get(vm.uuid) === vm.state) continue;
+        vmStates.set(vm.uuid, vm.state);
+        out(s, `  ${vm.name} ${vm.state}${vm.destHost ? ` -> ${vm.destHost}` : ''}${vm.reason && vm.state !== 'moved' && vm.state !== 'returned' ? ` (${vm.reason.type}: ${vm.reason.message})` : ''}`);
+      }
+      const line = maintenanceLine(view);
+      if (line !== lastLine && (settled || Date.now() - lastAt > 2000)) {
+        out(s, line);
+        lastLine = line;
+        lastAt = Date.now();
+      }
+    }
+    if (settled) {
+      if (!s.json && view.reason) out(s, view.reason);
+      return view;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function maintenanceExit(view: Maintenance): ExitCode {
+  return view.status === 'drained' || view.status === 'left' ? EXIT.ok : EXIT.migrationFailed;
+}
+
 function watchedExit(view: Migration): ExitCode {
   return view.status === 'completed' ? EXIT.ok : EXIT.migrationFailed;
 }
@@ -192,6 +257,36 @@ async function execute(s: Session, command: Exclude<Command, { name: 'help' | 'c
       const { body, raw } = await s.client.get(HostListSchema, '/v1/hosts');
       if (s.json) json(s, raw);
       else out(s, hostTable(body.hosts));
+      return EXIT.ok;
+    }
+    case 'drain': {
+      const path = `/v1/hosts/${command.host}/maintenance`;
+      const { body, raw } = await s.client.request(MaintenanceSchema, 'POST', path, command.parallelism ? { parallelism: command.parallelism } : {});
+      if (s.json && !command.watch) json(s, raw);
+      if (s.json && command.watch) s.io.stdout.write(`${JSON.stringify({ event: 'started', data: raw })}\n`);
+      if (!s.json) {
+        out(s, `Maintenance of ${command.host} started (workflow ${body.workflowId}): the host is disabled and its VMs move off it`);
+        if (s.config) {
+          const ui = `http://${s.config.temporal.address.split(':')[0] ?? '127.0.0.1'}:${s.config.temporal.uiPort}`;
+          out(s, `Web UI: ${ui}/namespaces/${encodeURIComponent(s.config.temporal.namespace)}/workflows?query=${encodeURIComponent(`MaintenanceHost="${command.host}"`)}`);
+        }
+      }
+      if (!command.watch) return EXIT.ok;
+      return maintenanceExit(await watchMaintenance(s, command.host));
+    }
+    case 'maintenance': {
+      const path = `/v1/hosts/${command.host}/maintenance`;
+      if (command.action === 'watch') return maintenanceExit(await watchMaintenance(s, command.host));
+      if (command.action === 'show') {
+        const { body, raw } = await s.client.get(MaintenanceSchema, path);
+        if (s.json) json(s, raw);
+        else out(s, maintenanceDetails(body));
+        return EXIT.ok;
+      }
+      const options = command.action === 'cancel' ? { abortRunning: command.abortRunning } : command.action === 'leave' ? { bringBack: command.bringBack } : {};
+      const { body, raw } = await s.client.request(MaintenanceSchema, 'POST', `${path}/${command.action}`, options);
+      if (s.json) json(s, raw);
+      else out(s, `${command.action} accepted: ${maintenanceLine(body)}`);
       return EXIT.ok;
     }
     case 'instances': {

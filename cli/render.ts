@@ -1,6 +1,7 @@
 // What `ferry` prints: tables, a migration's details, and the one-line progress bar with phase,
 // bytes, rate, ETA and the expected downtime. Pure functions of the API's answers.
 import type { z } from 'zod';
+import type { MaintenanceSchema } from '../api/routes/v1-maintenance';
 import type { HostSchema, InstanceSchema, MigrationSchema } from '../api/schemas';
 
 /** A migration as the API shows it (api/schemas.ts). */
@@ -175,4 +176,41 @@ export function instanceTable(instances: InstanceRow[]): string {
 /** The Temporal web UI page of a workflow run. */
 export function webUiUrl(uiBase: string, namespace: string, workflowId: string, runId: string): string {
   return `${uiBase.replace(/\/$/, '')}/namespaces/${encodeURIComponent(namespace)}/workflows/${encodeURIComponent(workflowId)}/${encodeURIComponent(runId)}/history`;
+}
+
+/** A host's maintenance as the API shows it (api/routes/v1-maintenance.ts). */
+export type Maintenance = z.infer<typeof MaintenanceSchema>;
+
+/** The whole operation on one line: status, VMs moved of all, running, left, failed, bytes and time left. */
+export function maintenanceLine(m: Maintenance, width = 20): string {
+  const c = m.counts;
+  const settled = c.moved + c.failed + c.gone + c.returned;
+  const fraction = c.total > 0 ? settled / c.total : m.status === 'drained' || m.status === 'left' ? 1 : 0;
+  return [
+    `${m.host} ${m.status.padEnd(10)}`,
+    bar(fraction, width),
+    `${c.moved + c.returned}/${c.total} moved`,
+    `${c.migrating} running`,
+    `${c.waiting} left`,
+    `${c.failed} failed`,
+    `${formatBytes(m.bytesMoved)} sent`,
+    `ETA ${m.etaSeconds === 0 ? '0s' : formatDuration(m.etaSeconds)}`,
+  ].join('  ');
+}
+
+/** The operation's line, then one line per VM: state, size, where it went, and why it did not. */
+export function maintenanceDetails(m: Maintenance): string {
+  const rows = m.vms.map((vm) =>
+    [
+      `  ${vm.state.padEnd(12)}`,
+      vm.name.padEnd(24),
+      formatBytes(vm.memoryBytes).padStart(9),
+      vm.destHost ? `-> ${vm.destHost}` : '',
+      vm.attempts > 1 ? `(${vm.attempts} attempts)` : '',
+      vm.reason && (vm.state === 'failed' || vm.state === 'waiting' || vm.state === 'returnFailed') ? `${vm.reason.type}: ${vm.reason.message}` : '',
+    ]
+      .filter(Boolean)
+      .join(' '),
+  );
+  return [maintenanceLine(m), ...(m.reason ? [`  ${m.reason}`] : []), ...rows].join('\n');
 }
