@@ -5,7 +5,7 @@
 // Nova's shape under / and /v2.1, and in ferry's shape elsewhere; every body has a code and a message.
 import { randomUUID } from 'node:crypto';
 import fastifySwagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type HTTPMethods } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyRequest, type HTTPMethods } from 'fastify';
 import {
   hasZodFastifySchemaValidationErrors,
   jsonSchemaTransform,
@@ -133,7 +133,7 @@ export function buildServer(options: BuildServerOptions): FastifyInstance {
     genReqId: () => `req-${randomUUID()}`,
     // One line per request, written in onResponse: reads that succeed at debug (they are polled
     // hundreds of times a second), everything else at info.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
   });
   const ctx: ApiContext = {
     config: options.config,
