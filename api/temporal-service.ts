@@ -462,6 +462,21 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
   }
 
   /**
+   * Lists the inventory again until it shows the state the host's agent just reported (it reported
+   * before its step returned; visibility follows within moments), at most 5 s: a list right after an
+   * update reads its own write, as Nova's (a database) does.
+   */
+  private async untilListed(state: HostServiceState): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    for (;;) {
+      const host = (await this.inventory.view({ fresh: true })).hosts.find((h) => h.name === state.host);
+      const listed = host && host.enabled === state.enabled && (host.disabledReason ?? null) === state.disabledReason && (host.forcedDown ?? false) === state.forcedDown;
+      if (listed || Date.now() >= deadline) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /**
    * Nova's os-services update of one host: the hostService workflow runs it on the host's agent
    * (xapi's host.disable / host.enable, the reason in host.other_config) and answers the state xapi
    * then holds. One per host at a time: a start that meets a running one waits for it, then starts.
@@ -479,7 +494,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
             workflowExecutionTimeout: '2 minutes',
             staticSummary: `os-services update of host ${host}`,
           });
-          await this.inventory.view({ fresh: true });
+          await this.untilListed(state as HostServiceState);
           return state as HostServiceState;
         } catch (err) {
           if (err instanceof WorkflowExecutionAlreadyStartedError && attempt < 10) {

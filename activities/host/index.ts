@@ -42,8 +42,12 @@ export function createHostActivities({ host, xenapi, logger, reportProgress, rep
     ...createInventoryActivities(host, xenapi),
     ...migration,
     ...service,
-    // A host enabled or disabled is in the inventory (and so in the scheduler's view) within moments.
-    setHostService: thenReport(service.setHostService),
+    // A host enabled or disabled is in the inventory (and so in the scheduler's view) before the step returns.
+    setHostService: async (change: Parameters<typeof service.setHostService>[0]) => {
+      const state = await service.setHostService(change);
+      await reportInventory?.().catch((err: unknown) => logger.warn({ err }, 'inventory report after an os-services update failed'));
+      return state;
+    },
     postLiveMigration: thenReport(migration.postLiveMigration),
     postLiveMigrationAtDestination: thenReport(migration.postLiveMigrationAtDestination),
     rollbackLiveMigrationAtDestination: thenReport(migration.rollbackLiveMigrationAtDestination),

@@ -426,6 +426,31 @@ describe('while Temporal is down', () => {
   }, 360_000);
 });
 
+describe('os-services', () => {
+  it('lists each host\'s nova-compute service; 2.53 disables with a reason and enables; the actions before 2.53 do the same by host', async () => {
+    const at = (v: string) => ({ 'openstack-api-version': `compute ${v}`, 'x-auth-token': OPERATOR });
+    const list = await call('GET', '/v2.1/os-services?binary=nova-compute', { headers: NOVA });
+    expect(list.status).toBe(200);
+    const services = list.body.services as { id: string; host: string; status: string; state: string }[];
+    expect(services.map((s) => s.host)).toEqual(['xen-a', 'xen-b', 'xen-c']);
+    const id = services.find((s) => s.host === 'xen-c')?.id as string;
+    const disabled = await call('PUT', `/v2.1/os-services/${id}`, { headers: NOVA, body: { status: 'disabled', disabled_reason: 'routes test' } });
+    expect(disabled.body.service).toMatchObject({ host: 'xen-c', status: 'disabled', disabled_reason: 'routes test' });
+    expect((await call('PUT', `/v2.1/os-services/${id}`, { headers: NOVA, body: { status: 'enabled' } })).body.service).toMatchObject({ status: 'enabled', disabled_reason: null });
+    const service = { host: 'xen-c', binary: 'nova-compute' };
+    expect((await call('PUT', '/v2.1/os-services/disable-log-reason', { headers: at('2.52'), body: { ...service, disabled_reason: 'old style' } })).body).toEqual({
+      service: { ...service, status: 'disabled', disabled_reason: 'old style' },
+    });
+    expect((await call('PUT', '/v2.1/os-services/enable', { headers: at('2.52'), body: service })).body).toEqual({ service: { ...service, status: 'enabled' } });
+    expect((await call('PUT', '/v2.1/os-services/disable', { headers: at('2.52'), body: service })).body).toEqual({ service: { ...service, status: 'disabled' } });
+    expect((await call('PUT', '/v2.1/os-services/enable', { headers: at('2.52'), body: service })).status).toBe(200);
+    expect((await call('PUT', '/v2.1/os-services/force-down', { headers: at('2.52'), body: { ...service, forced_down: true } })).body).toEqual({ service: { ...service, forced_down: true } });
+    expect((await call('PUT', '/v2.1/os-services/force-down', { headers: at('2.52'), body: { ...service, forced_down: false } })).status).toBe(200);
+    const after = (await call('GET', '/v2.1/os-services?host=xen-c', { headers: NOVA })).body.services as Record<string, unknown>[];
+    expect(after).toEqual([expect.objectContaining({ host: 'xen-c', status: 'enabled', disabled_reason: null, forced_down: false })]);
+  }, 120_000);
+});
+
 describe('host maintenance (/v1/hosts/{name}/maintenance)', () => {
   it('drains xen-c of its VM, refuses what its state does not allow, leaves with the VM brought back', async () => {
     const uuid = (await stack.sims.host('xen-c').admin.createVm({ nameLabel: 'maint-routes', memoryMiB: 16, diskMiB: [4], sr: 'local' })).uuid;
