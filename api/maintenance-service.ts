@@ -22,7 +22,25 @@ import {
   type MaintenanceStatus,
   type MaintenanceView,
 } from '../workflows/definitions';
-import { RefusedError } from './ferry-service';
+import { BackendUnavailableError, RefusedError } from './ferry-service';
+
+/** Temporal not answering (as api/temporal-service.ts judges it): a 503, not a 500. */
+function unavailable(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined; e; e = e.cause as typeof e) {
+    if (e.code === 14 || e.code === 4) return true; // UNAVAILABLE, DEADLINE_EXCEEDED
+    if (typeof e.message === 'string' && /ECONNREFUSED|UNAVAILABLE|Deadline exceeded|transport/i.test(e.message)) return true;
+  }
+  return false;
+}
+
+async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (unavailable(err)) throw new BackendUnavailableError(`Temporal did not answer (${what}): ${(err as Error).message}`);
+    throw err;
+  }
+}
 
 export interface StartMaintenanceOptions {
   maxAttempts?: number;
@@ -76,7 +94,19 @@ export class TemporalMaintenance implements MaintenanceOperations {
     private readonly config: FerryConfig,
   ) {}
 
-  async start(host: string, options: StartMaintenanceOptions): Promise<MaintenanceView> {
+  start(host: string, options: StartMaintenanceOptions): Promise<MaintenanceView> {
+    return guard('start maintenance', () => this.startNow(host, options));
+  }
+
+  get(host: string): Promise<MaintenanceView | null> {
+    return guard('show maintenance', () => this.read(host));
+  }
+
+  control(host: string, action: MaintenanceAction, options: MaintenanceControl = {}): Promise<MaintenanceView | null> {
+    return guard(`${action} maintenance`, () => this.update(host, action, options));
+  }
+
+  private async startNow(host: string, options: StartMaintenanceOptions): Promise<MaintenanceView> {
     const workflowId = hostMaintenanceWorkflowId(host);
     try {
       const handle = await this.client.workflow.start(HOST_MAINTENANCE_WORKFLOW, {
@@ -111,7 +141,7 @@ export class TemporalMaintenance implements MaintenanceOperations {
     }
   }
 
-  async get(host: string): Promise<MaintenanceView | null> {
+  private async read(host: string): Promise<MaintenanceView | null> {
     const handle = this.client.workflow.getHandle(hostMaintenanceWorkflowId(host));
     let info: WorkflowExecutionDescription;
     try {
@@ -128,7 +158,7 @@ export class TemporalMaintenance implements MaintenanceOperations {
     return fromMemo(host, info);
   }
 
-  async control(host: string, action: MaintenanceAction, options: MaintenanceControl = {}): Promise<MaintenanceView | null> {
+  private async update(host: string, action: MaintenanceAction, options: MaintenanceControl): Promise<MaintenanceView | null> {
     const handle = this.client.workflow.getHandle(hostMaintenanceWorkflowId(host));
     let info: WorkflowExecutionDescription;
     try {

@@ -22,6 +22,7 @@ const BENCHMARKS: { name: string; args?: string[]; limitS: number }[] = [
   { name: 'history-events', limitS: 300 },
   { name: 'api', limitS: 300 },
   { name: 'hosts-scale', limitS: 420 },
+  { name: 'drain', limitS: 180 },
 ];
 
 const BUDGET_S = 600;
