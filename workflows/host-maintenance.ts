@@ -28,6 +28,7 @@ import {
   continueAsNew,
   getExternalWorkflowHandle,
   proxyActivities,
+  setCurrentDetails,
   setHandler,
   sleep,
   startChild,
@@ -144,6 +145,14 @@ export async function hostMaintenance(input: HostMaintenanceInput): Promise<Main
     view.etaSeconds = left === 0 ? 0 : pace > 0 ? Math.round(left / pace) : null;
     if (published !== view.status) upsertSearchAttributes([{ key: MaintenanceHost, value: view.host }, { key: MaintenanceState, value: view.status }]);
     published = view.status;
+    // The web UI's "current details": the operation in one line, then what is left and why.
+    setCurrentDetails(
+      [
+        `**${view.host}: ${view.status}**: ${c.moved} of ${c.total} moved, ${c.migrating} migrating, ${c.waiting} waiting, ${c.failed} failed; ` +
+          `${Math.round(moved / 2 ** 20)} MiB sent, ${view.etaSeconds === null ? 'ETA unknown' : `ETA ${view.etaSeconds} s`}`,
+        ...(view.reason ? [view.reason] : []),
+      ].join('\n\n'),
+    );
     upsertMemo({
       host: view.host,
       status: view.status,
