@@ -111,12 +111,12 @@ async function createMixed(prefix: string, sizes: number[]) {
 }
 
 /** other_config:MAINTENANCE_MODE of the host, from its XenAPI. */
-async function maintenanceMode(name: string): Promise<string | undefined> {
+async function maintenanceMode(name: string, key = 'MAINTENANCE_MODE'): Promise<string | undefined> {
   const xen = new XenApiClient({ url: stack.sims.host(name).xenapiUrl, user: 'root', password: stack.password });
   const address = new URL(stack.sims.host(name).xenapiUrl).hostname;
   const [ref] = Object.keys(await xen.getAllRecordsWhere('host', `field "address" = "${address}"`));
   const other = await xen.call<Record<string, string>>('host.get_other_config', ref);
-  return other.MAINTENANCE_MODE;
+  return other[key];
 }
 
 /** Whether the host is enabled, as xapi says (host.enabled). */
@@ -149,6 +149,8 @@ describe('drain', () => {
     // Disabled, and marked as XenCenter marks a host in maintenance.
     expect(await hostEnabled('xen-a')).toBe(false);
     expect(await maintenanceMode('xen-a')).toBe('true');
+    // The reason os-services shows (GET /v2.1/os-services: disabled_reason).
+    expect(await maintenanceMode('xen-a', 'ferry_disabled_reason')).toBe('maintenance (workflow host-maintenance-xen-a)');
     await inventoryWhen(stack, (inv) => inv.hosts.find((h) => h.name === 'xen-a')?.enabled === false);
 
     await handle.executeUpdate(leaveMaintenanceUpdate, { args: [{ bringBack: true }] });
@@ -161,6 +163,7 @@ describe('drain', () => {
     }
     expect(await hostEnabled('xen-a')).toBe(true);
     expect(await maintenanceMode('xen-a')).toBeUndefined();
+    expect(await maintenanceMode('xen-a', 'ferry_disabled_reason')).toBeUndefined();
     expect(await leftovers(stack)).toEqual([]);
     // Found by host and status in visibility (the dev server's visibility may lag a moment).
     for (;;) {
