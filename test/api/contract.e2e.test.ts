@@ -1,11 +1,10 @@
 // The contract through the real stack (Temporal dev server, simulators, conductor and agents as
 // processes, the API in this process with token auth): os-migrations filters and paging on real
 // migrations, Nova's synchronous answer below 2.34 with the conductor's pre-check failure, 405.
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tokenAuthenticator } from '../../api/auth';
-import { startApi, type RunningApi } from '../../api/main';
-import { startStack, type Stack } from '../../lib/stack';
+import type { RunningApi } from '../../api/main';
+import type { Stack } from '../../lib/stack';
+import { startStackWithApi } from '../e2e/helpers';
 
 const READ = 'read-token-contract';
 const OPERATOR = 'operator-token-contract';
@@ -17,13 +16,7 @@ let stack: Stack;
 let api: RunningApi;
 
 beforeAll(async () => {
-  stack = await startStack({ bandwidthMiBps: 256 });
-  api = await startApi({
-    config: stack.config,
-    listen: '127.0.0.1:0',
-    logger: pino({ level: process.env.FERRY_LOG_LEVEL ?? 'silent' }),
-    auth: tokenAuthenticator({ read: READ, operator: OPERATOR }),
-  });
+  ({ stack, api } = await startStackWithApi({ bandwidthMiBps: 256 }, { read: READ, operator: OPERATOR }));
 }, 120_000);
 
 afterAll(async () => {

@@ -1,19 +1,18 @@
 // The API and the CLI through the real stack: Temporal dev server, simulators, conductor and host
 // agents as processes, the API in this process with token auth.
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../lib/ports';
 import { spawnTs } from '../../lib/processes';
-import { startStack, type Stack } from '../../lib/stack';
+import type { Stack } from '../../lib/stack';
 import { stopProcess } from '../../lib/temporal-dev-server';
-import { tokenAuthenticator } from '../../api/auth';
-import { startApi, type RunningApi } from '../../api/main';
+import type { RunningApi } from '../../api/main';
 import { run } from '../../cli/main';
 import type { MigrationStatusView } from '../../workflows/definitions';
 import { parseEventStream } from '../../cli/client';
 import { executeControlUpdate } from '../../lib/control-update';
 import { abortUpdate, liveMigrationWorkflowId, statusQuery } from '../../workflows/definitions';
+import { startStackWithApi } from '../e2e/helpers';
 
 const READ = 'read-token-e2e';
 const OPERATOR = 'operator-token-e2e';
@@ -22,13 +21,7 @@ let stack: Stack;
 let api: RunningApi;
 
 beforeAll(async () => {
-  stack = await startStack({ bandwidthMiBps: 64 });
-  api = await startApi({
-    config: stack.config,
-    listen: '127.0.0.1:0',
-    logger: pino({ level: process.env.FERRY_LOG_LEVEL ?? 'silent' }),
-    auth: tokenAuthenticator({ read: READ, operator: OPERATOR }),
-  });
+  ({ stack, api } = await startStackWithApi({ bandwidthMiBps: 64 }, { read: READ, operator: OPERATOR }));
 });
 
 afterAll(async () => {

@@ -2,15 +2,13 @@
 // agents as processes; the API in this process with static tokens), and the CLI's main commands
 // against it. test/api/fake-service.ts keeps the fast unit tests; nothing is covered by it alone.
 // Which test covers which route: the `routes` list below, checked against the server's own routes.
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../../lib/stack';
-import { tokenAuthenticator } from '../../api/auth';
-import { startApi, type RunningApi } from '../../api/main';
+import type { Stack } from '../../lib/stack';
+import type { RunningApi } from '../../api/main';
 import { run } from '../../cli/main';
 import { EXIT } from '../../cli/exit-codes';
 import type { MigrationStatusView } from '../../workflows/definitions';
-import { inventoryWhen, placements } from '../e2e/helpers';
+import { inventoryWhen, placements, startStackWithApi } from '../e2e/helpers';
 
 const READ = 'read-token-routes';
 const OPERATOR = 'operator-token-routes';
@@ -30,13 +28,7 @@ globalThis.fetch = (input: string | URL | Request, init?: RequestInit) => {
 
 beforeAll(async () => {
   // persistTemporal: the last test stops the dev server and starts it again on the same database.
-  stack = await startStack({ bandwidthMiBps: 64, persistTemporal: true });
-  api = await startApi({
-    config: stack.config,
-    listen: '127.0.0.1:0',
-    logger: pino({ level: process.env.FERRY_LOG_LEVEL ?? 'silent' }),
-    auth: tokenAuthenticator({ read: READ, operator: OPERATOR }),
-  });
+  ({ stack, api } = await startStackWithApi({ bandwidthMiBps: 64, persistTemporal: true }, { read: READ, operator: OPERATOR }));
 }, 240_000);
 
 afterAll(async () => {

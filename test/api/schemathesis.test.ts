@@ -5,11 +5,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tokenAuthenticator } from '../../api/auth';
-import { startApi, type RunningApi } from '../../api/main';
-import { startStack, type Stack } from '../../lib/stack';
+import type { RunningApi } from '../../api/main';
+import type { Stack } from '../../lib/stack';
+import { startStackWithApi } from '../e2e/helpers';
 
 const READ = 'read-token-schemathesis';
 const OPERATOR = 'operator-token-schemathesis';
@@ -21,13 +20,7 @@ let stack: Stack;
 let api: RunningApi;
 
 beforeAll(async () => {
-  stack = await startStack({ bandwidthMiBps: 256 });
-  api = await startApi({
-    config: stack.config,
-    listen: '127.0.0.1:0',
-    logger: pino({ level: process.env.FERRY_LOG_LEVEL ?? 'silent' }),
-    auth: tokenAuthenticator({ read: READ, operator: OPERATOR }),
-  });
+  ({ stack, api } = await startStackWithApi({ bandwidthMiBps: 256 }, { read: READ, operator: OPERATOR }));
   // A VM and one finished migration: servers and migrations lists answer rows, not only [].
   const { uuid } = await stack.sims.host('xen-a').admin.createVm({ nameLabel: 'contract-vm', memoryMiB: 64, diskMiB: [8], sr: 'shared' });
   const headers = { authorization: `Bearer ${OPERATOR}`, 'content-type': 'application/json' };

@@ -6,7 +6,10 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { execFileSync } from 'node:child_process';
 import { temporalCliPath } from '../../lib/paths';
 import { HostInventory, type InventoryView } from '../../lib/host-inventory';
-import type { Stack } from '../../lib/stack';
+import pino from 'pino';
+import { tokenAuthenticator } from '../../api/auth';
+import { startApi, type RunningApi } from '../../api/main';
+import { startStack, type Stack, type StackOptions } from '../../lib/stack';
 import {
   LIVE_MIGRATION_WORKFLOW,
   MIGRATION_SLOTS_WORKFLOW_ID,
@@ -146,3 +149,20 @@ export async function inventoryWhen(stack: Stack, predicate: (view: InventoryVie
 /** Whether the inventory lists the instance on that host. */
 export const listsInstance = (host: string, uuid: string) => (view: InventoryView) =>
   view.hosts.some((h) => h.name === host && h.instances.some((i) => i.uuid === uuid));
+
+/** A stack and the API in front of it on a free port, with the test's own read and operator tokens. */
+export async function startStackWithApi(options: StackOptions, tokens: { read: string; operator: string }): Promise<{ stack: Stack; api: RunningApi }> {
+  const stack = await startStack(options);
+  try {
+    const api = await startApi({
+      config: stack.config,
+      listen: '127.0.0.1:0',
+      logger: pino({ level: process.env.FERRY_LOG_LEVEL ?? 'silent' }),
+      auth: tokenAuthenticator(tokens),
+    });
+    return { stack, api };
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
+}

@@ -4,16 +4,14 @@
 // picked again. Three hosts: xen-a and xen-b share pool-1, xen-c is alone; with every host free the
 // scheduler prefers xen-b (same free memory as xen-c, first by name), so every migration that avoids
 // it while it is disabled does so because it is disabled. The VMs have local disks, so every host can take them (block migration).
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from '../../lib/stack';
-import { tokenAuthenticator } from '../../api/auth';
-import { startApi, type RunningApi } from '../../api/main';
+import type { Stack } from '../../lib/stack';
+import type { RunningApi } from '../../api/main';
 import { serviceUuid } from '../../api/routes/nova-services';
 import { DISABLED_REASON_KEY } from '../../activities/host/service';
 import type { MigrationStatusView } from '../../workflows/definitions';
 import { XenApiClient } from '../../xenapi/client';
-import { placements } from './helpers';
+import { placements, startStackWithApi } from './helpers';
 
 const READ = 'read-token-services';
 const OPERATOR = 'operator-token-services';
@@ -25,13 +23,7 @@ let stack: Stack;
 let api: RunningApi;
 
 beforeAll(async () => {
-  stack = await startStack({ bandwidthMiBps: 256 });
-  api = await startApi({
-    config: stack.config,
-    listen: '127.0.0.1:0',
-    logger: pino({ level: process.env.FERRY_LOG_LEVEL ?? 'silent' }),
-    auth: tokenAuthenticator({ read: READ, operator: OPERATOR }),
-  });
+  ({ stack, api } = await startStackWithApi({ bandwidthMiBps: 256 }, { read: READ, operator: OPERATOR }));
 }, 240_000);
 
 afterAll(async () => {
