@@ -15,6 +15,7 @@ import {
   HOST_MAINTENANCE_WORKFLOW,
   cancelMaintenanceUpdate,
   hostMaintenanceWorkflowId,
+  newMaintenanceView,
   leaveMaintenanceUpdate,
   maintenanceStatusQuery,
   pauseMaintenanceUpdate,
@@ -119,22 +120,13 @@ export class TemporalMaintenance implements MaintenanceOperations {
         ],
         staticSummary: `maintenance of ${host}: drain, then wait for leave`,
       });
-      const now = new Date().toISOString();
-      return {
+      return newMaintenanceView({
         host,
         workflowId: handle.workflowId,
         status: 'entering',
-        reason: null,
-        startedAt: now,
-        updatedAt: now,
+        at: new Date().toISOString(),
         parallelism: options.parallelism ?? this.config.migration.limits.outboundPerHost,
-        vms: [],
-        counts: { total: 0, moved: 0, migrating: 0, waiting: 0, failed: 0, gone: 0, returned: 0 },
-        bytesMoved: 0,
-        bytesLeft: 0,
-        etaSeconds: null,
-        bringBack: null,
-      };
+      });
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) throw new RefusedError(`${host} is already in maintenance (workflow ${workflowId}); leave it first`);
       throw err;

@@ -508,6 +508,25 @@ export interface MaintenanceView {
   bringBack: boolean | null;
 }
 
+/** A maintenance that has only just begun (nothing listed or moved yet). */
+export function newMaintenanceView(init: { host: string; workflowId: string; status: MaintenanceStatus; at: string; parallelism: number }): MaintenanceView {
+  return {
+    host: init.host,
+    workflowId: init.workflowId,
+    status: init.status,
+    reason: null,
+    startedAt: init.at,
+    updatedAt: init.at,
+    parallelism: init.parallelism,
+    vms: [],
+    counts: { total: 0, moved: 0, migrating: 0, waiting: 0, failed: 0, gone: 0, returned: 0 },
+    bytesMoved: 0,
+    bytesLeft: 0,
+    etaSeconds: null,
+    bringBack: null,
+  };
+}
+
 export interface HostMaintenanceInput {
   host: string;
   /** Migrations started per VM before it counts as unable to move (default 3). */

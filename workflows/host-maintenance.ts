@@ -43,6 +43,7 @@ import { conductorLocal } from './activities';
 import {
   LIVE_MIGRATION_WORKFLOW,
   abortSignal,
+  newMaintenanceView,
   cancelMaintenanceUpdate,
   leaveMaintenanceUpdate,
   liveMigrationWorkflowId,
@@ -84,21 +85,8 @@ export async function hostMaintenance(input: HostMaintenanceInput): Promise<Main
   const maxAttempts = input.maxAttempts ?? DEFAULT_ATTEMPTS;
   const maxHistory = input.maxHistory ?? MAX_HISTORY;
   const now = () => new Date().toISOString();
-  const view: MaintenanceView = input.view ?? {
-    host: input.host,
-    workflowId: info.workflowId,
-    status: 'entering',
-    reason: null,
-    startedAt: now(),
-    updatedAt: now(),
-    parallelism: Math.max(1, input.parallelism ?? 1),
-    vms: [],
-    counts: { total: 0, moved: 0, migrating: 0, waiting: 0, failed: 0, gone: 0, returned: 0 },
-    bytesMoved: 0,
-    bytesLeft: 0,
-    etaSeconds: null,
-    bringBack: null,
-  };
+  const view: MaintenanceView =
+    input.view ?? newMaintenanceView({ host: input.host, workflowId: info.workflowId, status: 'entering', at: now(), parallelism: Math.max(1, input.parallelism ?? 1) });
   // The pace (bytes moved per second since the maintenance began) gives the estimated time left.
   const drainStartedMs = Date.parse(view.startedAt);
   // Handlers first (below): a query or update that arrives with the first workflow task finds them.

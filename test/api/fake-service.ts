@@ -11,7 +11,7 @@ import type {
   LiveMigrationRequest,
   MigrationStatusView,
 } from '../../workflows/definitions';
-import { hostMaintenanceWorkflowId, liveMigrationWorkflowId, newMigrationView, novaMigrationId, type MaintenanceView } from '../../workflows/definitions';
+import { hostMaintenanceWorkflowId, liveMigrationWorkflowId, newMaintenanceView, newMigrationView, novaMigrationId, type MaintenanceView } from '../../workflows/definitions';
 import {
   AlreadyMigratingError,
   MigrationNotFoundError,
@@ -236,21 +236,7 @@ export class FakeMaintenance implements MaintenanceOperations {
   async start(host: string, options: StartMaintenanceOptions): Promise<MaintenanceView> {
     const current = this.runs.get(host);
     if (current && current.status !== 'left') throw new RefusedError(`${host} is already in maintenance`);
-    const view: MaintenanceView = {
-      host,
-      workflowId: hostMaintenanceWorkflowId(host),
-      status: 'draining',
-      reason: null,
-      startedAt: '2026-11-24T07:00:00.000Z',
-      updatedAt: '2026-11-24T07:00:00.000Z',
-      parallelism: options.parallelism ?? 1,
-      vms: [],
-      counts: { total: 0, moved: 0, migrating: 0, waiting: 0, failed: 0, gone: 0, returned: 0 },
-      bytesMoved: 0,
-      bytesLeft: 0,
-      etaSeconds: null,
-      bringBack: null,
-    };
+    const view = newMaintenanceView({ host, workflowId: hostMaintenanceWorkflowId(host), status: 'draining', at: '2026-11-24T07:00:00.000Z', parallelism: options.parallelism ?? 1 });
     this.runs.set(host, view);
     return view;
   }
