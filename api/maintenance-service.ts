@@ -133,15 +133,19 @@ export class TemporalMaintenance implements MaintenanceOperations {
     }
   }
 
-  private async read(host: string): Promise<MaintenanceView | null> {
-    const handle = this.client.workflow.getHandle(hostMaintenanceWorkflowId(host));
-    let info: WorkflowExecutionDescription;
+  /** The host's latest maintenance run, or null when it never had one. */
+  private async describeLatest(host: string): Promise<WorkflowExecutionDescription | null> {
     try {
-      info = await handle.describe();
+      return await this.client.workflow.getHandle(hostMaintenanceWorkflowId(host)).describe();
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return null;
       throw err;
     }
+  }
+
+  private async read(host: string): Promise<MaintenanceView | null> {
+    const info = await this.describeLatest(host);
+    if (!info) return null;
     const run = this.client.workflow.getHandle(info.workflowId, info.runId);
     if (info.status.name === 'RUNNING') {
       return this.client.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => run.query(maintenanceStatusQuery)).catch(() => fromMemo(host, info));
@@ -151,14 +155,8 @@ export class TemporalMaintenance implements MaintenanceOperations {
   }
 
   private async update(host: string, action: MaintenanceAction, options: MaintenanceControl): Promise<MaintenanceView | null> {
-    const handle = this.client.workflow.getHandle(hostMaintenanceWorkflowId(host));
-    let info: WorkflowExecutionDescription;
-    try {
-      info = await handle.describe();
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError) return null;
-      throw err;
-    }
+    const info = await this.describeLatest(host);
+    if (!info) return null;
     if (info.status.name !== 'RUNNING') throw new RefusedError(`${host} is not in maintenance (its last maintenance run is ${info.status.name.toLowerCase()})`);
     const run = this.client.workflow.getHandle(info.workflowId, info.runId);
     try {
