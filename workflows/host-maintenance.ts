@@ -27,6 +27,7 @@ import {
   condition,
   continueAsNew,
   getExternalWorkflowHandle,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -62,8 +63,15 @@ const MAX_HISTORY = 2000;
 const DEFAULT_ATTEMPTS = 3;
 /** A VM started on the host after the drain looked: the drain looks again, at most this many times. */
 const MAX_RESCANS = 3;
-/** Failures that another attempt would meet again (the VM, or the cluster's room, is the cause). */
-const FINAL_FAILURES = new Set(['NoValidHost', 'InstanceInvalidState', 'ComputeHostNotFound']);
+/** Failures that another attempt would meet again (the VM itself is the cause). */
+const FINAL_FAILURES = new Set(['InstanceInvalidState', 'ComputeHostNotFound']);
+/**
+ * NoValidHost comes from the scheduler's cached inventory (up to inventory.cacheMs old): a host
+ * that left maintenance a moment ago may still read as disabled there. So it is an attempt like
+ * any other failure, tried again after the others once the inventory has been read again (before
+ * the patch no-valid-host-retried it was final).
+ */
+const NO_VALID_HOST = 'NoValidHost';
 /**
  * The scheduler refused because a candidate was busy (it receives as many migrations as allowed):
  * that frees up, so it is not an attempt; the VM waits until another migration ends, at most
@@ -84,6 +92,8 @@ export async function hostMaintenance(input: HostMaintenanceInput): Promise<Main
   const info = workflowInfo();
   const maxAttempts = input.maxAttempts ?? DEFAULT_ATTEMPTS;
   const maxHistory = input.maxHistory ?? MAX_HISTORY;
+  const retryNoValidHost = patched('no-valid-host-retried');
+  const isFinal = (type: string) => FINAL_FAILURES.has(type) || (type === NO_VALID_HOST && !retryNoValidHost);
   const now = () => new Date().toISOString();
   const view: MaintenanceView =
     input.view ?? newMaintenanceView({ host: input.host, workflowId: info.workflowId, status: 'entering', at: now(), parallelism: Math.max(1, input.parallelism ?? 1) });
@@ -248,11 +258,13 @@ export async function hostMaintenance(input: HostMaintenanceInput): Promise<Main
     } else busy.clear();
     if (failure) {
       vm.reason = failure;
-      if (back) vm.state = vm.attempts < maxAttempts && !FINAL_FAILURES.has(failure.type) ? 'moved' : 'returnFailed';
+      const again = vm.attempts < maxAttempts && !isFinal(failure.type);
+      // Tried again only after the scheduler's copy of the inventory has been read again.
+      if (again && failure.type === NO_VALID_HOST && retryNoValidHost && !cancel) await sleep(plan.inventoryCacheMs + 1000);
+      if (back) vm.state = again ? 'moved' : 'returnFailed';
       else if (GONE_FAILURES.has(failure.type)) vm.state = 'gone';
       else if (cancel) vm.state = 'waiting'; // aborted by the cancel: still on the host
-      else if (FINAL_FAILURES.has(failure.type) || vm.attempts >= maxAttempts) vm.state = 'failed';
-      else vm.state = 'waiting';
+      else vm.state = again ? 'waiting' : 'failed';
     }
     changed = true;
     publish();

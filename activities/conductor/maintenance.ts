@@ -14,6 +14,8 @@ export interface MaintenancePlan {
   downReason: string | null;
   enabled: boolean;
   limits: MigrationLimits;
+  /** How old the scheduler's copy of the inventory may be (inventory.cacheMs). */
+  inventoryCacheMs: number;
   /** The host's running (or paused) VMs, as its agent last reported them. */
   instances: InstanceView[];
 }
@@ -30,6 +32,7 @@ export async function planMaintenance(inventory: HostInventory, config: FerryCon
     downReason: view.downReason,
     enabled: view.enabled,
     limits: config.migration.limits,
+    inventoryCacheMs: config.inventory.cacheMs,
     instances: view.instances.filter((i) => i.powerState === 'Running' || i.powerState === 'Paused'),
   };
 }

@@ -120,10 +120,10 @@ export async function failureOf(handle: WorkflowHandle): Promise<{ type: string;
  * (test/fixtures/histories/NAME.json): test/e2e/replay.test.ts replays every fixture against the
  * current workflow code, so an incompatible change fails the tests.
  */
-export async function recordHistory(stack: Stack, handle: WorkflowHandle, name: string): Promise<void> {
+export async function recordHistory(stack: Stack, handle: WorkflowHandle, name: string, folder = 'v3'): Promise<void> {
   if (process.env.FERRY_RECORD_HISTORIES !== '1') return;
-  // The current version of the workflow (see test/e2e/replay.test.ts).
-  const dir = resolve(__dirname, '..', 'fixtures', 'histories', 'v3');
+  // `folder`: the current version of liveMigration (v3, see test/e2e/replay.test.ts), or the workflow's own.
+  const dir = resolve(__dirname, '..', 'fixtures', 'histories', folder);
   mkdirSync(dir, { recursive: true });
   // The CLI writes the JSON form that historyFromJSON reads (the same as the web UI's download),
   // decoded through the stack's codec server: a fixture must replay without this stack's key.

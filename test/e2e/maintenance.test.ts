@@ -1,6 +1,6 @@
 // hostMaintenance through the real stack: dev server, simulators, conductor, one agent per host.
 // One stack for the file: each test drains xen-a and leaves it enabled again.
-import type { WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../lib/stack';
 import {
@@ -15,7 +15,7 @@ import {
   type MaintenanceView,
 } from '../../workflows/definitions';
 import { XenApiClient } from '../../xenapi/client';
-import { inventoryWhen, leftovers, placements, slots } from './helpers';
+import { inventoryWhen, leftovers, placements, recordHistory, slots } from './helpers';
 
 const MiB = 2 ** 20;
 let stack: Stack;
@@ -38,7 +38,7 @@ afterAll(async () => {
 
 const admin = (host: string) => stack.sims.host(host).admin;
 
-function startMaintenance(input: HostMaintenanceInput): Promise<WorkflowHandle> {
+function startMaintenance(input: HostMaintenanceInput): Promise<WorkflowHandleWithFirstExecutionRunId> {
   return stack.client.workflow.start(HOST_MAINTENANCE_WORKFLOW, {
     taskQueue: stack.config.taskQueues.conductor,
     workflowId: hostMaintenanceWorkflowId(input.host),
@@ -157,6 +157,7 @@ describe('drain', () => {
     const left = (await handle.result()) as MaintenanceView;
     expect(left.status).toBe('left');
     expect(left.counts.returned).toBe(6);
+    await recordHistory(stack, handle, 'drained-brought-back', 'maintenance');
     for (const vm of vms) {
       expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
       expect((await admin('xen-a').checksums(vm.uuid))?.memory).toBe(vm.memory);
@@ -203,6 +204,7 @@ describe('a drain that meets trouble', () => {
     const left = (await handle.result()) as MaintenanceView;
     expect(left.status).toBe('left');
     expect(left.counts.returned).toBe(0);
+    await recordHistory(stack, handle, 'partial-no-valid-host-after-conductor-crash', 'maintenance');
     expect(await hostEnabled('xen-a')).toBe(true);
     for (const vm of vms) expect((await placements(stack, vm.uuid))[0]?.host).not.toBe('xen-a');
   });
@@ -217,8 +219,13 @@ describe('a drain that meets trouble', () => {
     const settled = await viewWhen(handle, (v) => v.counts.migrating === 0);
     expect(settled.status).toBe('paused');
     expect(settled.counts.waiting).toBeGreaterThanOrEqual(2);
-    const waitingThen = settled.vms.filter((v) => v.state === 'waiting');
-    expect(waitingThen.every((v) => v.attempts === 0)).toBe(true);
+    // Nothing starts while paused: the waiting VMs stay as they were (a VM refused by the scheduler
+    // before the pause may have an attempt behind it).
+    const waitingThen = settled.vms.filter((v) => v.state === 'waiting').map((v) => [v.uuid, v.attempts, v.reason?.message ?? null]);
+    await new Promise((r) => setTimeout(r, 1500));
+    const still = await view(handle);
+    expect(still.counts.migrating).toBe(0);
+    expect(still.vms.filter((v) => v.state === 'waiting').map((v) => [v.uuid, v.attempts, v.reason?.message ?? null])).toEqual(waitingThen);
     expect(await refusal(handle.executeUpdate(leaveMaintenanceUpdate, { args: [{ bringBack: false }] }))).toMatch(/cannot leave a maintenance that is paused/);
     const resumed = await handle.executeUpdate(resumeMaintenanceUpdate);
     expect(resumed.status).toBe('draining');
@@ -241,9 +248,36 @@ describe('a drain that meets trouble', () => {
     await second.executeUpdate(leaveMaintenanceUpdate, { args: [{ bringBack: true }] });
     const left = (await second.result()) as MaintenanceView;
     expect(left.status).toBe('left');
+    await recordHistory(stack, second, 'cancelled-brought-back', 'maintenance');
     expect(await hostEnabled('xen-a')).toBe(true);
     // Each VM runs on exactly one host, the aborted one too.
     for (const vm of more) expect(await placements(stack, vm.uuid)).toHaveLength(1);
     expect(await leftovers(stack)).toEqual([]);
+  });
+});
+
+describe('a long drain', () => {
+  it('continues as new when its history is long, and the next run carries on with the same view', async () => {
+    // Drain xen-b, which the drains above filled (xen-a has room for its VMs), with a history bound
+    // so small that every few migrations end a run.
+    // The scheduler reads the inventory: wait until it shows xen-a enabled again (left above).
+    const inventory = await inventoryWhen(
+      stack,
+      (inv) => inv.hosts.find((h) => h.name === 'xen-a')?.enabled === true && (inv.hosts.find((h) => h.name === 'xen-b')?.instances.length ?? 0) >= 3,
+    );
+    const extra = (inventory.hosts.find((h) => h.name === 'xen-b')?.instances ?? []).map((i) => i.uuid);
+    const handle = await startMaintenance({ host: 'xen-b', maxHistory: 30 });
+    const first = handle.firstExecutionRunId;
+    const drained = await viewWhen(stack.client.workflow.getHandle(hostMaintenanceWorkflowId('xen-b')), (v) => v.status === 'drained' || v.status === 'partial', 180_000);
+    expect(drained.status, JSON.stringify(drained.vms.map((v) => [v.name, v.state, v.reason]))).toBe('drained');
+    expect(drained.counts.moved).toBe(drained.counts.total);
+    expect(drained.counts.total).toBeGreaterThanOrEqual(extra.length);
+    expect((await stack.client.workflow.getHandle(hostMaintenanceWorkflowId('xen-b'), first).describe()).status.name).toBe('CONTINUED_AS_NEW');
+    for (const uuid of extra) expect((await placements(stack, uuid))[0]?.host).not.toBe('xen-b');
+    const latest = stack.client.workflow.getHandle(hostMaintenanceWorkflowId('xen-b'));
+    await latest.executeUpdate(leaveMaintenanceUpdate, { args: [{ bringBack: false }] });
+    expect(((await latest.result()) as MaintenanceView).status).toBe('left');
+    await recordHistory(stack, latest, 'continued-as-new-left', 'maintenance');
+    expect(await hostEnabled('xen-b')).toBe(true);
   });
 });
