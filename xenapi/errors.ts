@@ -59,6 +59,14 @@ export const XenApiCode = {
   VM_IS_TEMPLATE: 'VM_IS_TEMPLATE',
   /** [vm, power state] */
   VM_HAS_VBDS_OR_VIFS: 'VM_HAS_VBDS_OR_VIFS',
+  /** [vdi, operation]: the VDI is attached to a running VM (xapi_vdi.ml check_operation_error) */
+  VDI_IN_USE: 'VDI_IN_USE',
+  /** [vdi]: a VDI the system does not manage, e.g. a hidden VHD parent "base copy" (xapi_vdi_helpers.ml assert_managed) */
+  VDI_NOT_MANAGED: 'VDI_NOT_MANAGED',
+  /** []: not static_min <= dynamic_min <= dynamic_max <= static_max (xapi_vm_memory_constraints.ml) */
+  MEMORY_CONSTRAINT_VIOLATION_ORDER: 'MEMORY_CONSTRAINT_VIOLATION_ORDER',
+  /** [code, message, ""]: SM's VDISize error (code 79, "VDI Invalid size"), e.g. a VHD shrink */
+  SR_BACKEND_FAILURE_79: 'SR_BACKEND_FAILURE_79',
   /** [token]: event.from with a token it cannot parse (xapi_event.ml) */
   EVENT_FROM_TOKEN_PARSE_FAILURE: 'EVENT_FROM_TOKEN_PARSE_FAILURE',
 } as const;
