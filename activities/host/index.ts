@@ -2,6 +2,7 @@
 import type { HostConfig } from '../../lib/config';
 import type { Logger } from '../../lib/logger';
 import type { XenApiClient } from '../../xenapi/client';
+import { createColdMigrationActivities } from './cold-migration';
 import { createInventoryActivities } from './inventory';
 import { createMaintenanceActivities } from './maintenance';
 import { createMigrationActivities, type ProgressReporter } from './migration';
@@ -26,6 +27,7 @@ export function createHostActivities({ host, xenapi, logger, reportProgress, rep
   const migration = createMigrationActivities(host, xenapi, reportProgress, logger);
   const maintenance = createMaintenanceActivities(host, xenapi);
   const service = createServiceActivities(host, xenapi);
+  const coldMigration = createColdMigrationActivities(host, xenapi, logger);
   /**
    * The step, then a report, sent while the step's result goes back (a look-up that meets the old
    * report a moment later asks the host itself and looks again); a report that fails is the
@@ -42,6 +44,7 @@ export function createHostActivities({ host, xenapi, logger, reportProgress, rep
     ...createInventoryActivities(host, xenapi),
     ...migration,
     ...service,
+    ...coldMigration,
     // A host enabled or disabled is in the inventory (and so in the scheduler's view) before the step returns.
     setHostService: async (change: Parameters<typeof service.setHostService>[0]) => {
       const state = await service.setHostService(change);
@@ -52,6 +55,11 @@ export function createHostActivities({ host, xenapi, logger, reportProgress, rep
     postLiveMigrationAtDestination: thenReport(migration.postLiveMigrationAtDestination),
     rollbackLiveMigrationAtDestination: thenReport(migration.rollbackLiveMigrationAtDestination),
     rollbackLiveMigration: thenReport(migration.rollbackLiveMigration),
+    // A resize's VM appears, disappears or starts: the inventory knows it before the step returns.
+    finishMigration: thenReport(coldMigration.finishMigration),
+    confirmMigration: thenReport(coldMigration.confirmMigration),
+    revertMigrationAtDestination: thenReport(coldMigration.revertMigrationAtDestination),
+    finishRevertMigration: thenReport(coldMigration.finishRevertMigration),
     // The scheduler reads `enabled` from the inventory: report it as soon as it changed.
     disableHostForMaintenance: thenReport(maintenance.disableHostForMaintenance),
     enableHostAfterMaintenance: thenReport(maintenance.enableHostAfterMaintenance),
