@@ -1,0 +1,48 @@
+// The counting guest under real QEMU: it boots from the boot sector ferry builds, writes 'A' once
+// and a 'B' per pass, and its pass counter in memory grows; QMP and the process manager see it.
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildGuestBootSector, parseGuestSerial } from '../../qemu/guest';
+import { GuestNotRunningError, pidIfRunning, QemuGuest } from '../../qemu/process';
+import { passCounter, QemuLab, readSerial, waitForPasses } from './helpers';
+
+describe('the counting guest', () => {
+  const lab = new QemuLab();
+  afterAll(() => lab.cleanup());
+
+  it('builds a boot sector with its parameters patched in', () => {
+    const sector = buildGuestBootSector({ regionMiB: 16, delayLoops: 1234 });
+    expect(sector.length).toBe(512);
+    expect(sector.readUInt16LE(510)).toBe(0xaa55);
+    expect(sector.readUInt32LE(0x40)).toBe(1234);
+    expect(sector.readUInt32LE(0x4e)).toBe(0x100000 + 16 * 1024 * 1024);
+    expect(() => buildGuestBootSector({ regionMiB: 0, delayLoops: 0 })).toThrow(RangeError);
+  });
+
+  it('reads a serial log after the BIOS banner', () => {
+    expect(parseGuestSerial('SeaBIOS (version 1)\r\nBooting from Hard Disk..ABBB')).toEqual({ starts: 1, passes: 3, unexpected: 0 });
+    expect(parseGuestSerial('BBBB')).toEqual({ starts: 0, passes: 4, unexpected: 0 });
+  });
+
+  it('boots under TCG, counts on COM1 and in memory, and is found again from its state directory', async () => {
+    const guest = await lab.startGuest('count');
+    const first = await waitForPasses(guest, 20);
+    expect(first.starts).toBe(1);
+    expect(first.unexpected).toBe(0);
+    expect(await guest.runState()).toBe('running');
+    const counter = await passCounter(guest);
+    expect(counter).toBeGreaterThanOrEqual(first.passes);
+    await waitForPasses(guest, first.passes + 20);
+    expect(await passCounter(guest)).toBeGreaterThan(counter);
+
+    // An agent restart: drop the connection, find the process again through its pidfile and QMP.
+    guest.detach();
+    const again = await QemuGuest.attach(guest.stateDir);
+    expect(again.pid).toBe(guest.pid);
+    expect(await again.runState()).toBe('running');
+
+    await again.stop();
+    expect(await pidIfRunning(guest.stateDir)).toBeNull();
+    await expect(QemuGuest.attach(guest.stateDir)).rejects.toBeInstanceOf(GuestNotRunningError);
+    expect((await readSerial(guest)).starts).toBe(1);
+  });
+});

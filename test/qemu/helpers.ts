@@ -1,0 +1,59 @@
+// Shared pieces of the QEMU tests: a short state root (unix socket paths are limited to 107
+// bytes), a counting guest, and bounded waits on its serial log.
+import { mkdtempSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createGuestDisk } from '../../qemu/disk';
+import { guestMemoryMiB, parseGuestSerial, type GuestProgram, type GuestSerial } from '../../qemu/guest';
+import { destroyGuest, QemuGuest, type GuestSpec } from '../../qemu/process';
+
+/** A small guest that dirties 32 MiB as fast as the vCPU goes. */
+export const BUSY_GUEST: GuestProgram = { regionMiB: 32, delayLoops: 0 };
+
+export class QemuLab {
+  readonly root = mkdtempSync(join(tmpdir(), 'fq-'));
+  private readonly dirs = new Set<string>();
+
+  dir(name: string): string {
+    const dir = join(this.root, name);
+    this.dirs.add(dir);
+    return dir;
+  }
+
+  /** Starts a guest running `program` from a fresh boot disk in its state directory. */
+  async startGuest(name: string, program: GuestProgram = BUSY_GUEST, extra: Partial<GuestSpec> = {}): Promise<QemuGuest> {
+    const dir = this.dir(name);
+    const disk = join(this.root, `${name}.qcow2`);
+    await createGuestDisk(disk, program);
+    return QemuGuest.start(dir, { name, memoryMiB: Math.max(64, guestMemoryMiB(program)), disks: [{ node: 'disk0', path: disk, format: 'qcow2' }], ...extra });
+  }
+
+  /** Every guest started here ended, the directory removed. */
+  async cleanup(): Promise<void> {
+    for (const dir of this.dirs) await destroyGuest(dir).catch(() => undefined);
+    await rm(this.root, { recursive: true, force: true });
+  }
+}
+
+export async function readSerial(guest: QemuGuest): Promise<GuestSerial> {
+  return parseGuestSerial(await readFile(guest.files.serial, 'latin1').catch(() => ''));
+}
+
+/** Waits (bounded) until the guest's serial log shows at least `passes` passes. */
+export async function waitForPasses(guest: QemuGuest, passes: number, timeoutMs = 30_000): Promise<GuestSerial> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const serial = await readSerial(guest);
+    if (serial.passes >= passes) return serial;
+    if (Date.now() > deadline) throw new Error(`${guest.spec.name} wrote ${serial.passes} passes in ${timeoutMs} ms, wanted ${passes}`);
+    await sleep(50);
+  }
+}
+
+/** The guest's pass counter (physical 0x500), read through QMP. */
+export async function passCounter(guest: QemuGuest): Promise<number> {
+  const bytes = await guest.saveMemory(0x500, 4, join(guest.stateDir, 'counter.bin'));
+  return bytes.readUInt32LE(0);
+}
