@@ -166,6 +166,7 @@ function describeForUi(v: MigrationStatusView): string {
   const lines = [`**${v.status}** · phase \`${v.phase}\``, `instance \`${v.server_uuid}\`: ${v.source_compute ?? '?'} → ${v.dest_compute ?? '?'}`];
   if (v.progress) lines.push(`${Math.floor(v.progress.fraction * 100)}% transferred${v.progress.etaSeconds !== null ? `, about ${Math.ceil(v.progress.etaSeconds)} s left` : ''}`);
   if (v.waitingFor) lines.push(`waiting for ${v.waitingFor}`);
+  if (v.policy) lines.push(`policy ${v.policy.name ? `\`${v.policy.name}\`` : '(none)'}: ${v.policy.reason}`);
   if (v.attempts.length) lines.push(`hosts tried: ${v.attempts.map((a) => `${a.host} (${a.reason})`).join('; ')}`);
   if (v.error) lines.push(`error: ${v.error.message}`);
   for (const c of v.cleanups) lines.push(`cleanup pending on ${c.host}: ${c.steps.join(', ')} (workflow \`${c.workflowId}\`)`);

@@ -195,6 +195,9 @@ describe('migration policies per VM group', () => {
           reason: 'matched tag database',
           settings: { completionTimeoutPerGiB: 3200, timeoutAction: 'abort', progressTimeout: 150, autoConverge: { enabled: false, capSteps: [50, 10], stepSeconds: 1, forceCompleteAfterLastStep: true } },
         });
+        // The web UI's current details of the run (the SDK's built-in metadata query) name it too.
+        const metadata = await hd.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+        expect(metadata.currentDetails).toContain('policy `database`: matched tag database');
 
         const hb = await startMigration(stack, { instanceUuid: batch.uuid, host: 'xen-a' });
         expect((await hb.result()).status).toBe('completed');
