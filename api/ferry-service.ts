@@ -1,5 +1,6 @@
 // Everything the API needs from Temporal, behind one interface: the routes never touch the SDK.
 // api/temporal-service.ts implements it on a Temporal client; unit tests pass a fake.
+import type { ColdMigrationOperations } from './cold-migration-service';
 import type { MaintenanceOperations } from './maintenance-service';
 import type {
   ClusterView,
@@ -128,5 +129,7 @@ export interface FerryService {
   checkReady(): Promise<{ ok: boolean; checks: Record<string, string> }>;
   /** Hosts' maintenance: the hostMaintenance workflows (api/maintenance-service.ts). */
   readonly maintenance: MaintenanceOperations;
+  /** Resizes and cold migrations: the coldMigration workflows (api/cold-migration-service.ts). */
+  readonly coldMigrations: ColdMigrationOperations;
   close(): Promise<void>;
 }

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { InstanceView, MigrationStatusView } from '../workflows/definitions';
 import { IN_PROGRESS_STATUSES } from './context';
 import { atLeast, type Microversion } from './microversion';
+import type { ColdServerState } from './cold-operations';
 import { vmState, type MigrationState } from './operations';
 
 const POWER_STATE: Record<InstanceView['powerState'], number> = { Running: 1, Paused: 3, Halted: 4, Suspended: 7 };
@@ -15,7 +16,7 @@ export const NovaServerSchema = z
   .object({
     id: z.string(),
     name: z.string(),
-    status: z.string().meta({ description: 'ACTIVE, PAUSED, SHUTOFF, SUSPENDED; MIGRATING while a migration workflow runs; ERROR when the latest migration ended in error.' }),
+    status: z.string().meta({ description: 'ACTIVE, PAUSED, SHUTOFF, SUSPENDED; MIGRATING while a live migration runs; RESIZE, VERIFY_RESIZE, REVERT_RESIZE during a resize or cold migration; ERROR when the latest migration ended in error.' }),
     links: z.array(Link),
     tenant_id: z.string().optional(),
     user_id: z.string().optional(),
@@ -44,35 +45,45 @@ export function serverLinks(base: string, id: string): { rel: string; href: stri
   ];
 }
 
-/** Nova's embedded flavor (2.47+): ferry has no flavors, so the name says the size. */
-function flavorOf(instance: InstanceView): NonNullable<NovaServer['flavor']> {
+/** Nova's embedded flavor (2.47+): the configured flavor of the instance's size, or a name that says the size. */
+function flavorOf(instance: InstanceView, flavorName: string | null): NonNullable<NovaServer['flavor']> {
   const ram = Math.round(instance.memoryBytes / 2 ** 20);
   const disk = Math.round(instance.diskBytes / 2 ** 30);
-  return { vcpus: instance.vcpus, ram, disk, ephemeral: 0, swap: 0, original_name: `${instance.vcpus}vcpu-${ram}mib-${disk}gib` };
+  return { vcpus: instance.vcpus, ram, disk, ephemeral: 0, swap: 0, original_name: flavorName ?? `${instance.vcpus}vcpu-${ram}mib-${disk}gib` };
 }
 
 /**
  * A server as Nova shows it. `migration`: 'migrating' while a migration workflow runs (status
  * MIGRATING, task_state migrating); 'error' when the instance's latest migration ended in error
- * (status ERROR, vm_state error, as Nova leaves an instance whose rollback failed).
+ * (status ERROR, vm_state error, as Nova leaves an instance whose rollback failed). `cold`: an open
+ * resize or cold migration (RESIZE, VERIFY_RESIZE, REVERT_RESIZE with Nova's vm and task states,
+ * on its destination once it finished there), which wins over a live migration's state.
  */
-export function novaServer(instance: InstanceView, migration: MigrationState, base: string, detail: boolean): NovaServer {
+export function novaServer(
+  instance: InstanceView,
+  migration: MigrationState,
+  base: string,
+  detail: boolean,
+  cold: ColdServerState | null = null,
+  flavorName: string | null = null,
+): NovaServer {
   const migrating = migration === 'migrating';
-  const status = migrating ? 'MIGRATING' : migration === 'error' ? 'ERROR' : SERVER_STATUS[instance.powerState];
+  const status = cold?.status ?? (migrating ? 'MIGRATING' : migration === 'error' ? 'ERROR' : SERVER_STATUS[instance.powerState]);
   const summary: NovaServer = { id: instance.uuid, name: instance.name, status, links: serverLinks(base, instance.uuid) };
   if (!detail) return { id: summary.id, name: summary.name, links: summary.links } as NovaServer;
+  const host = cold?.host ?? instance.host;
   return {
     ...summary,
     tenant_id: 'ferry',
     user_id: 'ferry',
-    'OS-EXT-SRV-ATTR:host': instance.host,
-    'OS-EXT-SRV-ATTR:hypervisor_hostname': instance.host,
-    'OS-EXT-STS:task_state': migrating ? 'migrating' : null,
-    'OS-EXT-STS:vm_state': migration === 'error' ? 'error' : vmState(instance),
+    'OS-EXT-SRV-ATTR:host': host,
+    'OS-EXT-SRV-ATTR:hypervisor_hostname': host,
+    'OS-EXT-STS:task_state': cold ? cold.taskState : migrating ? 'migrating' : null,
+    'OS-EXT-STS:vm_state': cold?.vmState ?? (migration === 'error' ? 'error' : vmState(instance)),
     'OS-EXT-STS:power_state': POWER_STATE[instance.powerState],
     'OS-EXT-AZ:availability_zone': 'nova',
     image: '',
-    flavor: flavorOf(instance),
+    flavor: flavorOf(instance, flavorName),
   };
 }
 

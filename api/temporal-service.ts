@@ -4,6 +4,7 @@
 // from its memo (its final view, then kept in memory), a running one from its status query with a
 // short deadline (the memo when it does not answer) plus its transfer's latest heartbeat. Hosts and
 // instances come from the host inventory (lib/host-inventory.ts).
+import { TemporalColdMigrations, type ColdMigrationOperations } from './cold-migration-service';
 import { TemporalMaintenance, type MaintenanceOperations } from './maintenance-service';
 import {
   Client,
@@ -122,6 +123,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
   private readonly lists = new LRUCache<string, { at: number; rows: WorkflowExecutionInfo[] }>({ max: 256 });
   private readonly listing = new Map<string, Promise<WorkflowExecutionInfo[]>>();
   readonly maintenance: MaintenanceOperations;
+  readonly coldMigrations: ColdMigrationOperations;
 
   constructor(
     readonly client: Client,
@@ -138,6 +140,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
     this.system = new Client({ connection: client.connection, namespace: config.temporal.systemNamespace, dataConverter: client.options.dataConverter });
     this.inventory = new HostInventory(this.system, config);
     this.maintenance = new TemporalMaintenance(client, config);
+    this.coldMigrations = new TemporalColdMigrations(client, config);
   }
 
   static async connect(config: FerryConfig, logger: Logger): Promise<TemporalFerryService> {

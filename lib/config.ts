@@ -181,6 +181,30 @@ export const MigrationPolicySchema = z
   .strict();
 export type MigrationPolicyConfig = z.infer<typeof MigrationPolicySchema>;
 
+/**
+ * A flavor as Nova has it (nova/objects/flavor.py): the size a resize gives a VM. The id is Nova's
+ * flavorid (a string: openstackclient and the API take it or the name); memory in MiB, root disk in
+ * GiB (0: the image's size, never grown), as `openstack flavor create --ram --disk --vcpus`.
+ */
+export const FlavorConfigSchema = z
+  .object({
+    name: z.string().min(1).max(255),
+    // Nova's flavorid: letters, digits, '-', '_', '.' and spaces (flavors.py's valid_flavorid pattern).
+    id: z
+      .string()
+      .min(1)
+      .max(255)
+      .regex(/^[\w.\- ]*$/, "only letters, digits, '-', '_', '.' and spaces (Nova's flavor id)"),
+    vcpus: z.number().int().positive(),
+    /** Memory, MiB. */
+    ram: z.number().int().positive(),
+    /** Root disk, GiB; 0: the VM's disk keeps its size. */
+    disk: z.number().int().min(0),
+    description: z.string().max(65535).optional(),
+  })
+  .strict();
+export type FlavorConfig = z.infer<typeof FlavorConfigSchema>;
+
 export const ConfigSchema = z
   .object({
     temporal: z
@@ -272,6 +296,11 @@ export const ConfigSchema = z
           .prefault({}),
         /** Per VM group settings (KubeVirt's MigrationPolicy): see MigrationPolicySchema. */
         policies: z.array(MigrationPolicySchema).default([]),
+        /**
+         * Nova's resize_confirm_window: seconds after a resize or cold migration finished
+         * (VERIFY_RESIZE) before it is confirmed by itself; 0 = never (the user confirms or reverts).
+         */
+        resizeConfirmWindowSeconds: z.number().int().min(0).default(0),
       })
       .strict()
       .superRefine((migration, ctx) => {
@@ -283,6 +312,8 @@ export const ConfigSchema = z
         });
       })
       .prefault({}),
+    /** Nova's flavors: the sizes a resize gives a VM (GET /v2.1/flavors; POST .../action resize flavorRef). */
+    flavors: z.array(FlavorConfigSchema).default([]),
     api: z
       .object({
         listen: hostPort.default('127.0.0.1:8774'),
@@ -317,6 +348,14 @@ export const ConfigSchema = z
         ctx.addIssue({ code: 'custom', path: ['hosts', i, 'name'], message: `duplicate host name "${host.name}"` });
       }
       seen.add(host.name);
+    });
+    const flavorIds = new Set<string>();
+    const flavorNames = new Set<string>();
+    config.flavors.forEach((flavor, i) => {
+      if (flavorIds.has(flavor.id)) ctx.addIssue({ code: 'custom', path: ['flavors', i, 'id'], message: `duplicate flavor id "${flavor.id}"` });
+      if (flavorNames.has(flavor.name)) ctx.addIssue({ code: 'custom', path: ['flavors', i, 'name'], message: `duplicate flavor name "${flavor.name}"` });
+      flavorIds.add(flavor.id);
+      flavorNames.add(flavor.name);
     });
     for (const pool of Object.keys(config.pools)) {
       if (!config.hosts.some((h) => h.pool === pool)) {

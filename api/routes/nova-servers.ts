@@ -1,7 +1,9 @@
-// Nova's servers, enough for a Nova client to find a server by id or name and live-migrate it:
-// GET /v2.1/servers, /servers/detail, /servers/{id}, and POST /servers/{id}/action with os-migrateLive.
-// Servers come from the describeCluster workflow; MIGRATING while a migration workflow runs, ERROR
-// when the latest migration ended in error.
+// Nova's servers, enough for a Nova client to find a server by id or name, live-migrate, resize and
+// cold-migrate it: GET /v2.1/servers, /servers/detail, /servers/{id}, and POST /servers/{id}/action
+// with os-migrateLive, resize, migrate, confirmResize and revertResize. Servers come from the host
+// inventory; MIGRATING while a live migration runs, RESIZE / VERIFY_RESIZE / REVERT_RESIZE while a
+// resize or cold migration is open (on its destination once it finished there), ERROR when the latest
+// migration ended in error.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -9,7 +11,10 @@ import type { PluginOptions } from '../context';
 import { ApiError, describeZodError } from '../errors';
 import { atLeast, inRange, type Microversion } from '../microversion';
 import { NovaServerBriefSchema, NovaServerSchema, novaServer } from '../nova-views';
-import { migrationStateByInstance, startLiveMigration, waitForPreChecks } from '../operations';
+import { coldServerState, coldStateByInstance, controlColdMigration, startColdMigration, type ColdServerState } from '../cold-operations';
+import { currentFlavor } from '../flavors';
+import { migrationStateByInstance, startLiveMigration, waitForPreChecks, type MigrationState } from '../operations';
+import type { InstanceView } from '../../workflows/definitions';
 import { empty, json, routeSchema, type RouteConfig } from '../route';
 import { ServerId, versionedBody } from '../schemas';
 
@@ -48,6 +53,20 @@ function migrateLiveSchema(v: Microversion) {
   return z.object({ host: NovaHost, block_migration: blockMigration }).strict();
 }
 
+/** resize's body (schemas/servers.py resize): flavorRef (parameter_types.flavor_ref: a string or an integer) and OS-DCF:diskConfig. */
+const ResizeSchema = z
+  .object({
+    flavorRef: z.union([z.string().min(1).max(255), z.number().int()]).meta({ description: "The flavor's id (or a link to it, or its name)." }),
+    'OS-DCF:diskConfig': z.enum(['AUTO', 'MANUAL']).optional().meta({ description: 'Accepted and ignored: ferry never repartitions a disk.' }),
+  })
+  .strict();
+
+/** migrate's body from 2.56 (schemas/migrate_server.py migrate): null or {host}; below 2.56 Nova does not validate it and ignores the host. */
+const MigrateSchema = z.object({ host: NovaHost.optional() }).strict().nullable();
+
+/** confirmResize and revertResize take anything (Nova's schema is `{}`); clients send null. */
+const AnyBody = z.unknown();
+
 /**
  * os-migrateLive as 2.80 takes it, documented with the hosts of temporal.yaml (another host is
  * Nova's 400 ComputeHostNotFound, so the document names them); validated in the handler at the
@@ -55,20 +74,28 @@ function migrateLiveSchema(v: Microversion) {
  */
 function actionBody(hosts: string[]) {
   const host = (hosts.length > 0 ? z.enum(hosts as [string, ...string[]]) : z.string()).nullable();
+  const migrateLive = z
+    .object({
+      'os-migrateLive': z
+        .object({
+          host: host.meta({ description: 'Destination host (a host of this cluster); null lets the scheduler choose.' }),
+          block_migration: z.union([z.literal('auto'), z.boolean(), z.enum(BOOLEAN_SPELLINGS)]).meta({
+            description: 'true, false (or Nova\'s boolean spellings) or "auto". Below 2.25 also disk_over_commit (required), from 2.30 to 2.67 force.',
+          }),
+        })
+        .strict(),
+    })
+    .strict();
   return versionedBody(
     z
-      .object({
-        'os-migrateLive': z
-          .object({
-            host: host.meta({ description: 'Destination host (a host of this cluster); null lets the scheduler choose.' }),
-            block_migration: z.union([z.literal('auto'), z.boolean(), z.enum(BOOLEAN_SPELLINGS)]).meta({
-              description: 'true, false (or Nova\'s boolean spellings) or "auto". Below 2.25 also disk_over_commit (required), from 2.30 to 2.67 force.',
-            }),
-          })
-          .strict(),
-      })
-      .strict()
-      .meta({ description: 'A server action; ferry implements os-migrateLive.' }),
+      .union([
+        migrateLive,
+        z.object({ resize: ResizeSchema }).strict(),
+        z.object({ migrate: z.object({ host: host.optional().meta({ description: '2.56+: the destination; absent or null lets the scheduler choose.' }) }).strict().nullable() }).strict(),
+        z.object({ confirmResize: z.null() }).strict(),
+        z.object({ revertResize: z.null() }).strict(),
+      ])
+      .meta({ description: 'A server action; ferry implements os-migrateLive, resize, migrate (cold), confirmResize and revertResize.' }),
   );
 }
 
@@ -85,9 +112,36 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
   const { service } = ctx;
   const tags = ['nova'];
 
-  const servers = async (req: FastifyRequest, query: z.infer<typeof ListQuery>) => {
+  /**
+   * The servers Nova would list: every instance, with its live migration's and its resize's state.
+   * A resize's destination VM is the same server until it is confirmed: it is not listed on its
+   * own, and while it exists it stands for the server (its power state, its new size).
+   */
+  const allServers = async (req: FastifyRequest) => {
     const [cluster, states] = await Promise.all([service.describeCluster(), migrationStateByInstance(service)]);
-    const all = cluster.hosts.flatMap((h) => h.instances).map((i) => novaServer(i, states.get(i.uuid.toLowerCase()) ?? null, base(req), true));
+    const instances = new Map(cluster.hosts.flatMap((h) => h.instances).map((i) => [i.uuid.toLowerCase(), i] as const));
+    const cold = await coldStateByInstance(service.coldMigrations, instances);
+    const shadows = new Set([...cold.values()].map((c) => c.shadowUuid).filter((u): u is string => u !== null));
+    return [...instances.values()]
+      .filter((i) => !shadows.has(i.uuid.toLowerCase()))
+      .map((i) => present(req, i, states.get(i.uuid.toLowerCase()) ?? null, cold.get(i.uuid.toLowerCase()) ?? null, instances));
+  };
+
+  const present = (
+    req: FastifyRequest,
+    instance: InstanceView,
+    migration: MigrationState,
+    cold: ColdServerState | null,
+    instances: Map<string, InstanceView>,
+  ) => {
+    const shadow = cold?.shadowUuid ? instances.get(cold.shadowUuid) : undefined;
+    const shown = shadow ? { ...shadow, uuid: instance.uuid, name: instance.name } : instance;
+    const flavor = currentFlavor(ctx.config.flavors, shown);
+    return novaServer(shown, migration, base(req), true, cold, flavor?.name ?? null);
+  };
+
+  const servers = async (req: FastifyRequest, query: z.infer<typeof ListQuery>) => {
+    const all = await allServers(req);
     if (query.deleted !== undefined && TRUE.has(query.deleted.toLowerCase())) return [];
     return all.filter(
       (s) =>
@@ -139,7 +193,16 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
     handler: async (req) => {
       const [located, states] = await Promise.all([service.locateInstance(req.params.id), migrationStateByInstance(service)]);
       if (!located) throw new ApiError('not_found', `Instance ${req.params.id} could not be found.`);
-      return { server: novaServer(located.instance, states.get(located.instance.uuid.toLowerCase()) ?? null, base(req), true) };
+      const uuid = located.instance.uuid.toLowerCase();
+      const instances = new Map([[uuid, located.instance]]);
+      // The instance's latest resize or cold migration says its state (open, or ended in error).
+      const latest = await service.coldMigrations.get(uuid);
+      const cold = latest ? coldServerState(latest, located.instance) : null;
+      if (cold?.shadowUuid) {
+        const shadow = await service.locateInstance(cold.shadowUuid);
+        if (shadow) instances.set(cold.shadowUuid, shadow.instance);
+      }
+      return { server: present(req, located.instance, states.get(uuid) ?? null, cold, instances) };
     },
   });
 
@@ -151,21 +214,25 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
       OPERATOR,
       {
         operationId: 'novaServerAction',
-        summary: 'Server action: os-migrateLive starts a live migration (202, no body).',
+        summary: 'Server action: os-migrateLive, resize, migrate (cold), confirmResize (204), revertResize (202).',
         description:
-          'host: null lets the scheduler choose. block_migration: true, false, or "auto" (2.25+). disk_over_commit: 2.1 to 2.24. ' +
+          'os-migrateLive: host null lets the scheduler choose. block_migration: true, false, or "auto" (2.25+). disk_over_commit: 2.1 to 2.24. ' +
           'force: 2.30 to 2.67. The migration runs as the liveMigration workflow; watch it with GET /v2.1/servers/{id}/migrations. ' +
-          "Below 2.34 the answer waits (bounded) for the conductor's pre-checks and is a 400 naming the reason when they fail, as in Nova.",
+          "Below 2.34 the answer waits (bounded) for the conductor's pre-checks and is a 400 naming the reason when they fail, as in Nova.\n\n" +
+          'resize {flavorRef} and migrate (null, or {host} from 2.56) start the coldMigration workflow: the server is RESIZE, then VERIFY_RESIZE ' +
+          'on its new host until confirmResize (204) or revertResize (202), or the resize confirm window (migration.resizeConfirmWindowSeconds) passes. ' +
+          '400 for an unknown flavor, the flavor the server has ("When resizing, instances must change flavor!"), a smaller disk, an unknown or the current host; ' +
+          "409 (\"Cannot 'ACTION' instance ID while it is in vm_state|task_state STATE\") when the server's state does not allow the action.",
         tags,
       },
       { params: ServerParams, querystring: z.object({}).strict(), body: actionBody(ctx.config.hosts.map((h) => h.name)) },
-      { 202: empty('Accepted.') },
+      { 202: empty('Accepted.'), 204: empty('confirmResize: confirmed (the source is being removed).') },
       {
         backend: true,
         more: {
-          400: 'Invalid body; the requested host does not exist or is the current one; below 2.34 a failed pre-check (its reason).',
+          400: 'Invalid body; unknown flavor, same flavor, smaller disk; the requested host does not exist or is the current one; below 2.34 a failed pre-check (its reason).',
           404: 'No such server.',
-          409: 'The server is not active or paused, or already migrating.',
+          409: "The server's vm_state or task_state does not allow the action (not active, paused, migrating, resizing, not resized).",
         },
       },
     ),
@@ -175,19 +242,59 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
       const actions = Object.keys(body);
       if (actions.length !== 1) throw new ApiError('bad_request', 'Malformed request body: name exactly one action.');
       const action = actions[0] ?? '';
-      if (action !== 'os-migrateLive') throw new ApiError('bad_request', `There is no such action: ${action}`);
-      const parsed = migrateLiveSchema(req.microversion).safeParse((body as Record<string, unknown>)[action]);
+      const args = (body as Record<string, unknown>)[action];
+      const requestedBy = { userId: req.principal?.userId ?? 'anonymous', projectId: req.principal?.projectId ?? 'ferry' };
+      const cold = { autoConfirmSeconds: ctx.config.migration.resizeConfirmWindowSeconds, refusals: 'nova' as const };
+      const invalid = (error: z.ZodError) => new ApiError('bad_request', `Invalid input for field/attribute ${action}. ${describeZodError(error)}`);
+      switch (action) {
+        case 'os-migrateLive':
+          break;
+        case 'resize': {
+          const parsed = ResizeSchema.safeParse(args);
+          if (!parsed.success) throw invalid(parsed.error);
+          await startColdMigration(service, ctx.config.flavors, { instanceUuid: req.params.id, flavorRef: parsed.data.flavorRef, requestedBy }, cold);
+          ctx.metrics.migrationsStarted.inc();
+          return reply.code(202).send();
+        }
+        case 'migrate': {
+          // Nova validates migrate's body only from 2.56, where the host appeared; below, it ignores it.
+          let host: string | null = null;
+          if (atLeast(req.microversion, 56)) {
+            const parsed = MigrateSchema.safeParse(args);
+            if (!parsed.success) throw invalid(parsed.error);
+            host = parsed.data?.host ?? null;
+          }
+          await startColdMigration(service, ctx.config.flavors, { instanceUuid: req.params.id, host, requestedBy }, cold);
+          ctx.metrics.migrationsStarted.inc();
+          return reply.code(202).send();
+        }
+        case 'confirmResize':
+        case 'revertResize': {
+          AnyBody.parse(args);
+          await controlColdMigration(service, action, req.params.id);
+          return reply.code(action === 'confirmResize' ? 204 : 202).send();
+        }
+        default:
+          throw new ApiError('bad_request', `There is no such action: ${action}`);
+      }
+      const resizing = await service.coldMigrations.get(req.params.id.toLowerCase()).catch(() => null);
+      const resizeState = resizing ? coldServerState(resizing, null) : null;
+      if (resizeState && resizeState.status !== 'ERROR') {
+        const [attr, state] = resizeState.taskState ? (['task_state', resizeState.taskState] as const) : (['vm_state', resizeState.vmState ?? 'resized'] as const);
+        throw new ApiError('conflict', `Cannot 'os-migrateLive' instance ${req.params.id.toLowerCase()} while it is in ${attr} ${state}`);
+      }
+      const parsed = migrateLiveSchema(req.microversion).safeParse(args);
       if (!parsed.success) throw new ApiError('bad_request', `Invalid input for field/attribute os-migrateLive. ${describeZodError(parsed.error)}`);
-      const args = parsed.data;
+      const live = parsed.data;
       const started = await startLiveMigration(
         service,
         {
           instanceUuid: req.params.id.toLowerCase(),
-          host: args.host,
-          blockMigration: args.block_migration,
-          force: (args as { force?: boolean }).force ?? false,
+          host: live.host,
+          blockMigration: live.block_migration,
+          force: (live as { force?: boolean }).force ?? false,
           options: {},
-          requestedBy: { userId: req.principal?.userId ?? 'anonymous', projectId: req.principal?.projectId ?? 'ferry' },
+          requestedBy,
         },
         'nova',
       );

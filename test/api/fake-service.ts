@@ -1,6 +1,8 @@
 // An in-memory FerryService for the API and CLI unit tests: a small cluster, migrations that move
 // through their statuses when a test says so, and updates that can be refused with a reason.
 import type { MaintenanceAction, MaintenanceControl, MaintenanceOperations, StartMaintenanceOptions } from '../../api/maintenance-service';
+import { newColdMigrationView, type ColdMigrationFilter, type ColdMigrationOperations } from '../../api/cold-migration-service';
+import { COLD_MIGRATION_FINAL, ColdMigrationInputSchema, type ColdMigrationInput, type ColdMigrationView } from '../../workflows/cold-migration-definitions';
 import type {
   ClusterView,
   ControlAccepted,
@@ -85,6 +87,7 @@ export class FakeFerryService implements FerryService {
   refuseForceComplete: string | null = null;
   ready = true;
   readonly maintenance = new FakeMaintenance();
+  readonly coldMigrations: FakeColdMigrations = new FakeColdMigrations(this);
   private counter = 0;
   /** Called on every getMigration; lets a test move a migration along. */
   onGet: ((view: MigrationStatusView) => void) | null = null;
@@ -259,5 +262,82 @@ export class FakeMaintenance implements MaintenanceOperations {
     view.status = next[action];
     if (action === 'leave') view.bringBack = options.bringBack ?? false;
     return view;
+  }
+}
+
+/**
+ * Resizes and cold migrations in memory, following the workflow's rules for its updates: confirm
+ * and revert only once finished, confirm twice answers the same, revert after confirm is refused.
+ * A test moves a run along with `set`.
+ */
+export class FakeColdMigrations implements ColdMigrationOperations {
+  readonly runs: ColdMigrationView[] = [];
+  readonly started: ColdMigrationInput[] = [];
+  private counter = 0;
+
+  constructor(private readonly service: { cluster: ClusterView }) {}
+
+  async start(request: ColdMigrationInput): Promise<ColdMigrationView> {
+    const input = ColdMigrationInputSchema.parse(request);
+    if (this.runs.some((r) => r.instanceUuid === input.instanceUuid && !COLD_MIGRATION_FINAL.has(r.status))) throw new AlreadyMigratingError(input.instanceUuid);
+    this.counter += 1;
+    const runId = `0000000${this.counter}-cccc-4ccc-8ccc-cccccccccccc`.slice(-36);
+    const source = this.service.cluster.hosts.find((h) => h.instances.some((i) => i.uuid === input.instanceUuid))?.name ?? null;
+    const view = newColdMigrationView({ runId, input, sourceHost: source, at: '2026-11-24T07:00:00.000Z' });
+    this.started.push(request);
+    this.runs.unshift(view);
+    return structuredClone(view);
+  }
+
+  /** Moves a run along (status, step, hosts, progress), as the workflow would. */
+  set(runId: string, change: Partial<ColdMigrationView>): ColdMigrationView {
+    const run = this.runs.find((r) => r.uuid === runId);
+    if (!run) throw new Error(`no run ${runId}`);
+    Object.assign(run, change);
+    return run;
+  }
+
+  private find(id: string): ColdMigrationView | undefined {
+    const lower = id.toLowerCase();
+    return this.runs.find((r) => r.uuid === lower) ?? this.runs.find((r) => r.instanceUuid === lower);
+  }
+
+  async get(id: string): Promise<ColdMigrationView | null> {
+    const run = this.find(id);
+    return run ? structuredClone(run) : null;
+  }
+
+  async list(filter: ColdMigrationFilter): Promise<ColdMigrationView[]> {
+    return this.runs
+      .filter(
+        (r) =>
+          (filter.instanceUuid === undefined || r.instanceUuid === filter.instanceUuid.toLowerCase()) &&
+          (filter.open === undefined || filter.open === !COLD_MIGRATION_FINAL.has(r.status)) &&
+          (filter.migrationType === undefined || r.migrationType === filter.migrationType) &&
+          (filter.status === undefined || r.status === filter.status),
+      )
+      .slice(0, filter.limit ?? 50)
+      .map((r) => structuredClone(r));
+  }
+
+  async confirm(id: string): Promise<ColdMigrationView> {
+    const run = this.find(id);
+    if (!run) throw new MigrationNotFoundError(`No resize or cold migration ${id} could be found.`);
+    if (run.status === 'confirming' || run.status === 'confirmed') return structuredClone(run);
+    if (run.status !== 'finished') throw new RefusedError(`cannot confirm: the ${run.migrationType} is ${run.status}`);
+    run.status = 'confirming';
+    run.step = 'confirmResize';
+    return structuredClone(run);
+  }
+
+  async revert(id: string): Promise<ColdMigrationView> {
+    const run = this.find(id);
+    if (!run) throw new MigrationNotFoundError(`No resize or cold migration ${id} could be found.`);
+    if (run.status === 'reverting' || run.status === 'reverted') return structuredClone(run);
+    if (run.status === 'confirming' || run.status === 'confirmed') throw new RefusedError(`cannot revert: the ${run.migrationType} was confirmed`);
+    if (run.status !== 'finished') throw new RefusedError(`cannot revert: the ${run.migrationType} is ${run.status}`);
+    run.status = 'reverting';
+    run.step = 'revertResize';
+    return structuredClone(run);
   }
 }

@@ -16,6 +16,13 @@ export const testConfig = parseConfig({
     { name: 'xen-b', pool: 'pool-1', xenapiUrl: 'http://127.0.0.1:18081/', passwordEnv: 'FERRY_XENAPI_PASSWORD' },
   ],
   api: { auth: { mode: 'token', readTokenEnv: 'FERRY_READ_TOKEN', operatorTokenEnv: 'FERRY_OPERATOR_TOKEN' } },
+  // The fake's VMs have 2 vCPUs, 2 GiB and a 10 GiB disk: m1.small.
+  flavors: [
+    { name: 'm1.tiny', id: '1', vcpus: 1, ram: 512, disk: 1 },
+    { name: 'm1.small', id: '2', vcpus: 2, ram: 2048, disk: 10, description: 'the fake VMs\' size' },
+    { name: 'm1.medium', id: '3', vcpus: 2, ram: 4096, disk: 20 },
+    { name: 'm1.large', id: 'large-4', vcpus: 4, ram: 8192, disk: 40 },
+  ],
 });
 
 export function testServer(service = new FakeFerryService(), options: Partial<BuildServerOptions> = {}): { app: FastifyInstance; service: FakeFerryService } {

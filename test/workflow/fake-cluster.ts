@@ -41,6 +41,7 @@ export function policy(overrides: Partial<FerryConfig['migration']> = {}): Ferry
     hostTimeout: 300,
     autoConverge: { enabled: true, capSteps: [60, 30, 10], stepSeconds: 5, forceCompleteAfterLastStep: true },
     policies: [],
+    resizeConfirmWindowSeconds: 0,
     ...overrides,
   };
 }
