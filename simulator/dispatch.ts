@@ -6,11 +6,13 @@ import { XenApiError } from '../xenapi/errors';
 import { buildMethods, fieldMethod, resultXml, type Method } from './api';
 import type { SimHost } from './host';
 import { addMigrationMethods } from './migration';
+import { addStorageMethods } from './storage-methods';
 
 export function createDispatcher(host: SimHost): (method: string, params: unknown[]) => Promise<unknown> {
   const pool = host.pool;
   const methods = buildMethods(host);
   addMigrationMethods(pool, methods);
+  addStorageMethods(host, methods);
 
   return async (method, params) => {
     const isAsync = method.startsWith('Async.');

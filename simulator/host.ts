@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { createLogger, type Logger } from '../lib/logger';
 import { XenApiCode, XenApiError } from '../xenapi/errors';
 import { Link } from './data-plane';
+import { DiskWriter } from './disk-writer';
 import { Faults } from './faults';
 import { GuestMemory } from './guest';
 import { NULL_REF, newUuid, stableRef } from './ids';
@@ -75,6 +76,8 @@ const KEEP_FINISHED = 50;
 
 export class SimHost {
   readonly guests = new Map<string, GuestMemory>();
+  /** The disk writes of each running guest (other_config sim_disk_write_mibps). */
+  readonly diskWriters = new Map<string, DiskWriter>();
   readonly faults = new Faults();
   readonly link: Link;
   readonly log: Logger;
@@ -204,6 +207,12 @@ export class SimHost {
     const rec = this.store.table('VM').get(ref);
     if (!guest || !rec) return;
     guest.settings = this.guestSettings(rec);
+    const writer = this.diskWriters.get(ref);
+    if (writer) writer.rateMiBps = this.diskWriteRate(rec);
+  }
+
+  private diskWriteRate(rec: Rec): number {
+    return Number(((rec.other_config ?? {}) as Record<string, string>).sim_disk_write_mibps ?? 0) || 0;
   }
 
   startVm(ref: string, paused: boolean): void {
@@ -231,6 +240,11 @@ export class SimHost {
       resident_on: this.hostRef,
     });
     if (!paused) guest.start();
+    this.diskWriters.get(ref)?.stop();
+    const writer = new DiskWriter(this.pool, ref, () => this.guests.get(ref)?.running === true);
+    writer.rateMiBps = this.diskWriteRate(rec);
+    this.diskWriters.set(ref, writer);
+    writer.start();
   }
 
   pauseVm(ref: string): void {
@@ -259,6 +273,8 @@ export class SimHost {
   dropGuest(ref: string): void {
     this.guests.get(ref)?.stop();
     this.guests.delete(ref);
+    this.diskWriters.get(ref)?.stop();
+    this.diskWriters.delete(ref);
   }
 
   /** The running domain with this domid, if any. */
@@ -327,6 +343,8 @@ export function vmDefaults(): Rec {
     user_version: '1',
     is_a_template: false,
     is_a_snapshot: false,
+    snapshot_of: NULL_REF,
+    snapshot_time: new Date(0),
     is_control_domain: false,
     power_state: 'Halted',
     memory_static_max: String(256 * MiB),

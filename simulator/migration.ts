@@ -7,7 +7,6 @@
 // (stop-and-copy) and xenopsd's handshake hands the VM over (HANDOFF -> READY, the source gives up
 // its domain, RESUME -> DONE). Downtime runs from that pause until DONE. The task shows only what
 // xapi shows (progress, status, allowed_operations); the figures go to the admin endpoint.
-import { closeSync, openSync, readSync } from 'node:fs';
 import { XenApiCode, XenApiError } from '../xenapi/errors';
 import type { CallContext, Methods } from './api';
 import { DISK_CHUNK, DataConnection, Frame, Link, PAGES_PER_FRAME, frameHeader, jsonFrame } from './data-plane';
@@ -272,7 +271,8 @@ async function runMigration(plan: Plan, taskRef: string, control: Control, fig: 
     fig.phase = 'disk';
     for (const [i, d] of plan.hello.disks.entries()) {
       if (!d.move) continue;
-      const fd = openSync(pool.vdiPath(d.vdi), 'r');
+      // Through the disk's chain (vdi-chain.ts): the destination gets one flat disk.
+      const chain = pool.openChain(d.vdi);
       try {
         for (let off = 0; off < d.sizeBytes; off += DISK_CHUNK) {
           checkCancel();
@@ -280,13 +280,13 @@ async function runMigration(plan: Plan, taskRef: string, control: Control, fig: 
           const frame = Buffer.allocUnsafe(10 + len);
           frame.writeUInt16LE(i, 0);
           frame.writeBigUInt64LE(BigInt(off), 2);
-          readSync(fd, frame, 10, len, off);
+          chain.read(frame, off, len, 10);
           await conn.send(Buffer.concat([frameHeader(Frame.DISK, frame.length), frame]));
           fig.diskProcessedBytes += len;
           report();
         }
       } finally {
-        closeSync(fd);
+        chain.close();
       }
     }
 

@@ -9,12 +9,13 @@ import { join } from 'node:path';
 import { createLogger, type Logger } from '../lib/logger';
 import { XenApiCode, XenApiError } from '../xenapi/errors';
 import { SimHost, refs, vmDefaults } from './host';
-import { NULL_REF, macFor, newUuid, stableUuid } from './ids';
+import { NULL_REF, macFor, newUuid, stableRef, stableUuid } from './ids';
 import { migrationAddress, type PoolOptions } from './options';
 
 /** The name_label of each pool's second network (storage/migration traffic). */
 export const MIGRATION_NETWORK_LABEL = 'Storage and migration network';
 import { Store, type ClassName, type Rec } from './store';
+import { DiskChain, diskPath } from './vdi-chain';
 
 const MiB = 1024 * 1024;
 /** Classes written to db.json: what the master's disk remembers across a restart of the pool. */
@@ -215,6 +216,12 @@ export class SimPool {
         }, refs.migrationPif(o.name));
       }
       sr(h.localSrRef, stableUuid(`sr-local:${o.name}`), `Local storage on ${o.name}`, false);
+      // Each host plugs its local SR and the pool's shared SR (xapi's PBD; SM mounts an ext or nfs
+      // SR at /var/run/sr-mount/<SR uuid>, which the migration plugin maps to the SR's directory).
+      const pbd = (srRef: string, deviceConfig: Record<string, string>) =>
+        s.add('PBD', { uuid: stableUuid(`pbd:${o.name}:${srRef}`), host: h.hostRef, SR: srRef, device_config: deviceConfig, currently_attached: true, other_config: {} }, stableRef(`pbd:${o.name}:${srRef}`));
+      pbd(h.localSrRef, { device: `/dev/disk/by-id/simulated-${o.name}` });
+      pbd(this.sharedSrRef, { server: this.master.opts.ip, serverpath: `/srv/ferry/${this.name}` });
       s.add('VM', {
         ...vmDefaults(),
         uuid: stableUuid(`dom0:${o.name}`),
@@ -353,6 +360,12 @@ export class SimPool {
     return join(this.opts.stateDir, `pool-${this.name}`, 'shared-sr');
   }
 
+  /** The SR's directory from its uuid (what /var/run/sr-mount/<uuid> is on a real host), or undefined. */
+  srDirByUuid(uuid: string): string | undefined {
+    const ref = this.store.find('SR', (r) => r.uuid === uuid)[0];
+    return ref ? this.srDir(ref) : undefined;
+  }
+
   srDir(srRef: string): string {
     if (srRef === this.sharedSrRef) return this.sharedSrDir;
     const h = this.members.find((m) => m.localSrRef === srRef);
@@ -360,8 +373,20 @@ export class SimPool {
     return h.localSrDir;
   }
 
+  /** The VDI's file: <uuid>.cow when it is a copy-on-write delta, else the raw <uuid>.img (vdi-chain.ts). */
   vdiPath(vdi: Rec): string {
-    return join(this.srDir(String(vdi.SR)), `${String(vdi.uuid)}.img`);
+    return diskPath(this.srDir(String(vdi.SR)), String(vdi.uuid));
+  }
+
+  /** Opens the VDI's chain (leaf first) for reading, or for writing into its leaf. */
+  openChain(vdi: Rec, writable = false): DiskChain {
+    return DiskChain.open(this.srDir(String(vdi.SR)), String(vdi.uuid), writable);
+  }
+
+  /** The VDIs of the same SR whose files name this one as their parent (sm_config vhd-parent). */
+  childrenOf(vdiRef: string): string[] {
+    const rec = this.store.raw('VDI', vdiRef);
+    return this.store.find('VDI', (r) => r.SR === rec.SR && (r.sm_config as Record<string, string> | undefined)?.['vhd-parent'] === rec.uuid);
   }
 
   createVdi(fields: Rec, fill: 'zero' | 'random' = 'zero'): string {
@@ -380,6 +405,9 @@ export class SimPool {
       sm_config: {},
       managed: true,
       missing: false,
+      is_a_snapshot: false,
+      snapshot_of: NULL_REF,
+      snapshot_time: new Date(0),
       ...fields,
       SR: sr,
       virtual_size: String(size),
@@ -404,8 +432,27 @@ export class SimPool {
   destroyVdi(ref: string, keepFile = false): void {
     const rec = this.store.raw('VDI', ref);
     for (const vbd of this.store.find('VBD', (r) => r.VDI === ref)) this.store.remove('VBD', vbd);
+    const parentUuid = (rec.sm_config as Record<string, string> | undefined)?.['vhd-parent'];
+    if (!keepFile && this.childrenOf(ref).length > 0) {
+      // SM hides a VHD that still has children instead of deleting it; its garbage collector
+      // removes it once the last child is gone (below).
+      this.store.update('VDI', ref, { managed: false, read_only: true, name_label: 'base copy' });
+      return;
+    }
     if (!keepFile) rmSync(this.vdiPath(rec), { force: true });
     this.store.remove('VDI', ref);
+    if (!keepFile && parentUuid) this.collectGarbage(String(rec.SR), parentUuid);
+  }
+
+  /**
+   * SM's garbage collector (cleanup.py), at once: a hidden parent (managed false) that no VDI
+   * uses any more is deleted, and so on up the chain. (SM also coalesces a parent with a single
+   * child into it; the simulator leaves such chains as they are.)
+   */
+  private collectGarbage(sr: string, uuid: string): void {
+    const ref = this.store.find('VDI', (r) => r.SR === sr && r.uuid === uuid)[0];
+    if (!ref || this.store.raw('VDI', ref).managed !== false || this.childrenOf(ref).length > 0) return;
+    this.destroyVdi(ref);
   }
 
   /** Forgets a VM and its VBDs and VIFs (its VDIs stay, as in xapi); its domain, if any, is destroyed. */

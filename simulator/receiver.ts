@@ -80,6 +80,12 @@ function check(host: SimHost, hello: Hello): void {
   if (hello.memoryBytes > free) throw new XenApiError('HOST_NOT_ENOUGH_FREE_MEMORY', [String(hello.memoryBytes), String(free)]);
 }
 
+/** The record of a moved disk: it arrives as one flat raw file, so it has no parent (vhd-parent). */
+function flatCopy(vdi: Rec, uuid: string, sr: string): Rec {
+  const { 'vhd-parent': _parent, ...sm } = (vdi.sm_config ?? {}) as Record<string, string>;
+  return { ...vdi, uuid, SR: sr, sm_config: sm };
+}
+
 class IncomingMigration {
   private readonly reader = new FrameReader();
   private hello: Hello | undefined;
@@ -260,7 +266,7 @@ class IncomingMigration {
       if (!s.has('VM', vmRef)) throw new XenApiError(XenApiCode.HANDLE_INVALID, ['VM', vmRef]);
       hello.disks.forEach((d, i) => {
         if (!d.move) return;
-        const vdi = { ...d.vdi, uuid: this.diskUuids[i] as string, SR: d.targetSr };
+        const vdi = flatCopy(d.vdi, this.diskUuids[i] as string, d.targetSr);
         renameSync(this.diskPaths[i] as string, pool.vdiPath(vdi));
         const vdiRef = s.add('VDI', vdi);
         if (s.has('VBD', d.vbdRef)) s.update('VBD', d.vbdRef, { VDI: vdiRef });
@@ -273,7 +279,7 @@ class IncomingMigration {
         const uuid = this.diskUuids[i] as string;
         let vdiRef = d.vdiRef;
         if (d.move) {
-          const vdi = { ...d.vdi, uuid, SR: d.targetSr };
+          const vdi = flatCopy(d.vdi, uuid, d.targetSr);
           renameSync(this.diskPaths[i] as string, pool.vdiPath(vdi));
           vdiRef = s.add('VDI', vdi);
         } else if (!s.has('VDI', vdiRef)) {

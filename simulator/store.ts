@@ -8,7 +8,7 @@ import { XenApiError } from '../xenapi/errors';
 import { newRef } from './ids';
 
 export type Rec = Record<string, unknown>;
-export const CLASSES = ['pool', 'host', 'host_metrics', 'network', 'PIF', 'SR', 'VDI', 'VBD', 'VM', 'VIF', 'task'] as const;
+export const CLASSES = ['pool', 'host', 'host_metrics', 'network', 'PIF', 'SR', 'PBD', 'VDI', 'VBD', 'VM', 'VIF', 'task'] as const;
 export type ClassName = (typeof CLASSES)[number];
 
 export type ChangeOp = 'add' | 'mod' | 'del';
@@ -31,10 +31,10 @@ const KEEP_TOMBSTONES = 10_000;
 
 /** Reverse links: class -> field -> [child class, child's field that points back]. */
 const REVERSE: Partial<Record<ClassName, Record<string, [ClassName, string]>>> = {
-  VM: { VBDs: ['VBD', 'VM'], VIFs: ['VIF', 'VM'] },
-  VDI: { VBDs: ['VBD', 'VDI'] },
-  SR: { VDIs: ['VDI', 'SR'] },
-  host: { resident_VMs: ['VM', 'resident_on'], PIFs: ['PIF', 'host'] },
+  VM: { VBDs: ['VBD', 'VM'], VIFs: ['VIF', 'VM'], snapshots: ['VM', 'snapshot_of'] },
+  VDI: { VBDs: ['VBD', 'VDI'], snapshots: ['VDI', 'snapshot_of'] },
+  SR: { VDIs: ['VDI', 'SR'], PBDs: ['PBD', 'SR'] },
+  host: { resident_VMs: ['VM', 'resident_on'], PIFs: ['PIF', 'host'], PBDs: ['PBD', 'host'] },
   network: { VIFs: ['VIF', 'network'], PIFs: ['PIF', 'network'] },
 };
 
