@@ -5,3 +5,4 @@ export { migrationSlots } from './slots';
 export { migrationCleanup } from './migration-cleanup';
 export { hostService } from './host-service';
 export { hostMaintenance } from './host-maintenance';
+export { coldMigration } from './cold-migration';

@@ -3,6 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { FerryConfig } from '../../lib/config';
 import { HostInventory } from '../../lib/host-inventory';
 import type { PlanLiveMigrationInput, ScheduleDestinationsInput } from '../types';
+import { runningLiveMigration } from './cold-migration';
 import { listPolledHosts, pollerOf } from './hosts';
 import { planMaintenance } from './maintenance';
 import { planLiveMigration, scheduleDestinations } from './placement';
@@ -60,6 +61,8 @@ export function createConductorActivities({ config, client, systemClient }: Cond
     signalMigration: (message: { workflowId: string; signal: string; args: unknown[] }) => signalMigration(client, message),
     /** The running liveMigration workflows, which a fresh entity asks to re-assert their leases. */
     runningMigrations: () => runningMigrations(client),
+    /** coldMigration: a live migration of the instance that runs now (its workflow id), or null. */
+    runningLiveMigration: ({ instanceUuid }: { instanceUuid: string }) => runningLiveMigration(client, instanceUuid),
     /** hostMaintenance: the host's queue, state and running VMs from the inventory, and the limits. */
     planMaintenance: ({ host }: { host: string }) => planMaintenance(inventory, config, host),
   };

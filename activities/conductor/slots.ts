@@ -7,6 +7,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
 import type { SignalDefinition, UpdateDefinition } from '@temporalio/common';
 import type { FerryConfig } from '../../lib/config';
+import { COLD_MIGRATION_WORKFLOW } from '../../workflows/cold-migration-definitions';
 import {
   LIVE_MIGRATION_WORKFLOW,
   MIGRATION_SLOTS_WORKFLOW,
@@ -99,10 +100,10 @@ export async function closedMigrations(client: Client, workflowIds: string[]): P
   return closed;
 }
 
-/** The running liveMigration workflows (visibility): a fresh entity asks them to re-assert their leases. */
+/** The running liveMigration and coldMigration workflows (visibility): a fresh entity asks them to re-assert their leases. */
 export async function runningMigrations(client: Client): Promise<string[]> {
   const ids: string[] = [];
-  const query = `WorkflowType = '${LIVE_MIGRATION_WORKFLOW}' AND ExecutionStatus = 'Running'`;
+  const query = `(WorkflowType = '${LIVE_MIGRATION_WORKFLOW}' OR WorkflowType = '${COLD_MIGRATION_WORKFLOW}') AND ExecutionStatus = 'Running'`;
   for await (const execution of client.workflow.list({ query })) ids.push(execution.workflowId);
   return ids;
 }
