@@ -135,10 +135,12 @@ export async function startColdMigration(
     flavor = findFlavor(flavors, request.flavorRef);
     if (!flavor) throw new ApiError(options.refusals === 'nova' ? 'bad_request' : 'not_found', `Flavor ${String(request.flavorRef)} could not be found.`);
     const current = currentFlavor(flavors, located.instance);
-    if (current?.id === flavor.id) throw new ApiError('bad_request', 'When resizing, instances must change flavor!');
+    // Nova answers 400 to both; ferry's /v1 keeps schema-valid requests out of 400.
+    const refused = options.refusals === 'nova' ? 'bad_request' : 'conflict';
+    if (current?.id === flavor.id) throw new ApiError(refused, 'When resizing, instances must change flavor!');
     const newDisk = flavorDiskBytes(flavor);
     if (newDisk !== null && newDisk < located.instance.diskBytes) {
-      throw new ApiError('bad_request', 'Server disk was unable to be resized because: Unable to resize disk down.');
+      throw new ApiError(refused, 'Server disk was unable to be resized because: Unable to resize disk down.');
     }
   }
   if (request.host) {

@@ -62,12 +62,12 @@ export class ApiMetrics {
   });
   readonly migrationsStarted = new Counter({
     name: 'ferry_api_migrations_started_total',
-    help: 'Live migrations started through this API process.',
+    help: 'Migrations started through this API process: live, resize and cold.',
     registers: [this.registry],
   });
   readonly controlRequests = new Counter({
     name: 'ferry_api_control_requests_total',
-    help: 'Abort and force-complete requests, by action and outcome (accepted, refused).',
+    help: 'Abort, force-complete, confirm and revert requests, by action and outcome (accepted, refused).',
     labelNames: ['action', 'outcome'] as const,
     registers: [this.registry],
   });

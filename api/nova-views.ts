@@ -127,7 +127,7 @@ export const NovaMigrationSchema = z
     instance_uuid: z.string(),
     old_instance_type_id: z.number().nullable(),
     new_instance_type_id: z.number().nullable(),
-    migration_type: z.string().optional().meta({ description: '2.23+' }),
+    migration_type: z.string().optional().meta({ description: '2.23+: live-migration, resize or migration (cold).' }),
     links: z.array(Link).optional().meta({ description: '2.23+, for in-progress live migrations' }),
     ...migrationTimesAndOwner,
   })
@@ -175,8 +175,22 @@ export function novaServerMigration(m: MigrationStatusView, v: Microversion): z.
   return out;
 }
 
+/**
+ * What GET /os-migrations shows of any migration: a live migration's view, or a resize or cold
+ * migration as coldMigrationRow makes it (Nova's statuses of those, its instance type ids).
+ */
+export type NovaMigrationRow = Pick<
+  MigrationStatusView,
+  'id' | 'uuid' | 'server_uuid' | 'source_compute' | 'source_node' | 'dest_compute' | 'dest_host' | 'dest_node' | 'created_at' | 'updated_at' | 'user_id' | 'project_id'
+> & {
+  status: string;
+  migration_type: string;
+  old_instance_type_id?: number | null;
+  new_instance_type_id?: number | null;
+};
+
 /** GET /os-migrations. */
-export function novaMigration(m: MigrationStatusView, v: Microversion, base: string): z.infer<typeof NovaMigrationSchema> {
+export function novaMigration(m: NovaMigrationRow, v: Microversion, base: string): z.infer<typeof NovaMigrationSchema> {
   const out: z.infer<typeof NovaMigrationSchema> = {
     id: m.id,
     instance_uuid: m.server_uuid,
@@ -186,14 +200,15 @@ export function novaMigration(m: MigrationStatusView, v: Microversion, base: str
     dest_compute: m.dest_compute,
     dest_host: m.dest_host,
     dest_node: m.dest_node,
-    old_instance_type_id: null,
-    new_instance_type_id: null,
+    old_instance_type_id: m.old_instance_type_id ?? null,
+    new_instance_type_id: m.new_instance_type_id ?? null,
     created_at: novaTime(m.created_at),
     updated_at: novaTime(m.updated_at),
   };
   if (atLeast(v, 23)) {
     out.migration_type = m.migration_type;
-    if (IN_PROGRESS_STATUSES.has(m.status)) {
+    // Nova links only live migrations in progress (migrations.py _output).
+    if (m.migration_type === 'live-migration' && IN_PROGRESS_STATUSES.has(m.status)) {
       out.links = [
         { rel: 'self', href: `${base}/v2.1/servers/${m.server_uuid}/migrations/${m.id}` },
         { rel: 'bookmark', href: `${base}/servers/${m.server_uuid}/migrations/${m.id}` },

@@ -30,10 +30,12 @@ import { ApiMetrics, type MigrationMetricsSource } from './metrics';
 import { MAX_VERSION, MIN_VERSION, formatVersion, inRange, negotiate, versionHeaders } from './microversion';
 import { TAGS } from './route';
 import { healthRoutes } from './routes/health';
+import { novaFlavorRoutes } from './routes/nova-flavors';
 import { novaInstanceActionRoutes } from './routes/nova-instance-actions';
 import { novaMigrationRoutes } from './routes/nova-migrations';
 import { novaServerRoutes } from './routes/nova-servers';
 import { novaServiceRoutes } from './routes/nova-services';
+import { v1ColdMigrationRoutes } from './routes/v1-cold-migrations';
 import { v1HostRoutes } from './routes/v1-hosts';
 import { v1MaintenanceRoutes } from './routes/v1-maintenance';
 import { v1MigrationRoutes } from './routes/v1-migrations';
@@ -62,10 +64,12 @@ export const ROUTE_PLUGINS: FastifyPluginAsync<PluginOptions>[] = [
   healthRoutes,
   versionRoutes,
   novaServerRoutes,
+  novaFlavorRoutes,
   novaMigrationRoutes,
   novaInstanceActionRoutes,
   novaServiceRoutes,
   v1MigrationRoutes,
+  v1ColdMigrationRoutes,
   v1HostRoutes,
   v1MaintenanceRoutes,
 ];

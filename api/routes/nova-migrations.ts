@@ -17,7 +17,10 @@ import { IN_PROGRESS_STATUSES, type PluginOptions } from '../context';
 import { ApiError } from '../errors';
 import type { FerryService, MigrationFilter } from '../ferry-service';
 import { atLeast, type Microversion } from '../microversion';
-import { NovaMigrationListSchema, NovaServerMigrationSchema, novaMigration, novaServerMigration } from '../nova-views';
+import { NovaMigrationListSchema, NovaServerMigrationSchema, novaMigration, novaServerMigration, type NovaMigrationRow } from '../nova-views';
+import { coldMigrationRow } from '../cold-views';
+import type { ColdMigrationFilter } from '../cold-migration-service';
+import { COLD_MIGRATION_STATUSES } from '../../workflows/cold-migration-definitions';
 import { empty, json, routeSchema, type RouteConfig } from '../route';
 import { HOST_PATTERN, NoQuery, ServerId, UUID_PATTERN } from '../schemas';
 
@@ -98,7 +101,7 @@ const OsMigrationsQuery = z
     status: z.string().optional(),
     source_compute: z.string().optional().meta({ description: 'Migrations leaving this host.' }),
     host: z.string().optional().meta({ description: 'Source or destination host.' }),
-    migration_type: z.string().optional().meta({ description: 'ferry has only live-migration: another type matches nothing.' }),
+    migration_type: z.string().optional().meta({ description: 'live-migration, resize or migration (cold); another type matches nothing.' }),
     hidden: z.string().optional().meta({ description: 'ferry hides no migration: a true value matches nothing.' }),
     limit: z
       .string()
@@ -127,7 +130,9 @@ function unexpected(names: string[]): ApiError {
 /** What one os-migrations request asks for: the visibility filter (null: nothing can match), then what is filtered and paged here. */
 interface OsMigrationsRequest {
   visibility: MigrationFilter | null;
-  keep: (m: MigrationStatusView) => boolean;
+  /** The resizes and cold migrations to list, and which of them match; null: none can. */
+  cold: { filter: ColdMigrationFilter; match: (m: NovaMigrationRow) => boolean } | null;
+  keep: (m: NovaMigrationRow) => boolean;
   limit: number | null;
   marker: string | null;
 }
@@ -145,7 +150,7 @@ export function osMigrationsRequest(query: OsMigrationsQueryOut, v: Microversion
   const before = paged ? query['changes-before'] : undefined;
   // Nova answers 400 here; an empty window matches nothing, and ferry keeps schema-valid requests out of 400.
   const emptyWindow = since !== undefined && before !== undefined && before < since;
-  const keep = (m: MigrationStatusView) => {
+  const keep = (m: NovaMigrationRow) => {
     const updated = Date.parse(m.updated_at);
     return (
       (since === undefined || updated >= since) &&
@@ -156,45 +161,62 @@ export function osMigrationsRequest(query: OsMigrationsQueryOut, v: Microversion
   };
   const request: OsMigrationsRequest = {
     visibility: { limit: MAX_LIMIT },
+    cold: { filter: { limit: MAX_LIMIT }, match: () => true },
     keep,
     limit: paged ? Math.min(query.limit ?? MAX_LIMIT, MAX_LIMIT) : null,
     marker: paged ? (query.marker ?? null) : null,
   };
-  const nothing = () => ({ ...request, visibility: null });
-  const filter = request.visibility as MigrationFilter;
+  const nothing = () => ({ ...request, visibility: null, cold: null });
   if (emptyWindow) return nothing();
-  if (query.migration_type !== undefined && query.migration_type !== 'live-migration') return nothing();
   if (query.hidden !== undefined && TRUE_SPELLINGS.has(query.hidden.toLowerCase())) return nothing();
-  if (query.instance_uuid !== undefined) {
-    if (!UUID_PATTERN.test(query.instance_uuid)) return nothing();
-    filter.instanceUuid = query.instance_uuid.toLowerCase();
-  }
+  if (query.instance_uuid !== undefined && !UUID_PATTERN.test(query.instance_uuid)) return nothing();
+  const host = query.host ?? query.source_compute;
+  if (host !== undefined && !HOST_PATTERN.test(host)) return nothing();
+  return { ...request, visibility: liveFilter(query), cold: coldFilter(query) };
+}
+
+/** The live migrations os-migrations asks visibility for; null when the query excludes them. */
+function liveFilter(query: OsMigrationsQueryOut): MigrationFilter | null {
+  if (query.migration_type !== undefined && query.migration_type !== 'live-migration') return null;
+  const filter: MigrationFilter = { limit: MAX_LIMIT };
+  if (query.instance_uuid !== undefined) filter.instanceUuid = query.instance_uuid.toLowerCase();
   if (query.status !== undefined) {
-    if (!(MIGRATION_STATUSES as readonly string[]).includes(query.status)) return nothing();
+    if (!(MIGRATION_STATUSES as readonly string[]).includes(query.status)) return null;
     filter.status = query.status as NovaMigrationStatus;
   }
   // Nova: host wins over source_compute.
-  if (query.host !== undefined) {
-    if (!HOST_PATTERN.test(query.host)) return nothing();
-    filter.host = query.host;
-  } else if (query.source_compute !== undefined) {
-    if (!HOST_PATTERN.test(query.source_compute)) return nothing();
-    filter.sourceHost = query.source_compute;
-  }
-  return request;
+  if (query.host !== undefined) filter.host = query.host;
+  else if (query.source_compute !== undefined) filter.sourceHost = query.source_compute;
+  return filter;
 }
 
-const newestFirst = (a: MigrationStatusView, b: MigrationStatusView) => b.created_at.localeCompare(a.created_at) || b.id - a.id;
+/** The resizes (migration_type resize) and cold migrations (migration) os-migrations lists; null when the query excludes them. */
+function coldFilter(query: OsMigrationsQueryOut): OsMigrationsRequest['cold'] {
+  const type = query.migration_type;
+  if (type !== undefined && type !== 'resize' && type !== 'migration') return null;
+  if (query.status !== undefined && !(COLD_MIGRATION_STATUSES as readonly string[]).includes(query.status)) return null;
+  const filter: ColdMigrationFilter = { limit: MAX_LIMIT };
+  if (type !== undefined) filter.migrationType = type;
+  if (query.instance_uuid !== undefined) filter.instanceUuid = query.instance_uuid.toLowerCase();
+  const match = (m: NovaMigrationRow) =>
+    (query.status === undefined || m.status === query.status) &&
+    (query.host !== undefined
+      ? m.source_compute === query.host || m.dest_compute === query.host
+      : query.source_compute === undefined || m.source_compute === query.source_compute);
+  return { filter, match };
+}
+
+const newestFirst = (a: NovaMigrationRow, b: NovaMigrationRow) => b.created_at.localeCompare(a.created_at) || b.id - a.id;
 
 /** Newest first (Nova sorts by created_at, then id, descending), after the marker, at most limit. */
-export function page(rows: MigrationStatusView[], marker: MigrationStatusView | null, limit: number | null): MigrationStatusView[] {
+export function page<T extends NovaMigrationRow>(rows: T[], marker: NovaMigrationRow | null, limit: number | null): T[] {
   const sorted = [...rows].sort(newestFirst);
   const after = marker ? sorted.filter((m) => newestFirst(m, marker) > 0) : sorted;
   return after.slice(0, limit === null ? undefined : limit);
 }
 
 /** The marker's migration, among the rows or else anywhere (Nova finds it whatever the filters); 404 when there is none (Nova: 400). */
-async function markerOf(service: FerryService, rows: MigrationStatusView[], marker: string | null): Promise<MigrationStatusView | null> {
+async function markerOf(service: FerryService, rows: NovaMigrationRow[], marker: string | null): Promise<NovaMigrationRow | null> {
   if (marker === null) return null;
   const found = rows.find((m) => m.uuid === marker.toLowerCase()) ?? (UUID_PATTERN.test(marker) ? await service.getMigration(marker) : null);
   if (!found || found.uuid !== marker.toLowerCase()) throw new ApiError('not_found', `Marker ${marker} could not be found.`);
@@ -202,7 +224,7 @@ async function markerOf(service: FerryService, rows: MigrationStatusView[], mark
 }
 
 /** Nova's next link: the same query with the last uuid as marker, when the page is full. */
-function nextLinks(req: FastifyRequest, items: MigrationStatusView[], limit: number | null): { rel: string; href: string }[] | undefined {
+function nextLinks(req: FastifyRequest, items: NovaMigrationRow[], limit: number | null): { rel: string; href: string }[] | undefined {
   const last = items[items.length - 1];
   if (limit === null || limit === 0 || items.length !== limit || !last) return undefined;
   const params = new URLSearchParams();
@@ -348,7 +370,12 @@ export const novaMigrationRoutes: FastifyPluginAsync<PluginOptions> = async (fas
     ),
     handler: async (req) => {
       const asked = osMigrationsRequest(req.query, req.microversion);
-      const rows = asked.visibility ? (await service.listMigrations(asked.visibility)).filter(asked.keep) : [];
+      const [live, cold] = await Promise.all([
+        asked.visibility ? service.listMigrations(asked.visibility) : [],
+        asked.cold ? service.coldMigrations.list(asked.cold.filter) : [],
+      ]);
+      const coldRows = cold.map((v) => coldMigrationRow(v, ctx.config.flavors)).filter((m) => asked.cold?.match(m) ?? false);
+      const rows = [...live, ...coldRows].filter(asked.keep);
       const items = page(rows, await markerOf(service, rows, asked.marker), asked.limit);
       const answer: z.infer<typeof NovaMigrationListSchema> = { migrations: items.map((m) => novaMigration(m, req.microversion, base(req))) };
       if (atLeast(req.microversion, 59)) {
