@@ -208,9 +208,14 @@ export async function pidIfRunning(stateDir: string): Promise<number | null> {
 export async function destroyGuest(stateDir: string): Promise<void> {
   const pid = await pidIfRunning(stateDir);
   if (pid !== null) {
-    const guest = await QemuGuest.attach(stateDir).catch(() => null);
+    // QMP takes one client at a time: when another holds it, kill the process instead.
+    const guest = await QemuGuest.attach(stateDir, { timeoutMs: 2_000 }).catch(() => null);
     if (guest) await guest.stop();
-    else process.kill(pid, 'SIGKILL');
+    else {
+      process.kill(pid, 'SIGKILL');
+      const deadline = Date.now() + STOP_TIMEOUT_MS;
+      while ((await pidIfRunning(stateDir)) !== null && Date.now() < deadline) await sleep(25);
+    }
   }
   await rm(stateDir, { recursive: true, force: true });
 }

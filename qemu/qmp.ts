@@ -82,11 +82,21 @@ export class QmpClient {
   static async connect(socketPath: string, { timeoutMs = DEFAULT_TIMEOUT_MS } = {}): Promise<QmpClient> {
     const socket = createConnection(socketPath);
     const lines = createInterface({ input: socket, crlfDelay: Infinity });
-    const timer = setTimeout(() => socket.destroy(new QmpUnavailableError(`QMP ${socketPath}: no greeting within ${timeoutMs} ms`)), timeoutMs);
+    // readline re-emits the socket's errors; the socket's own listener below handles them.
+    lines.on('error', () => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    // Until the client owns the socket, every failure rejects this one promise (and is never
+    // left unhandled). QEMU serves one QMP client per socket at a time: a second one gets no
+    // greeting until the first disconnects, which the deadline turns into an error.
+    let fail: (err: Error) => void = () => undefined;
+    const onError = (err: Error) => fail(err);
+    const onClose = () => fail(new QmpUnavailableError(`QMP ${socketPath}: closed before its greeting`));
+    socket.on('error', onError);
+    socket.on('close', onClose);
     try {
       const greeting = await new Promise<QmpGreeting>((resolve, reject) => {
-        socket.once('error', reject);
-        socket.once('close', () => reject(new QmpUnavailableError(`QMP ${socketPath}: closed before its greeting`)));
+        fail = reject;
+        timer = setTimeout(() => reject(new QmpUnavailableError(`QMP ${socketPath}: no greeting within ${timeoutMs} ms (QEMU busy, gone, or another client connected)`)), timeoutMs);
         lines.once('line', (line) => {
           try {
             resolve(greetingSchema.parse(JSON.parse(line)).QMP);
@@ -95,15 +105,15 @@ export class QmpClient {
           }
         });
       });
-      socket.removeAllListeners('error');
-      socket.removeAllListeners('close');
       const client = new QmpClient(socket, greeting, socketPath);
       lines.on('line', (line) => client.onLine(line));
-      socket.on('error', (err) => client.onClose(err.message));
+      socket.off('close', onClose);
+      fail = (err) => client.onClose(err.message);
       socket.on('close', () => client.onClose('socket closed'));
       await client.execute('qmp_capabilities', undefined, { timeoutMs });
       return client;
     } catch (err) {
+      fail = () => undefined;
       socket.destroy();
       throw err;
     } finally {

@@ -15,6 +15,7 @@ export const BUSY_GUEST: GuestProgram = { regionMiB: 32, delayLoops: 0 };
 export class QemuLab {
   readonly root = mkdtempSync(join(tmpdir(), 'fq-'));
   private readonly dirs = new Set<string>();
+  private readonly guests = new Set<QemuGuest>();
 
   dir(name: string): string {
     const dir = join(this.root, name);
@@ -27,12 +28,27 @@ export class QemuLab {
     const dir = this.dir(name);
     const disk = join(this.root, `${name}.qcow2`);
     await createGuestDisk(disk, program);
-    return QemuGuest.start(dir, { name, memoryMiB: Math.max(64, guestMemoryMiB(program)), disks: [{ node: 'disk0', path: disk, format: 'qcow2' }], ...extra });
+    return this.track(await QemuGuest.start(dir, { name, memoryMiB: Math.max(64, guestMemoryMiB(program)), disks: [{ node: 'disk0', path: disk, format: 'qcow2' }], ...extra }));
   }
 
-  /** Every guest started here ended, the directory removed. */
-  async cleanup(): Promise<void> {
+  /** Ends `guest` at clean-up. */
+  track(guest: QemuGuest): QemuGuest {
+    this.guests.add(guest);
+    this.dirs.add(guest.stateDir);
+    return guest;
+  }
+
+  /** Every guest started here ended (through its own QMP connection while it has one). */
+  async stopGuests(): Promise<void> {
+    for (const guest of this.guests) if (!guest.qmp.closed) await guest.stop().catch(() => undefined);
+    this.guests.clear();
     for (const dir of this.dirs) await destroyGuest(dir).catch(() => undefined);
+    this.dirs.clear();
+  }
+
+  /** Every guest ended, the root removed. */
+  async cleanup(): Promise<void> {
+    await this.stopGuests();
     await rm(this.root, { recursive: true, force: true });
   }
 }
