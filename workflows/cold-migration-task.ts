@@ -97,6 +97,8 @@ export class ColdMigrationTask {
       onQueued: () => this.board.enter('scheduling'),
       onGranted: () => this.board.enter('scheduling'),
     });
+    // As live migrations from version 3 on: the entity asked through local activities, with updates that answer at once.
+    this.lease.callThrough(conductorLocal);
   }
 
   installHandlers(): void {
