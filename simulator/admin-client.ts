@@ -46,6 +46,16 @@ export interface HostState {
   srFiles: { local: string[]; shared: string[] };
 }
 
+export interface VdiChecksum {
+  uuid: string;
+  virtualSize: number;
+  /** How many bytes the checksum covers. */
+  bytes: number;
+  sha256: string;
+  /** The VDI's uuid, then its parent's, and so on (sm_config vhd-parent). */
+  chain: string[];
+}
+
 export class AdminError extends Error {
   override name = 'AdminError';
   constructor(
@@ -93,7 +103,7 @@ export class AdminClient {
     return this.request('GET', '/vms');
   }
 
-  async setGuest(vmUuid: string, guest: { dirtyRateMiBps?: number; workingSetMiB?: number }): Promise<void> {
+  async setGuest(vmUuid: string, guest: { dirtyRateMiBps?: number; workingSetMiB?: number; diskWriteMiBps?: number }): Promise<void> {
     await this.request('POST', `/vms/${encodeURIComponent(vmUuid)}/guest`, guest);
   }
 
@@ -154,6 +164,30 @@ export class AdminClient {
   /** One-shot: the next migration this host sends breaks its end-of-migration handshake at `point` with `action`. */
   async failAtHandoff(point: HandoffPoint, action: HandoffAction): Promise<void> {
     await this.request('POST', '/faults/handoff', { point, action });
+  }
+
+  /**
+   * sha256 of a VDI's content read through its chain (leaf first, as its VM sees it), of its first
+   * `bytes` bytes when given (to compare a grown disk with the original up to the old size); null
+   * when no VDI of this pool has the uuid. `chain` is the VDI and its ancestors (sm_config vhd-parent).
+   */
+  async vdiChecksum(vdiUuid: string, bytes?: number): Promise<VdiChecksum | null> {
+    try {
+      return await this.request<VdiChecksum>('GET', `/vdis/${encodeURIComponent(vdiUuid)}/checksum${bytes === undefined ? '' : `?bytes=${bytes}`}`);
+    } catch (err) {
+      if (err instanceof AdminError && err.status === 404) return null;
+      throw err;
+    }
+  }
+
+  /** The migration plugin's transfers (transfer_vhd) running on this host. */
+  async transfers(): Promise<string[]> {
+    return (await this.request<{ running: string[] }>('GET', '/transfers')).running;
+  }
+
+  /** Fault: SIGKILL the rsync of every transfer_vhd running on this host (they fail; a retry resumes with --partial). */
+  async killTransfers(): Promise<number> {
+    return (await this.request<{ killed: number }>('POST', '/faults/kill-transfers')).killed;
   }
 
   state(): Promise<HostState> {

@@ -2,12 +2,12 @@
 // one-call VM setup, checksums, guest and link settings, migration figures, fault injection, crash
 // and restart, and a full state dump for consistency checks. While the host is crashed only
 // /health and POST /restart answer (503 otherwise). Routes are listed in simulator/README.md.
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { XenApiError } from '../xenapi/errors';
 import { type HandoffAction, type HandoffPoint, type SimHost, vmDefaults } from './host';
 import { NULL_REF, macFor, newUuid } from './ids';
+import { killTransfers, runningTransfers } from './migration-plugin';
 import type { Rec } from './store';
 
 const MiB = 1024 * 1024;
@@ -18,6 +18,8 @@ export interface CreateVmRequest {
   vcpus?: number;
   diskMiB?: number[];
   dirtyRateMiBps?: number;
+  /** MiB/s the guest writes to its disks while it runs (other_config sim_disk_write_mibps). */
+  diskWriteMiBps?: number;
   workingSetMiB?: number;
   sr?: 'local' | 'shared';
   /** xapi VM.tags (a set of strings). */
@@ -49,6 +51,7 @@ export function createVm(host: SimHost, req: CreateVmRequest): { uuid: string; r
   const mem = String(Math.round(req.memoryMiB * MiB));
   const other: Record<string, string> = { ...(req.otherConfig ?? {}), sim_dirty_rate_mibps: String(req.dirtyRateMiBps ?? 0) };
   if (req.workingSetMiB) other.sim_working_set_mib = String(req.workingSetMiB);
+  if (req.diskWriteMiBps) other.sim_disk_write_mibps = String(req.diskWriteMiBps);
   const uuid = newUuid();
   const vcpus = String(req.vcpus ?? 1);
   const ref = s.add('VM', {
@@ -85,8 +88,31 @@ export function createVm(host: SimHost, req: CreateVmRequest): { uuid: string; r
   return { uuid, ref };
 }
 
-function sha256File(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex');
+/** sha256 of a VDI's content as its VM sees it (through its chain), up to `upTo` bytes. */
+function sha256Vdi(host: SimHost, vdi: Rec, upTo?: number): string {
+  const chain = host.pool.openChain(vdi);
+  try {
+    return chain.sha256(upTo === undefined ? undefined : Math.min(upTo, chain.virtualSize));
+  } finally {
+    chain.close();
+  }
+}
+
+/** A VDI's checksum (admin GET /vdis/<uuid>/checksum[?bytes=N]) with its chain as sm_config shows it. */
+export function vdiChecksum(host: SimHost, uuid: string, upTo?: number): { uuid: string; virtualSize: number; bytes: number; sha256: string; chain: string[] } | null {
+  const s = host.store;
+  const ref = s.find('VDI', (r) => r.uuid === uuid)[0];
+  if (!ref) return null;
+  const rec = s.raw('VDI', ref);
+  const virtualSize = Number(rec.virtual_size);
+  const chain: string[] = [uuid];
+  for (let p = (rec.sm_config as Record<string, string>)['vhd-parent']; p && chain.length < 64; ) {
+    chain.push(p);
+    const parent = s.find('VDI', (r) => r.uuid === p && r.SR === rec.SR)[0];
+    p = parent ? (s.raw('VDI', parent).sm_config as Record<string, string>)['vhd-parent'] : undefined;
+  }
+  const bytes = upTo === undefined ? virtualSize : Math.min(upTo, virtualSize);
+  return { uuid, virtualSize, bytes, sha256: sha256Vdi(host, rec, bytes), chain };
 }
 
 export async function checksums(
@@ -101,7 +127,7 @@ export async function checksums(
   const disks: Record<string, string> = {};
   for (const vbd of host.store.find('VBD', (r) => r.VM === ref && r.VDI !== NULL_REF)) {
     const rec = host.store.raw('VBD', vbd);
-    disks[String(rec.userdevice)] = sha256File(host.pool.vdiPath(host.store.raw('VDI', String(rec.VDI))));
+    disks[String(rec.userdevice)] = sha256Vdi(host, host.store.raw('VDI', String(rec.VDI)));
   }
   const memory = guest ? guest.checksum() : null;
   return { memory, memoryAtArrival: (await host.arrivals.get(uuid)?.()) ?? null, disks };
@@ -192,10 +218,20 @@ export function createAdminServer(host: SimHost): Server {
       if (!ref) throw new HttpError(404, 'no such VM');
       const oc = { ...(host.vm(ref).other_config as Record<string, string>) };
       if (b.dirtyRateMiBps !== undefined) oc.sim_dirty_rate_mibps = String(b.dirtyRateMiBps);
+      if (b.diskWriteMiBps !== undefined) oc.sim_disk_write_mibps = String(b.diskWriteMiBps);
       if (b.workingSetMiB !== undefined) oc.sim_working_set_mib = String(b.workingSetMiB);
       host.store.update('VM', ref, { other_config: oc });
       return { ok: true };
     }
+    const vdiMatch = /^\/vdis\/([^/]+)\/checksum$/.exec(path);
+    if (method === 'GET' && vdiMatch) {
+      const upTo = url.searchParams.get('bytes');
+      const sum = vdiChecksum(host, decodeURIComponent(vdiMatch[1] as string), upTo === null ? undefined : Number(upTo));
+      if (!sum) throw new HttpError(404, 'no such VDI');
+      return sum;
+    }
+    if (method === 'GET' && path === '/transfers') return { running: runningTransfers(host) };
+    if (method === 'POST' && path === '/faults/kill-transfers') return { killed: killTransfers(host) };
     if (method === 'POST' && path === '/bandwidth') {
       host.link.bandwidthBytesPerS = Number(b.MiBps) * MiB;
       return { ok: true };

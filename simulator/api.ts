@@ -168,7 +168,7 @@ export function buildMethods(host: SimHost): Methods {
     s.raw('host', str(h));
     s.update('host', str(h), { enabled: true });
   });
-  def('host.call_plugin', 4, ([h, plugin, fn, args]) => callPlugin(liveMember(str(h)), str(plugin), str(fn), (args ?? {}) as Record<string, unknown>));
+  def('host.call_plugin', 4, ([h, plugin, fn, args], ctx) => callPlugin(liveMember(str(h)), str(plugin), str(fn), (args ?? {}) as Record<string, unknown>, ctx));
   def('VDI.create', 1, ([record]) => pool.createVdi(record as Rec));
   def('VDI.destroy', 1, ([vdi]) => pool.destroyVdi(str(vdi)));
   def('VBD.create', 1, ([record]) => {

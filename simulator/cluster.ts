@@ -10,7 +10,8 @@ import { join, resolve } from 'node:path';
 import type { HostConfig } from '../lib/config';
 import { claimPort, freePort } from '../lib/ports';
 import { AdminClient } from './admin-client';
-import { DEFAULTS, memberFromHostConfig, validatePool, type PoolOptions } from './options';
+import { DEFAULTS, memberFromHostConfig, migrationAddress, validatePool, type PoolOptions } from './options';
+import { startSshd, type SshAccess, type SshServer } from './sshd';
 
 export interface SimHostHandle {
   name: string;
@@ -26,6 +27,12 @@ export interface SimHostHandle {
 export interface SimCluster {
   hosts: SimHostHandle[];
   stateDir: string;
+  /**
+   * The sshd every simulated host is reachable through (port, client key), for the migration
+   * plugin's rsync; undefined when it could not start (sshReason says why).
+   */
+  ssh: SshAccess | undefined;
+  sshReason?: string;
   host(name: string): SimHostHandle;
   /** SIGTERM every pool process and wait for them to exit. */
   stop(): Promise<void>;
@@ -66,6 +73,8 @@ export interface StartSimulatorsOptions {
   poolsPerProcess?: number;
   /** The most simulator processes when poolsPerProcess is not given (default: 4 above 8 pools). */
   processes?: number;
+  /** Start the cluster's sshd for the migration plugin (default true; simulator/sshd.ts). */
+  ssh?: boolean;
 }
 
 /** Clusters of up to this many pools run one pool per process. */
@@ -173,6 +182,20 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
       byIp.set(m.ip, m.name);
     }
   }
+  // One sshd for the cluster, on every host's addresses, so that the migration plugin's rsync
+  // reaches a host at its own address. A machine without sshd still runs everything else.
+  let sshd: SshServer | undefined;
+  let sshReason: string | undefined;
+  if (opts.ssh !== false) {
+    const addresses = [...pools.values()].flatMap((p) => p.members.flatMap((m) => [m.ip, migrationAddress(m)].filter((a): a is string => !!a)));
+    try {
+      sshd = await startSshd({ stateDir, addresses, logFile: opts.logDir ? join(opts.logDir, 'sshd.log') : undefined });
+      for (const p of pools.values()) p.ssh = { port: sshd.port, identityFile: sshd.identityFile };
+    } catch (err) {
+      sshReason = (err as Error).message;
+      process.stderr.write(`simulator: no sshd for the migration plugin (${sshReason}); transfer_vhd between hosts will fail\n`);
+    }
+  }
   const groups = packPools([...pools.values()], opts);
   const groupOf = new Map<string, number>();
   groups.forEach((g, i) => g.forEach((p) => groupOf.set(p.pool, i)));
@@ -214,6 +237,7 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
   const failed = started.find((r) => r.status === 'rejected');
   if (failed) {
     for (const c of processes) c.kill('SIGKILL');
+    await sshd?.stop();
     throw (failed as PromiseRejectedResult).reason;
   }
   groups.forEach((group, i) => {
@@ -247,6 +271,8 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
   return {
     hosts,
     stateDir,
+    ssh: sshd ? { port: sshd.port, identityFile: sshd.identityFile } : undefined,
+    sshReason,
     host: find,
     async stop() {
       await Promise.all(
@@ -257,6 +283,7 @@ export async function startSimulators(opts: StartSimulatorsOptions): Promise<Sim
           clearTimeout(timer);
         }),
       );
+      await sshd?.stop();
     },
     async crash(name) {
       const h = find(name);

@@ -2,8 +2,8 @@
 // running on it (real memory), its local SR, its outgoing link, its faults, the migrations it sends
 // and receives, and whether it is crashed. The XML-RPC methods (api.ts), the data plane
 // (receiver.ts, migration.ts) and the admin endpoint (admin.ts) work through this class.
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createLogger, type Logger } from '../lib/logger';
 import { XenApiCode, XenApiError } from '../xenapi/errors';
 import { Link } from './data-plane';
@@ -11,7 +11,7 @@ import { DiskWriter } from './disk-writer';
 import { Faults } from './faults';
 import { GuestMemory } from './guest';
 import { NULL_REF, newUuid, stableRef } from './ids';
-import type { MemberOptions } from './options';
+import { migrationAddress, type MemberOptions } from './options';
 import type { SimPool } from './pool';
 import type { ClassName, Rec, Store } from './store';
 
@@ -116,6 +116,8 @@ export class SimHost {
     this.hostRef = refs.host(opts.name);
     this.localSrRef = refs.localSr(opts.name);
     mkdirSync(this.localSrDir, { recursive: true });
+    mkdirSync(this.imagesDir, { recursive: true });
+    linkAddresses(this);
     this.removeOwnPartialFiles();
   }
 
@@ -138,6 +140,16 @@ export class SimHost {
   /** This host's XenAPI answers: it is up, and so is its master (a slave forwards to the master). */
   get xenapiUp(): boolean {
     return !this.crashed && this.pool.apiUp;
+  }
+
+  /** This host's own directory in the state directory (what "/" is for paths its dom0 plugins use). */
+  get rootDir(): string {
+    return join(this.pool.opts.stateDir, this.opts.name);
+  }
+
+  /** Nova's staging area for incoming disks, /images on a real host (os-xenapi migration.py). */
+  get imagesDir(): string {
+    return join(this.rootDir, 'images');
   }
 
   get localSrDir(): string {
@@ -332,6 +344,26 @@ export class SimHost {
   /** The master's state decides every member's XenAPI endpoint. */
   private async syncPoolEndpoints(): Promise<void> {
     await Promise.all(this.pool.members.map((m) => m.endpoints?.sync()));
+  }
+}
+
+/** <stateDir>/by-address/<address>: the host's directory, by each of its addresses (how another host's rsync names it). */
+export function hostDirByAddress(stateDir: string, address: string): string {
+  return join(stateDir, 'by-address', address);
+}
+
+function linkAddresses(host: SimHost): void {
+  const addresses = [host.opts.ip, migrationAddress(host.opts)].filter((a): a is string => !!a);
+  for (const a of addresses) {
+    const link = hostDirByAddress(host.pool.opts.stateDir, a);
+    mkdirSync(dirname(link), { recursive: true });
+    try {
+      if (readlinkSync(link) === host.rootDir) continue;
+      rmSync(link, { force: true });
+    } catch {
+      // no link yet
+    }
+    symlinkSync(host.rootDir, link);
   }
 }
 

@@ -34,6 +34,11 @@ export interface PoolOptions {
   minDirtyPages: number;
   /** Holds pool-<pool>/db.json, pool-<pool>/shared-sr/ and <host>/local-sr/. */
   stateDir: string;
+  /**
+   * How this pool's hosts reach the others over SSH (the cluster's sshd, simulator/sshd.ts): the
+   * dom0 migration plugin's rsync uses it. Absent: transfer_vhd to another host fails.
+   */
+  ssh?: { port: number; identityFile: string };
 }
 
 /**

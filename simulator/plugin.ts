@@ -8,7 +8,9 @@
 // XENAPI_MISSING_PLUGIN [name] for an unknown plugin, UNKNOWN_XENAPI_PLUGIN_FUNCTION [fn] for an
 // unknown function, XENAPI_PLUGIN_FAILURE [fn, exception class, message] when the function raises.
 import { XenApiCode, XenApiError } from '../xenapi/errors';
+import type { CallContext } from './api';
 import type { SimHost } from './host';
+import { MIGRATION_PLUGIN_FUNCTIONS, callMigrationPlugin } from './migration-plugin';
 
 const FUNCTIONS = ['set_vcpu_cap', 'pause', 'unpause', 'get_domain'];
 
@@ -16,7 +18,12 @@ function failure(fn: string, cls: string, message: string): XenApiError {
   return new XenApiError(XenApiCode.XENAPI_PLUGIN_FAILURE, [fn, cls, message]);
 }
 
-export function callPlugin(host: SimHost, plugin: string, fn: string, args: Record<string, unknown>): string {
+export function callPlugin(host: SimHost, plugin: string, fn: string, args: Record<string, unknown>, ctx?: CallContext): string | Promise<string> {
+  if (plugin === 'migration') {
+    // Nova's dom0 plugin for cold migration and resize (migration-plugin.ts).
+    if (!MIGRATION_PLUGIN_FUNCTIONS.includes(fn)) throw new XenApiError('UNKNOWN_XENAPI_PLUGIN_FUNCTION', [fn]);
+    return callMigrationPlugin(host, fn, args, ctx);
+  }
   if (plugin !== 'ferry') throw new XenApiError(XenApiCode.XENAPI_MISSING_PLUGIN, [plugin]);
   // XenAPIPlugin.dispatch answers an unknown function with its own code.
   if (!FUNCTIONS.includes(fn)) throw new XenApiError('UNKNOWN_XENAPI_PLUGIN_FUNCTION', [fn]);

@@ -1,0 +1,132 @@
+// A real OpenSSH server for the simulated hosts, so that the dom0 `migration` plugin moves disks
+// as Nova's did: `rsync -e ssh` from the source host to the destination host (os-xenapi
+// dom0/etc/xapi.d/plugins/migration.py). One sshd serves every host: it listens on each host's
+// own loopback address (and its migration-network address) on one port, so a transfer to a host
+// really connects to that host's address. Keys are generated into the stack's state directory:
+// a host key, and a client key pair whose public half is the only authorized key (root login by
+// key only, nothing else). Needs /usr/sbin/sshd, ssh-keygen and ssh (Debian openssh-server and
+// openssh-client, installed by scripts/install.sh); we run as root here and in CI.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { claimPort, freePort } from '../lib/ports';
+
+export const SSHD = '/usr/sbin/sshd';
+
+/** What a host needs to reach the others over SSH (PoolOptions.ssh). */
+export interface SshAccess {
+  port: number;
+  /** The client's private key (authorized on every simulated host). */
+  identityFile: string;
+}
+
+export interface SshServer extends SshAccess {
+  dir: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** The `-e` of rsync (and the options of ssh) that reach a simulated host as root with the stack's key. */
+export function sshCommand(access: SshAccess): string[] {
+  return ['ssh', '-i', access.identityFile, '-p', String(access.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'BatchMode=yes', '-o', 'ConnectTimeout=10'];
+}
+
+function keygen(path: string): void {
+  if (!existsSync(path)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'ferry-simulator', '-f', path]);
+}
+
+/** A port free on every address (each host is on its own address; sshd listens on all of them). */
+async function portFreeOnAll(addresses: string[]): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await freePort(addresses[0]);
+    const ok = await Promise.all(addresses.slice(1).map((a) => claimPort(port, a)));
+    if (ok.every(Boolean)) return port;
+  }
+  throw new Error(`no port is free on all of ${addresses.length} simulated host addresses`);
+}
+
+function accepts(address: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: address, port });
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => done(false));
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
+}
+
+/**
+ * Generates the keys (once per state directory), writes sshd_config and starts `sshd -D` listening
+ * on every address; resolves when it accepts connections (bounded by timeoutMs).
+ */
+export async function startSshd(opts: { stateDir: string; addresses: string[]; logFile?: string; timeoutMs?: number }): Promise<SshServer> {
+  if (!existsSync(SSHD)) throw new Error(`${SSHD} is missing: install Debian's openssh-server (scripts/install.sh does)`);
+  const addresses = [...new Set(opts.addresses)];
+  if (!addresses.length) throw new Error('sshd needs at least one address');
+  const dir = join(opts.stateDir, 'ssh');
+  mkdirSync(dir, { recursive: true });
+  // Debian's sshd refuses to start without its privilege separation directory.
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const hostKey = join(dir, 'ssh_host_ed25519_key');
+  const identityFile = join(dir, 'id_ed25519');
+  keygen(hostKey);
+  keygen(identityFile);
+  const authorized = join(dir, 'authorized_keys');
+  writeFileSync(authorized, readFileSync(`${identityFile}.pub`), { mode: 0o600 });
+  const port = await portFreeOnAll(addresses);
+  const config = join(dir, 'sshd_config');
+  writeFileSync(
+    config,
+    [
+      ...addresses.map((a) => `ListenAddress ${a}:${port}`),
+      `HostKey ${hostKey}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      `AuthorizedKeysFile ${authorized}`,
+      'StrictModes no',
+      'PermitRootLogin prohibit-password',
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'PrintMotd no',
+      'X11Forwarding no',
+      'AllowTcpForwarding no',
+      'MaxStartups 64:30:128',
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', opts.logFile ? 'pipe' : 'ignore'] });
+  if (opts.logFile && child.stderr) {
+    const { createWriteStream } = await import('node:fs');
+    child.stderr.pipe(createWriteStream(opts.logFile, { flags: 'a' }));
+  }
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`sshd exited with ${child.exitCode ?? child.signalCode} (config ${config})`);
+    if (await accepts(addresses[0] as string, port)) break;
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`sshd did not accept connections on ${addresses[0]}:${port} within ${opts.timeoutMs ?? 10_000} ms`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    dir,
+    port,
+    identityFile,
+    process: child,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
