@@ -33,7 +33,7 @@ export type BlockJob = z.infer<typeof blockJobSchema>[number];
 
 /** Whether a QMP error says the object was not there (for idempotent clean-up). */
 function isAbsent(err: unknown): boolean {
-  return err instanceof QmpCommandError && (err.errorClass === 'DeviceNotFound' || /not found|no such|does not exist|is not running|not started/i.test(err.desc));
+  return err instanceof QmpCommandError && (err.errorClass === 'DeviceNotFound' || /not found|no such|does not exist|not running|not started/i.test(err.desc));
 }
 
 /**
@@ -70,7 +70,11 @@ export async function blockJobs(source: QmpClient): Promise<BlockJob[]> {
   return source.query('query-block-jobs', blockJobSchema);
 }
 
-/** The mirrors' figures summed, for Nova's disk_* fields; null when no mirror runs. */
+/**
+ * The mirrors' figures summed, for Nova's disk_* fields; null when no mirror runs. A job's len is
+ * its work, not the disk's size: it grows by what the guest writes while mirroring (libvirt's
+ * disk_total is the same figure).
+ */
 export async function mirrorProgress(source: QmpClient): Promise<DiskProgress | null> {
   const mirrors = (await blockJobs(source)).filter((job) => job.device.startsWith(MIRROR_PREFIX));
   if (mirrors.length === 0) return null;
