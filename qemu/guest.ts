@@ -1,8 +1,9 @@
 // The guest ferry migrates under QEMU: a 512-byte boot sector in the style of QEMU's own migration
 // test guest (tests/migration/i386/a-b-bootblock.S). It switches to 32-bit protected mode, writes
 // 'A' to COM1 once, then forever: increments one byte in every 4 KiB page of a region that starts
-// at 1 MiB (a busy-wait of `delayLoops` iterations after each page sets the dirty rate), increments
-// the pass counter at physical address 0x500 and writes 'B' to COM1. A migrated guest goes on
+// at 1 MiB (a busy-wait of `delayLoops` iterations after each page sets the dirty rate; the first
+// pass has none, so that the whole region holds data at once, even for a guest that then hardly
+// dirties anything), increments the pass counter at physical address 0x500 and writes 'B' to COM1. A migrated guest goes on
 // writing 'B' on the destination, never a second 'A', and its pass counter keeps growing: proof
 // that it carried on instead of rebooting.
 //
@@ -17,14 +18,14 @@ export const REGION_START = 0x100000;
 /** Physical address of the guest's 32-bit pass counter. */
 export const PASS_COUNTER_ADDRESS = 0x500;
 /** Offsets in the sector of the patched operands. */
-const DELAY_OFFSET = 0x40;
-const REGION_END_OFFSET = 0x4e;
+const DELAY_OFFSET = 0x5d;
+const REGION_END_OFFSET = 0x4d;
 
 // prettier-ignore
 const CODE: readonly number[] = [
   // .code16, loaded at 0x7c00
   0xfa,                                     // 00 cli
-  0x0f, 0x01, 0x16, 0x78, 0x7c,             // 01 lgdt 0x7c78 (gdtdesc)
+  0x0f, 0x01, 0x16, 0x7c, 0x7c,             // 01 lgdt 0x7c7c (gdtdesc)
   0x66, 0xb8, 0x01, 0x00, 0x00, 0x00,       // 06 mov $1,%eax
   0x0f, 0x22, 0xc0,                         // 0c mov %eax,%cr0 (protected mode)
   0x66, 0xea, 0x17, 0x7c, 0x00, 0x00, 0x08, 0x00, // 0f ljmpl $8,$0x7c17
@@ -36,32 +37,34 @@ const CODE: readonly number[] = [
   0xe4, 0x92, 0x0c, 0x02, 0xe6, 0x92,       // 2b in $0x92,%al; or $2,%al; out %al,$0x92 (A20)
   0x66, 0xba, 0xf8, 0x03,                   // 31 mov $0x3f8,%dx (COM1)
   0xb0, 0x41, 0xee,                         // 35 mov $'A',%al; out %al,(%dx)
+  0x31, 0xdb,                               // 38 xor %ebx,%ebx (the first pass runs without delay)
   // mainloop:
-  0xb8, 0x00, 0x00, 0x10, 0x00,             // 38 mov $0x100000,%eax
+  0xb8, 0x00, 0x00, 0x10, 0x00,             // 3a mov $0x100000,%eax
   // inner:
-  0xfe, 0x00,                               // 3d incb (%eax)
-  0xb9, 0x00, 0x00, 0x00, 0x00,             // 3f mov $delay,%ecx (patched at 0x40)
-  0xe3, 0x02,                               // 44 jecxz 0x48
-  0xe2, 0xfe,                               // 46 loop 0x46
-  0x05, 0x00, 0x10, 0x00, 0x00,             // 48 add $4096,%eax
-  0x3d, 0x00, 0x00, 0x00, 0x00,             // 4d cmp $regionEnd,%eax (patched at 0x4e)
-  0x72, 0xe9,                               // 52 jb inner
-  0xff, 0x05, 0x00, 0x05, 0x00, 0x00,       // 54 incl 0x500 (pass counter)
-  0xb0, 0x42, 0xee,                         // 5a mov $'B',%al; out %al,(%dx)
-  0xeb, 0xd9,                               // 5d jmp mainloop
-  0x90,                                     // 5f nop: the GDT starts at 0x60
-  // gdt (0x7c60): null, code (base 0, 4 GiB, 32-bit, execute/read), data (read/write)
+  0xfe, 0x00,                               // 3f incb (%eax)
+  0x89, 0xd9,                               // 41 mov %ebx,%ecx (this pass's delay)
+  0xe3, 0x02,                               // 43 jecxz 0x47
+  0xe2, 0xfe,                               // 45 loop 0x45
+  0x05, 0x00, 0x10, 0x00, 0x00,             // 47 add $4096,%eax
+  0x3d, 0x00, 0x00, 0x00, 0x00,             // 4c cmp $regionEnd,%eax (patched at 0x4d)
+  0x72, 0xec,                               // 51 jb inner
+  0xff, 0x05, 0x00, 0x05, 0x00, 0x00,       // 53 incl 0x500 (pass counter)
+  0xb0, 0x42, 0xee,                         // 59 mov $'B',%al; out %al,(%dx)
+  0xbb, 0x00, 0x00, 0x00, 0x00,             // 5c mov $delay,%ebx (patched at 0x5d)
+  0xeb, 0xd7,                               // 61 jmp mainloop
+  0x90,                                     // 63 nop: the GDT starts at 0x64
+  // gdt (0x7c64): null, code (base 0, 4 GiB, 32-bit, execute/read), data (read/write)
   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
   0xff, 0xff, 0x00, 0x00, 0x00, 0x9a, 0xcf, 0x00,
   0xff, 0xff, 0x00, 0x00, 0x00, 0x92, 0xcf, 0x00,
-  // gdtdesc (0x7c78): limit 0x17, base 0x7c60
-  0x17, 0x00, 0x60, 0x7c, 0x00, 0x00,
+  // gdtdesc (0x7c7c): limit 0x17, base 0x7c64
+  0x17, 0x00, 0x64, 0x7c, 0x00, 0x00,
 ];
 
 export interface GuestProgram {
   /** Size of the region the guest dirties, MiB (it starts at 1 MiB: the guest needs memory of at least this plus 2 MiB). */
   regionMiB: number;
-  /** Busy-wait iterations after each page written: 0 dirties as fast as the vCPU goes. */
+  /** Busy-wait iterations after each page written, from the second pass on: 0 dirties as fast as the vCPU goes. */
   delayLoops: number;
 }
 
