@@ -54,6 +54,8 @@ export interface ColdMigrationOutcome {
   diskBytesSent: number;
   downtimeMs: number | null;
   message: string | null;
+  /** Each VHD's transfer: its place in the chain, its size, whether a retry followed the task an earlier attempt started, and what the plugin reported rsync sent. */
+  transfers: Array<{ seqNum: number; bytes: number; followed: boolean; plugin: Record<string, unknown> }>;
 }
 
 /** The statuses before `finished`: confirm and revert have nothing to act on yet. */
@@ -81,6 +83,7 @@ export class ColdMigrationTask {
   /** The source was changed (snapshot, shutdown). */
   private sourceTouched = false;
   private decision: 'confirm' | 'revert' | null = null;
+  private readonly transfers: ColdMigrationOutcome['transfers'] = [];
 
   constructor(private readonly input: ColdMigrationRequest) {
     this.board = new ColdMigrationBoard(
@@ -244,12 +247,14 @@ export class ColdMigrationTask {
   }
 
   /** One VHD to the destination's staging area (Nova's _migrate_vhd), followed to its end. */
-  private transferVhd(vdiUuid: string, seqNum: number, what: string): Promise<TransferVhdResult> {
+  private async transferVhd(vdiUuid: string, seqNum: number, what: string): Promise<TransferVhdResult> {
     const source = this.source as HostSummary;
     const dest = this.prepared as ResizeDestination;
-    return this.hostTransfer(source).transferVhd.executeWithOptions({ summary: `rsync ${what} (${vdiUuid}) ${source.name} → ${dest.host}` }, [
+    const done = await this.hostTransfer(source).transferVhd.executeWithOptions({ summary: `rsync ${what} (${vdiUuid}) ${source.name} → ${dest.host}` }, [
       { instanceUuid: this.input.instanceUuid, vdiUuid, destAddress: dest.address, srPath: (this.chain as ResizeChain).srPath, seqNum },
     ]);
+    this.transfers.push({ seqNum, bytes: done.bytes, followed: done.followed, plugin: done.plugin });
+    return done;
   }
 
   /** Nova's finish_migration: the disks into the SR, the VM with its new size, started. */
@@ -422,7 +427,8 @@ export class ColdMigrationTask {
     return proxyActivities<HostActivities>({
       taskQueue: host.queue,
       scheduleToCloseTimeout: `${Math.ceil(this.hostTimeout() + disk / SLOWEST_TRANSFER_BPS)}s`,
-      heartbeatTimeout: '30s',
+      // The agent heartbeats after each event.from (1 s); a killed agent's attempt is retried after this.
+      heartbeatTimeout: '15s',
       cancellationType: 'WAIT_CANCELLATION_COMPLETED',
       retry: { initialInterval: '1s', maximumInterval: '10s', nonRetryableErrorTypes: ['TASK_CANCELLED'] },
     });
@@ -456,6 +462,7 @@ export class ColdMigrationTask {
       diskBytesSent: v.diskProcessedBytes,
       downtimeMs: v.downtimeMs,
       message: v.error?.message ?? null,
+      transfers: this.transfers,
     };
   }
 }

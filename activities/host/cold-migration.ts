@@ -439,6 +439,11 @@ export function createColdMigrationActivities(host: HostConfig, xenapi: XenApiCl
         await xenapi.call('task.destroy', started).catch(() => undefined);
         return { bytes: size, plugin: parsePluginAnswer(result), followed };
       } catch (err) {
+        // rsync failed (killed, connection lost): the next attempt runs it again and --partial
+        // resumes from what arrived. Anything else xapi refused is final.
+        if (isXenApiError(err, XenApiCode.XENAPI_PLUGIN_FAILURE)) {
+          throw ApplicationFailure.retryable(`transfer_vhd of ${input.vdiUuid} to ${input.destAddress}: ${(err as Error).message}`, XenApiCode.XENAPI_PLUGIN_FAILURE);
+        }
         throw xenFailure(err, `transfer_vhd of ${input.vdiUuid} to ${input.destAddress}`);
       }
     },
