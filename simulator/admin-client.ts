@@ -103,7 +103,12 @@ export class AdminClient {
     return this.request('GET', '/vms');
   }
 
-  async setGuest(vmUuid: string, guest: { dirtyRateMiBps?: number; workingSetMiB?: number; diskWriteMiBps?: number }): Promise<void> {
+  /**
+   * The guest's behaviour: memory dirty rate and working set, disk write rate, and whether it
+   * ignores a clean shutdown (VM.clean_shutdown then waits shutdownTimeoutS, xapi's 1200 s by
+   * default, and fails with VM_SHUTDOWN_TIMEOUT, unless a hard shutdown halts it first).
+   */
+  async setGuest(vmUuid: string, guest: { dirtyRateMiBps?: number; workingSetMiB?: number; diskWriteMiBps?: number; ignoreCleanShutdown?: boolean; shutdownTimeoutS?: number }): Promise<void> {
     await this.request('POST', `/vms/${encodeURIComponent(vmUuid)}/guest`, guest);
   }
 

@@ -219,6 +219,8 @@ export function createAdminServer(host: SimHost): Server {
       const oc = { ...(host.vm(ref).other_config as Record<string, string>) };
       if (b.dirtyRateMiBps !== undefined) oc.sim_dirty_rate_mibps = String(b.dirtyRateMiBps);
       if (b.diskWriteMiBps !== undefined) oc.sim_disk_write_mibps = String(b.diskWriteMiBps);
+      if (b.ignoreCleanShutdown !== undefined) oc.sim_clean_shutdown = b.ignoreCleanShutdown ? 'ignore' : 'obey';
+      if (b.shutdownTimeoutS !== undefined) oc.sim_shutdown_timeout_s = String(b.shutdownTimeoutS);
       if (b.workingSetMiB !== undefined) oc.sim_working_set_mib = String(b.workingSetMiB);
       host.store.update('VM', ref, { other_config: oc });
       return { ok: true };

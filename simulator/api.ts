@@ -49,6 +49,9 @@ export function resultXml(value: unknown): string {
   return `<value>${escaped}</value>`;
 }
 
+/** xapi_globs.ml domain_shutdown_total_timeout: how long VM.clean_shutdown waits for the guest (s). */
+const DOMAIN_SHUTDOWN_TOTAL_TIMEOUT_S = 1200;
+
 export function buildMethods(host: SimHost): Methods {
   const pool = host.pool;
   const s = pool.store;
@@ -148,11 +151,37 @@ export function buildMethods(host: SimHost): Methods {
     await settleMigrations(pool, str(vm), 'VM.hard_shutdown');
     resident(str(vm), 'Running', 'Paused').haltVm(str(vm));
   });
-  def('VM.clean_shutdown', 1, async ([vm]) => {
+  def('VM.clean_shutdown', 1, async ([vm], ctx) => {
     assertVm(str(vm), 'clean_shutdown');
     await settleMigrations(pool, str(vm));
-    resident(str(vm), 'Running').haltVm(str(vm));
+    const h = resident(str(vm), 'Running');
+    const oc = (host.vm(str(vm)).other_config ?? {}) as Record<string, string>;
+    if (oc.sim_clean_shutdown === 'ignore') await ignoredCleanShutdown(str(vm), Number(oc.sim_shutdown_timeout_s ?? DOMAIN_SHUTDOWN_TOTAL_TIMEOUT_S), ctx);
+    else h.haltVm(str(vm));
   });
+  /**
+   * A guest that acknowledges the shutdown request and never shuts down (xenops_server.ml
+   * VM_shutdown_domain: wait_shutdown for the rest of the timeout, then Failed_to_shutdown, which
+   * xapi_xenops.ml turns into VM_SHUTDOWN_TIMEOUT [vm, timeout]). Meanwhile the VM shows
+   * clean_shutdown in current_operations and a VM.hard_shutdown may run (is_allowed_concurrently);
+   * when the VM halts that way, the clean shutdown returns.
+   */
+  const ignoredCleanShutdown = async (vm: string, timeoutS: number, ctx: CallContext) => {
+    const op = ctx.taskRef ?? newRef();
+    s.update('VM', vm, { current_operations: { ...(host.vm(vm).current_operations as Record<string, string>), [op]: 'clean_shutdown' } });
+    const deadline = Date.now() + timeoutS * 1000;
+    try {
+      while (s.has('VM', vm) && host.vm(vm).power_state !== 'Halted') {
+        if (Date.now() >= deadline) throw new XenApiError(XenApiCode.VM_SHUTDOWN_TIMEOUT, [vm, timeoutS.toFixed(1)]);
+        await s.waitForChange((cls, ref) => cls === 'VM' && ref === vm, deadline - Date.now());
+      }
+    } finally {
+      if (s.has('VM', vm)) {
+        const { [op]: _done, ...rest } = host.vm(vm).current_operations as Record<string, string>;
+        s.update('VM', vm, { current_operations: rest });
+      }
+    }
+  };
   // xapi_vm.ml: a running domain's vCPU parameters cannot be changed through the API.
   def('VM.add_to_VCPUs_params_live', 3, ([vm]) => {
     assertVm(str(vm), 'add_to_VCPUs_params_live');

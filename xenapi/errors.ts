@@ -67,6 +67,8 @@ export const XenApiCode = {
   MEMORY_CONSTRAINT_VIOLATION_ORDER: 'MEMORY_CONSTRAINT_VIOLATION_ORDER',
   /** [code, message, ""]: SM's VDISize error (code 79, "VDI Invalid size"), e.g. a VHD shrink */
   SR_BACKEND_FAILURE_79: 'SR_BACKEND_FAILURE_79',
+  /** [vm, timeout]: the guest did not shut down within the timeout of VM.clean_shutdown (xapi_xenops.ml, Failed_to_shutdown) */
+  VM_SHUTDOWN_TIMEOUT: 'VM_SHUTDOWN_TIMEOUT',
   /** [token]: event.from with a token it cannot parse (xapi_event.ml) */
   EVENT_FROM_TOKEN_PARSE_FAILURE: 'EVENT_FROM_TOKEN_PARSE_FAILURE',
 } as const;
