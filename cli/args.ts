@@ -40,6 +40,11 @@ export type Command =
   | { name: 'instances'; host?: string }
   | { name: 'drain'; host: string; watch: boolean; parallelism?: number }
   | { name: 'maintenance'; action: MaintenanceCommand; host: string; abortRunning: boolean; bringBack: boolean }
+  | { name: 'resize'; instance: string; flavor: string; watch: boolean }
+  | { name: 'cold-migrate'; instance: string; host?: string; watch: boolean }
+  | { name: 'confirm' | 'revert'; id: string; watch: boolean }
+  | { name: 'cold-show' | 'cold-watch'; id: string }
+  | { name: 'cold-list'; instance?: string; open?: boolean; limit?: number }
   | { name: 'completion'; shell: Shell }
   /** --help, `help [command]` or no command at all: commander's help text, to print as is. */
   | { name: 'help'; text: string };
@@ -56,6 +61,7 @@ Exit codes: 0 ok, 1 migration failed/cancelled, 2 usage error, 3 not found,
             4 conflict/refused, 5 API unreachable or 5xx, 6 not authorized.`;
 
 const ID = ['<id>', 'migration id (workflow run id), or an instance uuid for its latest migration'] as const;
+const COLD_ID = ['<id>', 'cold migration id (workflow run id), or an instance uuid for its latest resize or cold migration'] as const;
 
 function uuid(what: string) {
   return (value: string): string => {
@@ -81,7 +87,7 @@ function limit(value: string): number {
  */
 export function buildProgram(onCommand: (command: Command, global: GlobalOptions) => void = () => undefined): Program {
   const program = new Program('ferry')
-    .description("Live-migrate Xen VMs through ferry's API.")
+    .description("Live-migrate, resize and cold-migrate Xen VMs through ferry's API.")
     .option('--api <url>', 'ferry API (default: $FERRY_API, else http://<api.listen> of temporal.yaml)')
     .option('--config <path>', "temporal.yaml (default: $FERRY_CONFIG, else the project's)")
     .option('--json', 'machine-readable output (watch: one JSON event per line)')
@@ -177,6 +183,60 @@ export function buildProgram(onCommand: (command: Command, global: GlobalOptions
     .option('--bring-back', 'leave: migrate the VMs the drain moved back to the host')
     .action((action: MaintenanceCommand, host: string, o: { abortRunning?: boolean; bringBack?: boolean }, cmd: Program) =>
       onCommand({ name: 'maintenance', action, host, abortRunning: o.abortRunning ?? false, bringBack: o.bringBack ?? false }, global(cmd)),
+    );
+
+  program
+    .command('resize')
+    .description('resize an instance to a flavor (a cold migration to the new size): it ends in VERIFY_RESIZE, then confirm or revert')
+    .argument('<instance-uuid>', 'the instance', uuid('an instance uuid'))
+    .argument('<flavor>', "the flavor's id or name (temporal.yaml flavors)")
+    .option('-w, --watch', 'follow it until it is finished (VERIFY_RESIZE) or failed')
+    .action((instance: string, flavor: string, o: { watch?: boolean }, cmd: Program) =>
+      onCommand({ name: 'resize', instance, flavor, watch: o.watch ?? false }, global(cmd)),
+    );
+
+  program
+    .command('cold-migrate')
+    .description('move an instance with a short shutdown (Nova migrate): it ends in VERIFY_RESIZE, then confirm or revert')
+    .argument('<instance-uuid>', 'the instance', uuid('an instance uuid'))
+    .option('--host <name>', 'destination host (default: the scheduler chooses)', hostName)
+    .option('-w, --watch', 'follow it until it is finished (VERIFY_RESIZE) or failed')
+    .action((instance: string, o: { host?: string; watch?: boolean }, cmd: Program) =>
+      onCommand({ name: 'cold-migrate', instance, host: o.host, watch: o.watch ?? false }, global(cmd)),
+    );
+
+  for (const [name, description] of [
+    ['confirm', 'confirm a finished resize or cold migration: remove the source copy'],
+    ['revert', 'revert a finished resize or cold migration: remove the copy, start the source with its old size'],
+  ] as const) {
+    program
+      .command(name)
+      .description(description)
+      .argument(COLD_ID[0], COLD_ID[1], uuid('a cold migration id or instance uuid'))
+      .option('-w, --watch', `follow it until it is ${name === 'confirm' ? 'confirmed' : 'reverted'}`)
+      .action((id: string, o: { watch?: boolean }, cmd: Program) => onCommand({ name, id, watch: o.watch ?? false }, global(cmd)));
+  }
+
+  for (const [name, description] of [
+    ['cold-show', 'one resize or cold migration: sizes, disk copied, downtime'],
+    ['cold-watch', 'follow a resize or cold migration until it waits for confirm/revert or ends'],
+  ] as const) {
+    program
+      .command(name)
+      .description(description)
+      .argument(COLD_ID[0], COLD_ID[1], uuid('a cold migration id or instance uuid'))
+      .action((id: string, _o, cmd: Program) => onCommand({ name, id }, global(cmd)));
+  }
+
+  program
+    .command('cold-list')
+    .description('resizes and cold migrations, newest first')
+    .option('--instance <uuid>', 'of this instance', uuid('an instance uuid'))
+    .addOption(new Option('--open', 'only those in progress or waiting for confirm/revert').conflicts('closed'))
+    .addOption(new Option('--closed', 'only confirmed, reverted or failed ones'))
+    .option('--limit <n>', 'at most this many (1 to 500; the API defaults to 50)', limit)
+    .action((o: { instance?: string; open?: boolean; closed?: boolean; limit?: number }, cmd: Program) =>
+      onCommand({ name: 'cold-list', instance: o.instance, open: o.open ? true : o.closed ? false : undefined, limit: o.limit }, global(cmd)),
     );
 
   program

@@ -9,6 +9,8 @@ import { ApiCallError, FerryApiClient, UnexpectedAnswerError, UnreachableError }
 import { bashCompletion } from './completion';
 import { EXIT, exitCodeForStatus, type ExitCode } from './exit-codes';
 import { MaintenanceSchema } from '../api/routes/v1-maintenance';
+import { ColdMigrationListSchema, ColdMigrationSchema } from '../api/cold-views';
+import { coldDetails, coldOutcomeLine, coldProgressLine, coldTable, type ColdMigration } from './render-cold';
 import { hostTable, instanceTable, maintenanceDetails, maintenanceLine, migrationDetails, migrationTable, outcomeLine, progressLine, webUiUrl, type Maintenance, type Migration } from './render';
 
 export interface Output {
@@ -195,6 +197,59 @@ async function watchMaintenance(s: Session, host: string): Promise<Maintenance> 
   }
 }
 
+/** Where a watch of a resize or cold migration stops: it waits for the user (finished), or it ended. */
+const COLD_SETTLED = new Set(['finished', 'confirmed', 'reverted', 'error']);
+
+/**
+ * Follows a resize or cold migration (polling its show route every second) until `settled` says so:
+ * one line redrawn in place on a terminal, a line per change of status or step otherwise.
+ */
+async function watchCold(s: Session, id: string, settled: (view: ColdMigration) => boolean = (v) => COLD_SETTLED.has(v.status)): Promise<ColdMigration> {
+  const tty = Boolean(s.io.stdout.isTTY) && !s.json;
+  let lastKey = '';
+  let lastAt = 0;
+  let brokenSince: number | null = null;
+  for (;;) {
+    let view: ColdMigration;
+    try {
+      view = (await s.client.get(ColdMigrationSchema, `/v1/cold-migrations/${id}`)).body;
+      brokenSince = null;
+    } catch (err) {
+      if (err instanceof UnexpectedAnswerError) throw err;
+      if (err instanceof ApiCallError && err.status < 500) throw err;
+      brokenSince ??= Date.now();
+      if (Date.now() - brokenSince > RECONNECT_FOR_MS) throw err;
+      s.io.stderr.write(`(cold migration ${id}: ${(err as Error).message}; still watching)\n`);
+      await new Promise((r) => setTimeout(r, 2000));
+      continue;
+    }
+    const done = settled(view) || view.status === 'error';
+    if (s.json) s.io.stdout.write(`${JSON.stringify({ event: done ? 'end' : 'cold-migration', data: view })}\n`);
+    else {
+      const line = coldProgressLine(view, Math.max(10, Math.min(30, (s.io.stdout.columns ?? 120) - 100)));
+      if (tty) s.io.stdout.write(`\r\x1b[2K${[...line].slice(0, Math.max(20, (s.io.stdout.columns ?? 200) - 1)).join('')}`);
+      else {
+        const key = `${view.status}/${view.step}`;
+        if (key !== lastKey || (Date.now() - lastAt > 2000 && !done)) {
+          out(s, line);
+          lastKey = key;
+          lastAt = Date.now();
+        }
+      }
+    }
+    if (done) {
+      if (tty) s.io.stdout.write('\n');
+      if (!s.json) out(s, coldOutcomeLine(view));
+      return view;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+function coldExit(view: ColdMigration): ExitCode {
+  return view.status === 'error' ? EXIT.migrationFailed : EXIT.ok;
+}
+
 function maintenanceExit(view: Maintenance): ExitCode {
   return view.status === 'drained' || view.status === 'left' ? EXIT.ok : EXIT.migrationFailed;
 }
@@ -287,6 +342,48 @@ async function execute(s: Session, command: Exclude<Command, { name: 'help' | 'c
       const { body, raw } = await s.client.request(MaintenanceSchema, 'POST', `${path}/${command.action}`, options);
       if (s.json) json(s, raw);
       else out(s, `${command.action} accepted: ${maintenanceLine(body)}`);
+      return EXIT.ok;
+    }
+    case 'resize':
+    case 'cold-migrate': {
+      const body = command.name === 'resize' ? { instanceUuid: command.instance, flavor: command.flavor } : { instanceUuid: command.instance, host: command.host ?? null };
+      const { body: view, raw } = await s.client.request(ColdMigrationSchema, 'POST', '/v1/cold-migrations', body);
+      if (s.json && !command.watch) json(s, raw);
+      if (s.json && command.watch) s.io.stdout.write(`${JSON.stringify({ event: 'started', data: raw })}\n`);
+      if (!s.json) {
+        out(s, `${command.name === 'resize' ? `Resize to ${command.flavor}` : 'Cold migration'} ${view.uuid} accepted (workflow ${view.workflowId})`);
+        const link = uiLink(s, view.workflowId, view.uuid);
+        if (link) out(s, `Web UI: ${link}`);
+      }
+      if (!command.watch) return EXIT.ok;
+      return coldExit(await watchCold(s, view.uuid));
+    }
+    case 'confirm':
+    case 'revert': {
+      const { body: view, raw } = await s.client.request(ColdMigrationSchema, 'POST', `/v1/cold-migrations/${command.id}/${command.name}`, {});
+      if (s.json && !command.watch) json(s, raw);
+      if (!s.json) out(s, `${command.name === 'confirm' ? 'Confirm' : 'Revert'} accepted: ${coldProgressLine(view)}`);
+      if (!command.watch) return EXIT.ok;
+      const end = command.name === 'confirm' ? 'confirmed' : 'reverted';
+      return coldExit(await watchCold(s, view.uuid, (v) => v.status === end));
+    }
+    case 'cold-show': {
+      const { body: view, raw } = await s.client.get(ColdMigrationSchema, `/v1/cold-migrations/${command.id}`);
+      if (s.json) json(s, raw);
+      else out(s, coldDetails(view, uiLink(s, view.workflowId, view.uuid)));
+      return EXIT.ok;
+    }
+    case 'cold-watch':
+      return coldExit(await watchCold(s, command.id));
+    case 'cold-list': {
+      const query = new URLSearchParams();
+      if (command.instance) query.set('instance', command.instance);
+      if (command.open !== undefined) query.set('open', String(command.open));
+      if (command.limit !== undefined) query.set('limit', String(command.limit));
+      const qs = query.toString();
+      const { body, raw } = await s.client.get(ColdMigrationListSchema, `/v1/cold-migrations${qs ? `?${qs}` : ''}`);
+      if (s.json) json(s, (raw as { coldMigrations: unknown }).coldMigrations);
+      else out(s, coldTable(body.coldMigrations));
       return EXIT.ok;
     }
     case 'instances': {
