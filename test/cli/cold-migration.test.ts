@@ -95,7 +95,7 @@ describe('ferry resize, cold-migrate, confirm, revert', () => {
     expect((await ferry(['confirm', VM1], READ)).code).toBe(EXIT.unauthorized);
     const confirmed = await ferry(['confirm', VM1]);
     expect(confirmed.code).toBe(EXIT.ok);
-    expect(confirmed.out).toMatch(/^Confirm accepted: xen-a → xen-b  confirming \(confirmResize\)/);
+    expect(confirmed.out).toMatch(/^Confirm accepted: xen-a → xen-b {2}confirming \(confirmResize\)/);
     const again = await ferry(['--json', 'confirm', run1.uuid]);
     expect(again.code).toBe(EXIT.ok);
     expect(JSON.parse(again.out)).toMatchObject({ uuid: run1.uuid, status: 'confirming' });
