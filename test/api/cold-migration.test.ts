@@ -256,13 +256,13 @@ describe('/v1/cold-migrations', () => {
 
     const early = await app.inject({ method: 'POST', url: `/v1/cold-migrations/${view.uuid}/confirm`, headers: asOperator });
     expect(early.statusCode).toBe(409);
-    expect(early.json().error).toMatchObject({ code: 'conflict', message: 'cannot confirm: the resize is pre-migrating' });
+    expect(early.json().error).toMatchObject({ code: 'conflict', message: 'cannot confirm: the migration is pre-migrating, not finished yet' });
     service.coldMigrations.set(view.uuid, { status: 'finished', step: 'verifyResize', downtimeMs: 1234 });
     const confirmed = await app.inject({ method: 'POST', url: `/v1/cold-migrations/${view.uuid}/confirm`, headers: asOperator });
     expect(confirmed.json()).toMatchObject({ status: 'confirming', downtimeMs: 1234 });
     const revert = await app.inject({ method: 'POST', url: `/v1/cold-migrations/${view.uuid}/revert`, headers: asOperator });
     expect(revert.statusCode).toBe(409);
-    expect(revert.json().error.message).toBe('cannot revert: the resize was confirmed');
+    expect(revert.json().error.message).toBe('cannot revert: the resize was already confirmed');
   });
 
   it('refuses out of 400: unknown flavor or host 404, same flavor or current host 409; read token 403', async () => {

@@ -266,8 +266,9 @@ export class FakeMaintenance implements MaintenanceOperations {
 }
 
 /**
- * Resizes and cold migrations in memory, following the workflow's rules for its updates: confirm
- * and revert only once finished, confirm twice answers the same, revert after confirm is refused.
+ * Resizes and cold migrations in memory, following the workflow's rules for its updates (and its
+ * words: workflows/cold-migration-task.ts validateDecision): confirm and revert only once finished,
+ * confirm twice answers the same, revert after confirm is refused.
  * A test moves a run along with `set`.
  */
 export class FakeColdMigrations implements ColdMigrationOperations {
@@ -324,7 +325,8 @@ export class FakeColdMigrations implements ColdMigrationOperations {
     const run = this.find(id);
     if (!run) throw new MigrationNotFoundError(`No resize or cold migration ${id} could be found.`);
     if (run.status === 'confirming' || run.status === 'confirmed') return structuredClone(run);
-    if (run.status !== 'finished') throw new RefusedError(`cannot confirm: the ${run.migrationType} is ${run.status}`);
+    if (run.status === 'reverting' || run.status === 'reverted') throw new RefusedError('cannot confirm: the resize was already reverted');
+    if (run.status !== 'finished') throw new RefusedError(`cannot confirm: the migration is ${run.status}, not finished yet`);
     run.status = 'confirming';
     run.step = 'confirmResize';
     return structuredClone(run);
@@ -334,8 +336,8 @@ export class FakeColdMigrations implements ColdMigrationOperations {
     const run = this.find(id);
     if (!run) throw new MigrationNotFoundError(`No resize or cold migration ${id} could be found.`);
     if (run.status === 'reverting' || run.status === 'reverted') return structuredClone(run);
-    if (run.status === 'confirming' || run.status === 'confirmed') throw new RefusedError(`cannot revert: the ${run.migrationType} was confirmed`);
-    if (run.status !== 'finished') throw new RefusedError(`cannot revert: the ${run.migrationType} is ${run.status}`);
+    if (run.status === 'confirming' || run.status === 'confirmed') throw new RefusedError('cannot revert: the resize was already confirmed');
+    if (run.status !== 'finished') throw new RefusedError(`cannot revert: the migration is ${run.status}, not finished yet`);
     run.status = 'reverting';
     run.step = 'revertResize';
     return structuredClone(run);

@@ -101,7 +101,7 @@ describe('ferry resize, cold-migrate, confirm, revert', () => {
     expect(JSON.parse(again.out)).toMatchObject({ uuid: run1.uuid, status: 'confirming' });
     const revert = await ferry(['revert', VM1]);
     expect(revert.code).toBe(EXIT.conflict);
-    expect(revert.err).toContain('cannot revert: the resize was confirmed');
+    expect(revert.err).toContain('cannot revert: the resize was already confirmed');
     service.coldMigrations.set(run1.uuid, { status: 'confirmed', step: 'done' });
     const list = await ferry(['cold-list']);
     expect(list.out).toMatch(/^ID +INSTANCE +TYPE +FLAVOR +STATUS +STEP +ROUTE +DOWNTIME +CREATED\n/);
