@@ -8,6 +8,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from '../../lib/stack';
 import { InstanceUuid } from '../../lib/search-attributes';
+import { XenApiClient } from '../../xenapi/client';
 import {
   COLD_MIGRATION_WORKFLOW,
   coldMigrationStatusQuery,
@@ -71,6 +72,20 @@ async function rootVdi(host: string, vmUuid: string): Promise<string> {
   return String(vdi.uuid);
 }
 
+/** A VM's record and the names of the networks of its VIFs, through XenAPI. */
+async function described(host: string, uuid: string): Promise<{ record: Record<string, unknown>; networks: string[] }> {
+  const xen = new XenApiClient({ url: stack.sims.host(host).xenapiUrl, user: 'root', password: stack.password });
+  try {
+    const ref = await xen.getByUuid('VM', uuid);
+    const record = await xen.getRecord('VM', ref);
+    const networks: string[] = [];
+    for (const vif of record.VIFs) networks.push((await xen.getRecord('network', (await xen.getRecord('VIF', vif)).network)).name_label);
+    return { record, networks: networks.sort() };
+  } finally {
+    await xen.logout();
+  }
+}
+
 async function vmOn(host: string, uuid: string): Promise<{ powerState: string } | null> {
   const vms = await admin(host).listVms();
   const vm = vms.find((v) => v.uuid === uuid);
@@ -94,6 +109,11 @@ describe('coldMigration through the real stack', () => {
     const after = await admin('xen-c').vdiChecksum(await rootVdi('xen-c', dest), 16 * MiB);
     expect(after?.sha256).toBe(before?.sha256);
     expect(after?.virtualSize).toBe(GiB);
+    // The flavor's memory and vCPUs, and its VIFs on the networks of the same name (another pool: other refs).
+    const destVm = await described('xen-c', dest);
+    expect(destVm.record).toMatchObject({ VCPUs_max: '2', VCPUs_at_startup: '2', memory_static_max: String(64 * MiB) });
+    expect(destVm.networks).toEqual((await described('xen-a', vm.uuid)).networks);
+    expect(destVm.networks.length).toBeGreaterThan(0);
 
     await handle.executeUpdate(confirmResizeUpdate);
     const again = await handle.executeUpdate(confirmResizeUpdate); // idempotent
