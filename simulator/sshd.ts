@@ -7,12 +7,14 @@
 // key only, nothing else). Needs /usr/sbin/sshd, ssh-keygen and ssh (Debian openssh-server and
 // openssh-client, installed by scripts/install.sh); we run as root here and in CI.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { claimPort, freePort } from '../lib/ports';
 
 export const SSHD = '/usr/sbin/sshd';
+/** OpenSSH's MAX_LISTEN_SOCKS: the most ListenAddress lines one sshd takes. */
+const MAX_LISTEN_SOCKS = 16;
 
 /** What a host needs to reach the others over SSH (PoolOptions.ssh). */
 export interface SshAccess {
@@ -23,7 +25,8 @@ export interface SshAccess {
 
 export interface SshServer extends SshAccess {
   dir: string;
-  process: ChildProcess;
+  /** One sshd per 16 addresses. */
+  processes: ChildProcess[];
   stop(): Promise<void>;
 }
 
@@ -78,14 +81,45 @@ export async function startSshd(opts: { stateDir: string; addresses: string[]; l
   const authorized = join(dir, 'authorized_keys');
   writeFileSync(authorized, readFileSync(`${identityFile}.pub`), { mode: 0o600 });
   const port = await portFreeOnAll(addresses);
-  const config = join(dir, 'sshd_config');
+  // OpenSSH listens on at most 16 sockets per server (MAX_LISTEN_SOCKS): one sshd per 16 addresses.
+  const groups: string[][] = [];
+  for (let i = 0; i < addresses.length; i += MAX_LISTEN_SOCKS) groups.push(addresses.slice(i, i + MAX_LISTEN_SOCKS));
+  const started = await Promise.allSettled(groups.map((group, i) => startOne({ dir, index: i, addresses: group, port, hostKey, authorized, logFile: opts.logFile, timeoutMs: opts.timeoutMs ?? 10_000 })));
+  const children = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    for (const c of children) c.kill('SIGKILL');
+    throw failed.reason;
+  }
+  const stopOne = async (child: ChildProcess) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return {
+    dir,
+    port,
+    identityFile,
+    processes: children,
+    async stop() {
+      await Promise.all(children.map(stopOne));
+    },
+  };
+}
+
+/** Writes sshd_config<index> for up to 16 addresses and starts that sshd; resolves when it accepts connections. */
+async function startOne(o: { dir: string; index: number; addresses: string[]; port: number; hostKey: string; authorized: string; logFile?: string; timeoutMs: number }): Promise<ChildProcess> {
+  const config = join(o.dir, `sshd_config${o.index}`);
   writeFileSync(
     config,
     [
-      ...addresses.map((a) => `ListenAddress ${a}:${port}`),
-      `HostKey ${hostKey}`,
-      `PidFile ${join(dir, 'sshd.pid')}`,
-      `AuthorizedKeysFile ${authorized}`,
+      ...o.addresses.map((a) => `ListenAddress ${a}:${o.port}`),
+      `HostKey ${o.hostKey}`,
+      `PidFile ${join(o.dir, `sshd${o.index}.pid`)}`,
+      `AuthorizedKeysFile ${o.authorized}`,
       'StrictModes no',
       'PermitRootLogin prohibit-password',
       'PubkeyAuthentication yes',
@@ -100,33 +134,21 @@ export async function startSshd(opts: { stateDir: string; addresses: string[]; l
       '',
     ].join('\n'),
   );
-  const child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', opts.logFile ? 'pipe' : 'ignore'] });
-  if (opts.logFile && child.stderr) {
-    const { createWriteStream } = await import('node:fs');
-    child.stderr.pipe(createWriteStream(opts.logFile, { flags: 'a' }));
-  }
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  const child = spawn(SSHD, ['-D', '-e', '-f', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-2000);
+    if (o.logFile) appendFileSync(o.logFile, c);
+  });
+  const deadline = Date.now() + o.timeoutMs;
+  const first = o.addresses[0] as string;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`sshd exited with ${child.exitCode ?? child.signalCode} (config ${config})`);
-    if (await accepts(addresses[0] as string, port)) break;
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`sshd exited with ${child.exitCode ?? child.signalCode}: ${stderr.trim() || '(no message)'} (config ${config})`);
+    if (await accepts(first, o.port)) return child;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`sshd did not accept connections on ${addresses[0]}:${port} within ${opts.timeoutMs ?? 10_000} ms`);
+      throw new Error(`sshd did not accept connections on ${first}:${o.port} within ${o.timeoutMs} ms: ${stderr.trim()}`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return {
-    dir,
-    port,
-    identityFile,
-    process: child,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
 }

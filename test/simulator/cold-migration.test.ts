@@ -205,7 +205,7 @@ describe('cold migration support', () => {
     expect(kept).toBeGreaterThan(0);
     expect(kept).toBeLessThan(24 * MiB);
     await a.setBandwidth(1024);
-    const resumed = JSON.parse(await waitForTask(xa, await xa.call<string>('Async.host.call_plugin', hostA, 'migration', 'transfer_vhd', args))) as Record<string, number>;
+    const resumed = JSON.parse(await waitForTask(xa, await xa.call<string>('Async.host.call_plugin', hostA, 'migration', 'transfer_vhd', args))) as { literal_bytes: number; matched_bytes: number };
     expect(resumed.matched_bytes).toBeGreaterThan(0);
     expect(resumed.literal_bytes).toBeLessThan(24 * MiB);
     expect(resumed.literal_bytes + resumed.matched_bytes).toBe(24 * MiB);
