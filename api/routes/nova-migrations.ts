@@ -19,6 +19,7 @@ import type { FerryService, MigrationFilter } from '../ferry-service';
 import { atLeast, type Microversion } from '../microversion';
 import { NovaMigrationListSchema, NovaServerMigrationSchema, novaMigration, novaServerMigration, type NovaMigrationRow } from '../nova-views';
 import { coldMigrationRow } from '../cold-views';
+import { serverIds } from '../server-identity';
 import type { ColdMigrationFilter } from '../cold-migration-service';
 import { COLD_MIGRATION_STATUSES } from '../../workflows/cold-migration-definitions';
 import { empty, json, routeSchema, type RouteConfig } from '../route';
@@ -370,12 +371,14 @@ export const novaMigrationRoutes: FastifyPluginAsync<PluginOptions> = async (fas
     ),
     handler: async (req) => {
       const asked = osMigrationsRequest(req.query, req.microversion);
-      const [live, cold] = await Promise.all([
+      const [live, cold, ids] = await Promise.all([
         asked.visibility ? service.listMigrations(asked.visibility) : [],
         asked.cold ? service.coldMigrations.list(asked.cold.filter) : [],
+        serverIds(service),
       ]);
       const coldRows = cold.map((v) => coldMigrationRow(v, ctx.config.flavors)).filter((m) => asked.cold?.match(m) ?? false);
-      const rows = [...live, ...coldRows].filter(asked.keep);
+      // A VM that a confirmed resize created is shown as the server it is.
+      const rows = [...live, ...coldRows].filter(asked.keep).map((m) => ({ ...m, server_uuid: ids.get(m.server_uuid) ?? m.server_uuid }));
       const items = page(rows, await markerOf(service, rows, asked.marker), asked.limit);
       const answer: z.infer<typeof NovaMigrationListSchema> = { migrations: items.map((m) => novaMigration(m, req.microversion, base(req))) };
       if (atLeast(req.microversion, 59)) {

@@ -13,10 +13,11 @@ import { atLeast, inRange, type Microversion } from '../microversion';
 import { NovaServerBriefSchema, NovaServerSchema, novaServer } from '../nova-views';
 import { coldServerState, coldStateByInstance, controlColdMigration, startColdMigration, type ColdServerState } from '../cold-operations';
 import { currentFlavor } from '../flavors';
+import { currentVm, serverIds } from '../server-identity';
 import { migrationStateByInstance, startLiveMigration, waitForPreChecks, type MigrationState } from '../operations';
 import type { InstanceView } from '../../workflows/definitions';
 import { empty, json, routeSchema, type RouteConfig } from '../route';
-import { ServerId, versionedBody } from '../schemas';
+import { ServerId, UUID_PATTERN, versionedBody } from '../schemas';
 
 /** Nova's parameter_types.boolean: a JSON boolean or one of its spellings. */
 const BOOLEAN_SPELLINGS = ['True', 'TRUE', 'true', '1', 'ON', 'On', 'on', 'YES', 'Yes', 'yes', 'False', 'FALSE', 'false', '0', 'OFF', 'Off', 'off', 'NO', 'No', 'no'] as const;
@@ -118,24 +119,32 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
    * own, and while it exists it stands for the server (its power state, its new size).
    */
   const allServers = async (req: FastifyRequest) => {
-    const [cluster, states] = await Promise.all([service.describeCluster(), migrationStateByInstance(service)]);
+    const [cluster, states, ids] = await Promise.all([service.describeCluster(), migrationStateByInstance(service), serverIds(service)]);
     const instances = new Map(cluster.hosts.flatMap((h) => h.instances).map((i) => [i.uuid.toLowerCase(), i] as const));
     const cold = await coldStateByInstance(service.coldMigrations, instances);
     const shadows = new Set([...cold.values()].map((c) => c.shadowUuid).filter((u): u is string => u !== null));
-    return [...instances.values()]
+    const shown = [...instances.values()]
       .filter((i) => !shadows.has(i.uuid.toLowerCase()))
-      .map((i) => present(req, i, states.get(i.uuid.toLowerCase()) ?? null, cold.get(i.uuid.toLowerCase()) ?? null, instances));
+      .map((i) => {
+        const vm = i.uuid.toLowerCase();
+        return present(req, i, states.get(vm) ?? null, cold.get(vm) ?? null, instances, ids.get(vm) ?? vm);
+      });
+    // A server being confirmed whose source VM is already gone: its copy stands for it.
+    for (const [vm, state] of cold) {
+      const copy = state.shadowUuid ? instances.get(state.shadowUuid) : undefined;
+      if (!instances.has(vm) && copy) shown.push(present(req, copy, null, state, instances, ids.get(vm) ?? vm));
+    }
+    return shown;
   };
 
-  const present = (
-    req: FastifyRequest,
-    instance: InstanceView,
-    migration: MigrationState,
-    cold: ColdServerState | null,
-    instances: Map<string, InstanceView>,
-  ) => {
+  /**
+   * One server: `instance` is its VM (or, while a resize's source is gone, the copy); its id is
+   * `serverId` (the id it had before its confirmed resizes); during a resize the destination's VM,
+   * when it exists, stands for it (its power state, its new size).
+   */
+  const present = (req: FastifyRequest, instance: InstanceView, migration: MigrationState, cold: ColdServerState | null, instances: Map<string, InstanceView>, serverId: string) => {
     const shadow = cold?.shadowUuid ? instances.get(cold.shadowUuid) : undefined;
-    const shown = shadow ? { ...shadow, uuid: instance.uuid, name: instance.name } : instance;
+    const shown = { ...(shadow ?? instance), uuid: serverId, name: instance.name };
     const flavor = currentFlavor(ctx.config.flavors, shown);
     return novaServer(shown, migration, base(req), true, cold, flavor?.name ?? null);
   };
@@ -191,18 +200,19 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
       { backend: true, more: { 404: 'No such server.' } },
     ),
     handler: async (req) => {
-      const [located, states] = await Promise.all([service.locateInstance(req.params.id), migrationStateByInstance(service)]);
-      if (!located) throw new ApiError('not_found', `Instance ${req.params.id} could not be found.`);
-      const uuid = located.instance.uuid.toLowerCase();
-      const instances = new Map([[uuid, located.instance]]);
-      // The instance's latest resize or cold migration says its state (open, or ended in error).
-      const latest = await service.coldMigrations.get(uuid);
-      const cold = latest ? coldServerState(latest, located.instance) : null;
+      // The VM the server is now (after confirmed resizes), and its latest resize or cold migration (open, or ended in error).
+      const vm = await currentVm(service, req.params.id);
+      const [located, states, latest] = await Promise.all([service.locateInstance(vm), migrationStateByInstance(service), service.coldMigrations.get(vm)]);
+      const cold = latest && latest.instanceUuid === vm ? coldServerState(latest, located?.instance ?? null) : null;
+      const instances = new Map<string, InstanceView>();
       if (cold?.shadowUuid) {
         const shadow = await service.locateInstance(cold.shadowUuid);
         if (shadow) instances.set(cold.shadowUuid, shadow.instance);
       }
-      return { server: present(req, located.instance, states.get(uuid) ?? null, cold, instances) };
+      // While a confirm removes the source VM, the copy is the server.
+      const instance = located?.instance ?? (cold?.shadowUuid ? instances.get(cold.shadowUuid) : undefined);
+      if (!instance) throw new ApiError('not_found', `Instance ${req.params.id} could not be found.`);
+      return { server: present(req, instance, states.get(vm) ?? null, cold, instances, req.params.id.toLowerCase()) };
     },
   });
 
@@ -243,6 +253,8 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
       if (actions.length !== 1) throw new ApiError('bad_request', 'Malformed request body: name exactly one action.');
       const action = actions[0] ?? '';
       const args = (body as Record<string, unknown>)[action];
+      // After confirmed resizes the server is another VM: the actions address that one.
+      const vm = UUID_PATTERN.test(req.params.id) ? await currentVm(service, req.params.id) : req.params.id;
       const requestedBy = { userId: req.principal?.userId ?? 'anonymous', projectId: req.principal?.projectId ?? 'ferry' };
       const cold = { autoConfirmSeconds: ctx.config.migration.resizeConfirmWindowSeconds, refusals: 'nova' as const };
       const invalid = (error: z.ZodError) => new ApiError('bad_request', `Invalid input for field/attribute ${action}. ${describeZodError(error)}`);
@@ -252,7 +264,7 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
         case 'resize': {
           const parsed = ResizeSchema.safeParse(args);
           if (!parsed.success) throw invalid(parsed.error);
-          await startColdMigration(service, ctx.config.flavors, { instanceUuid: req.params.id, flavorRef: parsed.data.flavorRef, requestedBy }, cold);
+          await startColdMigration(service, ctx.config.flavors, { instanceUuid: vm, flavorRef: parsed.data.flavorRef, requestedBy }, cold);
           ctx.metrics.migrationsStarted.inc();
           return reply.code(202).send();
         }
@@ -264,24 +276,24 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
             if (!parsed.success) throw invalid(parsed.error);
             host = parsed.data?.host ?? null;
           }
-          await startColdMigration(service, ctx.config.flavors, { instanceUuid: req.params.id, host, requestedBy }, cold);
+          await startColdMigration(service, ctx.config.flavors, { instanceUuid: vm, host, requestedBy }, cold);
           ctx.metrics.migrationsStarted.inc();
           return reply.code(202).send();
         }
         case 'confirmResize':
         case 'revertResize': {
           AnyBody.parse(args);
-          await controlColdMigration(service, action, req.params.id);
+          await controlColdMigration(service, action, vm);
           return reply.code(action === 'confirmResize' ? 204 : 202).send();
         }
         default:
           throw new ApiError('bad_request', `There is no such action: ${action}`);
       }
-      const resizing = await service.coldMigrations.get(req.params.id.toLowerCase()).catch(() => null);
+      const resizing = UUID_PATTERN.test(vm) ? await service.coldMigrations.get(vm) : null;
       const resizeState = resizing ? coldServerState(resizing, null) : null;
       if (resizeState && resizeState.status !== 'ERROR') {
         const [attr, state] = resizeState.taskState ? (['task_state', resizeState.taskState] as const) : (['vm_state', resizeState.vmState ?? 'resized'] as const);
-        throw new ApiError('conflict', `Cannot 'os-migrateLive' instance ${req.params.id.toLowerCase()} while it is in ${attr} ${state}`);
+        throw new ApiError('conflict', `Cannot 'os-migrateLive' instance ${vm} while it is in ${attr} ${state}`);
       }
       const parsed = migrateLiveSchema(req.microversion).safeParse(args);
       if (!parsed.success) throw new ApiError('bad_request', `Invalid input for field/attribute os-migrateLive. ${describeZodError(parsed.error)}`);
@@ -289,7 +301,7 @@ export const novaServerRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
       const started = await startLiveMigration(
         service,
         {
-          instanceUuid: req.params.id.toLowerCase(),
+          instanceUuid: vm.toLowerCase(),
           host: live.host,
           blockMigration: live.block_migration,
           force: (live as { force?: boolean }).force ?? false,

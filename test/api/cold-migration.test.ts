@@ -188,8 +188,9 @@ describe('resize and migrate (Nova server actions)', () => {
     const again = await app.inject({ method: 'POST', url: `/v1/cold-migrations/${run.uuid}/confirm`, headers: asOperator });
     expect(again.statusCode).toBe(200);
     expect(again.json()).toMatchObject({ uuid: run.uuid, status: 'confirming' });
+    // Confirmed: the server is the new VM now.
     service.coldMigrations.set(run.uuid, { status: 'confirmed', step: 'done' });
-    expect((await show()).status).toBe('SHUTOFF');
+    expect(await show()).toMatchObject({ id: VM1, status: 'ACTIVE', 'OS-EXT-SRV-ATTR:host': 'xen-b', 'OS-EXT-STS:task_state': null });
 
     // Revert: 202 and REVERT_RESIZE.
     const other = server(new FakeFerryService());
@@ -200,6 +201,27 @@ describe('resize and migrate (Nova server actions)', () => {
     expect(reverted.statusCode).toBe(202);
     const shown = (await other.app.inject({ method: 'GET', url: `/v2.1/servers/${VM2}`, headers: nova('2.80', READ) })).json().server;
     expect(shown).toMatchObject({ status: 'REVERT_RESIZE', 'OS-EXT-STS:task_state': 'resize_reverting', 'OS-EXT-STS:vm_state': 'resized' });
+  });
+
+  it('a server keeps its id after a confirmed resize: the new VM is shown as it, and the next action addresses the new VM', async () => {
+    const { app, service } = server();
+    await action(app, VM1, { resize: { flavorRef: '3' } });
+    const run = service.coldMigrations.runs[0]!;
+    const NEW_VM = '55555555-5555-4555-8555-555555555555';
+    // Confirmed: the source VM is gone, the VM the resize created runs on xen-b.
+    const source = service.cluster.hosts[0]!.instances.shift()!;
+    service.cluster.hosts[1]!.instances.push({ ...source, uuid: NEW_VM, host: 'xen-b', memoryBytes: 4 * GiB, diskBytes: 20 * GiB });
+    service.coldMigrations.set(run.uuid, { status: 'confirmed', step: 'done', sourceHost: 'xen-a', destHost: 'xen-b', destInstanceUuid: NEW_VM });
+    const shown = (await app.inject({ method: 'GET', url: `/v2.1/servers/${VM1}`, headers: nova('2.80', READ) })).json().server;
+    expect(shown).toMatchObject({ id: VM1, name: 'web-1', status: 'ACTIVE', 'OS-EXT-SRV-ATTR:host': 'xen-b', flavor: { original_name: 'm1.medium' } });
+    const ids = (await app.inject({ method: 'GET', url: '/v2.1/servers', headers: nova('2.80', READ) })).json().servers.map((s: { id: string }) => s.id);
+    expect(ids).toContain(VM1);
+    expect(ids).not.toContain(NEW_VM);
+    const rows = (await app.inject({ method: 'GET', url: '/v2.1/os-migrations', headers: nova('2.80', READ) })).json().migrations;
+    expect(rows.map((m: { instance_uuid: string }) => m.instance_uuid)).toEqual([VM1]);
+    // Resizing the server again resizes the new VM (back to m1.large's size).
+    expect((await action(app, VM1, { resize: { flavorRef: 'large-4' } })).statusCode).toBe(202);
+    expect(service.coldMigrations.started[1]).toMatchObject({ instanceUuid: NEW_VM, flavor: { id: 'large-4' } });
   });
 
   it('os-migrations lists resizes and cold migrations with their type, filters by migration_type and status', async () => {
