@@ -75,6 +75,8 @@ interface Transfer {
   done: Promise<string>;
   /** Set when a task.cancel asked for the end: the failure is TASK_CANCELLED then. */
   cancelledBy?: string;
+  /** Async.host.call_plugin tasks following this transfer: their progress is rsync's. */
+  tasks: Set<string>;
 }
 
 /** Running transfers per host (each identified by what it moves where). */
@@ -116,7 +118,7 @@ function transferVhd(host: SimHost, args: Record<string, unknown>, ctx?: CallCon
   const key = `${instanceUuid}/${seqNum}/${vdiUuid}->${destAddress}`;
   const transfers = transfersOf(host);
   const joined = transfers.get(key);
-  const t: Transfer = joined ?? { key, done: Promise.resolve('') };
+  const t: Transfer = joined ?? { key, done: Promise.resolve(''), tasks: new Set() };
   if (!joined) {
     t.done = runRsync(host, t, { instanceUuid, destAddress, vdiUuid, seqNum, dir }).finally(() => transfers.delete(key));
     transfers.set(key, t);
@@ -124,6 +126,7 @@ function transferVhd(host: SimHost, args: Record<string, unknown>, ctx?: CallCon
   if (ctx?.taskRef) {
     // Async.host.call_plugin: the task can be cancelled while rsync runs (the rsync is killed).
     const taskRef = ctx.taskRef;
+    t.tasks.add(taskRef);
     host.pool.store.update('task', taskRef, { allowed_operations: ['cancel'] });
     host.pool.cancelHandlers.set(taskRef, () => {
       t.cancelledBy = taskRef;
@@ -155,14 +158,24 @@ async function runRsync(host: SimHost, t: Transfer, a: { instanceUuid: string; d
     if (!own && !ssh) throw failure(fn, 'SubprocessException', `no SSH access to ${a.destAddress} is configured (the simulator was started without sshd)`);
     const kibps = Math.max(1, Math.floor(host.link.bandwidthBytesPerS / 1024));
     // os-xenapi _rsync_vhds: rsync -av --progress [-e ssh] staging/ root@host:/images/instance<uuid>/ (no SSH to itself).
-    const cmd = ['-a', '--partial', '--stats', `--bwlimit=${kibps}`, ...(own ? [] : ['-e', sshCommand(ssh as NonNullable<typeof ssh>).join(' ')]), `${staging}/`, own ? destDir : `root@${a.destAddress}:${destDir}`];
+    const cmd = ['-a', '--partial', '--stats', '--info=progress2', `--bwlimit=${kibps}`, ...(own ? [] : ['-e', sshCommand(ssh as NonNullable<typeof ssh>).join(' ')]), `${staging}/`, own ? destDir : `root@${a.destAddress}:${destDir}`];
     host.log.info({ instance: a.instanceUuid, vdi: a.vdiUuid, seq: a.seqNum, to: a.destAddress, bytes }, 'plugin migration.transfer_vhd: rsync starts');
     const { code, signal, stdout, stderr } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
       const proc = spawn('rsync', cmd, { stdio: ['ignore', 'pipe', 'pipe'] });
       t.proc = proc;
       let out = '';
       let err = '';
-      proc.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      let shown = 0;
+      proc.stdout.on('data', (c: Buffer) => {
+        const text = c.toString();
+        out = (out + text).slice(-20_000);
+        // --info=progress2: "  12,345,678  42%  8.00MB/s  0:00:01" lines, carriage-returned.
+        const pct = [...text.matchAll(/\s(\d{1,3})%\s/g)].at(-1)?.[1];
+        if (pct !== undefined && Number(pct) / 100 > shown) {
+          shown = Math.min(0.99, Number(pct) / 100);
+          for (const task of t.tasks) if (host.store.has('task', task) && host.store.raw('task', task).status === 'pending') host.store.update('task', task, { progress: shown });
+        }
+      });
       proc.stderr.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
       proc.once('error', reject);
       proc.once('close', (c, s) => resolve({ code: c, signal: s, stdout: out, stderr: err }));

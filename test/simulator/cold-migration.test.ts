@@ -198,6 +198,7 @@ describe('cold migration support', () => {
       if (!existsSync(staging)) return false;
       return readdirSync(staging).some((f) => statSync(join(staging, f)).size > 4 * MiB);
     }, 'part of the disk to arrive');
+    await waitUntil(async () => Number(await xa.call('task.get_progress', task)) > 0, 'the task to show rsync progress');
     expect(await a.killTransfers()).toBe(1);
     await expect(waitForTask(xa, task)).rejects.toMatchObject({ code: 'XENAPI_PLUGIN_FAILURE', params: ['transfer_vhd', 'SubprocessException', expect.any(String)] });
     await expect(waitForTask(xa, again)).rejects.toMatchObject({ code: 'XENAPI_PLUGIN_FAILURE' });
@@ -214,5 +215,15 @@ describe('cold migration support', () => {
     await plugin(xc, 'xen-c', 'move_vhds_into_sr', { instance_uuid: uuid, sr_path: dst.path, uuid_stack: JSON.stringify([newUuid]) });
     await xc.call('SR.scan', dst.ref);
     expect((await cluster.host('xen-c').admin.vdiChecksum(newUuid))?.sha256).toBe((await a.vdiChecksum(disk.uuid))?.sha256);
+
+    // task.cancel of a running transfer stops its rsync: the task ends cancelled.
+    await a.setBandwidth(4);
+    const cancelled = await xa.call<string>('Async.host.call_plugin', hostA, 'migration', 'transfer_vhd', { ...args, instance_uuid: crypto.randomUUID() });
+    await waitUntil(async () => (await a.transfers()).length === 1, 'the transfer to start');
+    await xa.call('task.cancel', cancelled);
+    await expect(waitForTask(xa, cancelled)).rejects.toMatchObject({ code: 'TASK_CANCELLED', params: [cancelled] });
+    expect(await xa.call('task.get_status', cancelled)).toBe('cancelled');
+    expect(await a.transfers()).toEqual([]);
+    await a.setBandwidth(1024);
   });
 });
