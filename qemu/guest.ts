@@ -3,7 +3,8 @@
 // 'A' to COM1 once, then forever: increments one byte in every 4 KiB page of a region that starts
 // at 1 MiB (a busy-wait of `delayLoops` iterations after each page sets the dirty rate; the first
 // pass has none, so that the whole region holds data at once, even for a guest that then hardly
-// dirties anything), increments the pass counter at physical address 0x500 and writes 'B' to COM1. A migrated guest goes on
+// dirties anything), counts each page write at 0x504, increments the pass counter at physical
+// address 0x500 and writes 'B' to COM1. A migrated guest goes on
 // writing 'B' on the destination, never a second 'A', and its pass counter keeps growing: proof
 // that it carried on instead of rebooting.
 //
@@ -17,15 +18,17 @@ const PAGE_BYTES = 4096;
 export const REGION_START = 0x100000;
 /** Physical address of the guest's 32-bit pass counter. */
 export const PASS_COUNTER_ADDRESS = 0x500;
+/** Physical address of the guest's 32-bit count of page writes (wraps at 2^32): its dirty rate, measured. */
+export const PAGE_WRITE_COUNTER_ADDRESS = 0x504;
 /** Offsets in the sector of the patched operands. */
-const DELAY_OFFSET = 0x5d;
-const REGION_END_OFFSET = 0x4d;
+const DELAY_OFFSET = 0x63;
+const REGION_END_OFFSET = 0x53;
 
 // prettier-ignore
 const CODE: readonly number[] = [
   // .code16, loaded at 0x7c00
   0xfa,                                     // 00 cli
-  0x0f, 0x01, 0x16, 0x7c, 0x7c,             // 01 lgdt 0x7c7c (gdtdesc)
+  0x0f, 0x01, 0x16, 0x84, 0x7c,             // 01 lgdt 0x7c84 (gdtdesc)
   0x66, 0xb8, 0x01, 0x00, 0x00, 0x00,       // 06 mov $1,%eax
   0x0f, 0x22, 0xc0,                         // 0c mov %eax,%cr0 (protected mode)
   0x66, 0xea, 0x17, 0x7c, 0x00, 0x00, 0x08, 0x00, // 0f ljmpl $8,$0x7c17
@@ -42,23 +45,24 @@ const CODE: readonly number[] = [
   0xb8, 0x00, 0x00, 0x10, 0x00,             // 3a mov $0x100000,%eax
   // inner:
   0xfe, 0x00,                               // 3f incb (%eax)
-  0x89, 0xd9,                               // 41 mov %ebx,%ecx (this pass's delay)
-  0xe3, 0x02,                               // 43 jecxz 0x47
-  0xe2, 0xfe,                               // 45 loop 0x45
-  0x05, 0x00, 0x10, 0x00, 0x00,             // 47 add $4096,%eax
-  0x3d, 0x00, 0x00, 0x00, 0x00,             // 4c cmp $regionEnd,%eax (patched at 0x4d)
-  0x72, 0xec,                               // 51 jb inner
-  0xff, 0x05, 0x00, 0x05, 0x00, 0x00,       // 53 incl 0x500 (pass counter)
-  0xb0, 0x42, 0xee,                         // 59 mov $'B',%al; out %al,(%dx)
-  0xbb, 0x00, 0x00, 0x00, 0x00,             // 5c mov $delay,%ebx (patched at 0x5d)
-  0xeb, 0xd7,                               // 61 jmp mainloop
-  0x90,                                     // 63 nop: the GDT starts at 0x64
-  // gdt (0x7c64): null, code (base 0, 4 GiB, 32-bit, execute/read), data (read/write)
+  0xff, 0x05, 0x04, 0x05, 0x00, 0x00,       // 41 incl 0x504 (page-write counter)
+  0x89, 0xd9,                               // 47 mov %ebx,%ecx (this pass's delay)
+  0xe3, 0x02,                               // 49 jecxz 0x4d
+  0xe2, 0xfe,                               // 4b loop 0x4b
+  0x05, 0x00, 0x10, 0x00, 0x00,             // 4d add $4096,%eax
+  0x3d, 0x00, 0x00, 0x00, 0x00,             // 52 cmp $regionEnd,%eax (patched at 0x53)
+  0x72, 0xe6,                               // 57 jb inner
+  0xff, 0x05, 0x00, 0x05, 0x00, 0x00,       // 59 incl 0x500 (pass counter)
+  0xb0, 0x42, 0xee,                         // 5f mov $'B',%al; out %al,(%dx)
+  0xbb, 0x00, 0x00, 0x00, 0x00,             // 62 mov $delay,%ebx (patched at 0x63)
+  0xeb, 0xd1,                               // 67 jmp mainloop
+  0x8d, 0x76, 0x00,                         // 69 lea 0(%esi),%esi: padding, the GDT starts at 0x6c
+  // gdt (0x7c6c): null, code (base 0, 4 GiB, 32-bit, execute/read), data (read/write)
   0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
   0xff, 0xff, 0x00, 0x00, 0x00, 0x9a, 0xcf, 0x00,
   0xff, 0xff, 0x00, 0x00, 0x00, 0x92, 0xcf, 0x00,
-  // gdtdesc (0x7c7c): limit 0x17, base 0x7c64
-  0x17, 0x00, 0x64, 0x7c, 0x00, 0x00,
+  // gdtdesc (0x7c84): limit 0x17, base 0x7c6c
+  0x17, 0x00, 0x6c, 0x7c, 0x00, 0x00,
 ];
 
 export interface GuestProgram {
@@ -93,6 +97,18 @@ export function guestMemoryMiB(program: GuestProgram): number {
 /** Pages the guest writes per pass. */
 export function pagesPerPass(program: GuestProgram): number {
   return (program.regionMiB * 1024 * 1024) / PAGE_BYTES;
+}
+
+/** The guest's counters, from the 8 bytes of its memory at PASS_COUNTER_ADDRESS (QMP's pmemsave). */
+export interface GuestCounters {
+  passes: number;
+  /** Page writes, modulo 2^32. */
+  pageWrites: number;
+}
+
+export function parseGuestCounters(bytes: Buffer): GuestCounters {
+  if (bytes.length < 8) throw new RangeError(`the guest's counters are 8 bytes, not ${bytes.length}`);
+  return { passes: bytes.readUInt32LE(0), pageWrites: bytes.readUInt32LE(4) };
 }
 
 /** What a guest wrote on one serial port: SeaBIOS's banner (on a cold boot), then 'A' once, then a 'B' per pass. */

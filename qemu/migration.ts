@@ -211,10 +211,13 @@ export async function followMigration(qmp: QmpClient, options: FollowOptions): P
   }
 }
 
-/** QEMU 7.2 sets total-time and downtime a moment after reporting completed: read again, briefly. */
+/**
+ * QEMU 7.2 sets total-time and downtime a moment after reporting completed (absent or 0 before):
+ * read again, briefly.
+ */
 async function completedFigures(qmp: QmpClient, first: MigrationProgress): Promise<MigrationProgress> {
   let progress = first;
-  for (let attempt = 0; attempt < 20 && (progress.downtimeMs === null || progress.totalTimeMs === null); attempt++) {
+  for (let attempt = 0; attempt < 40 && (!progress.downtimeMs || !progress.totalTimeMs); attempt++) {
     await sleep(25);
     progress = migrationProgress(await queryMigration(qmp));
   }

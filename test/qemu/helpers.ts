@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createGuestDisk } from '../../qemu/disk';
-import { guestMemoryMiB, parseGuestSerial, type GuestProgram, type GuestSerial } from '../../qemu/guest';
+import { guestMemoryMiB, parseGuestCounters, parseGuestSerial, PASS_COUNTER_ADDRESS, type GuestCounters, type GuestProgram, type GuestSerial } from '../../qemu/guest';
 import { destroyGuest, QemuGuest, type GuestSpec } from '../../qemu/process';
 
 /** A small guest that dirties 32 MiB as fast as the vCPU goes. */
@@ -68,8 +68,12 @@ export async function waitForPasses(guest: QemuGuest, passes: number, timeoutMs 
   }
 }
 
-/** The guest's pass counter (physical 0x500), read through QMP. */
+/** The guest's counters (passes and page writes, from physical 0x500), read through QMP. */
+export async function guestCounters(guest: QemuGuest): Promise<GuestCounters> {
+  return parseGuestCounters(await guest.saveMemory(PASS_COUNTER_ADDRESS, 8, join(guest.stateDir, 'counters.bin')));
+}
+
+/** The guest's pass counter. */
 export async function passCounter(guest: QemuGuest): Promise<number> {
-  const bytes = await guest.saveMemory(0x500, 4, join(guest.stateDir, 'counter.bin'));
-  return bytes.readUInt32LE(0);
+  return (await guestCounters(guest)).passes;
 }
