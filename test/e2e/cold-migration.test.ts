@@ -144,6 +144,20 @@ describe('coldMigration through the real stack', () => {
     expect(confirm).toBeInstanceOf(Error);
   }, 180_000);
 
+  it('a halted VM moves halted: no shutdown, no downtime, and it stays halted on the destination', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'halted-1', memoryMiB: 32, diskMiB: [8], sr: 'local' });
+    const xen = new XenApiClient({ url: stack.sims.host('xen-a').xenapiUrl, user: 'root', password: stack.password });
+    await xen.call('VM.hard_shutdown', vm.ref);
+    await xen.logout();
+    const handle = await start({ instanceUuid: vm.uuid, flavor: null, host: 'xen-c' });
+    const view = await waitForView(handle, finished);
+    expect(view.downtimeMs).toBeNull();
+    expect(await vmOn('xen-c', view.destInstanceUuid as string)).toEqual({ powerState: 'Halted' });
+    await handle.executeUpdate(confirmResizeUpdate);
+    expect(((await handle.result()) as ColdMigrationOutcome).status).toBe('confirmed');
+    expect(await vmOn('xen-a', vm.uuid)).toBeNull();
+  }, 180_000);
+
   it('confirms by itself after the window, across a conductor restart', async () => {
     const vm = await admin('xen-a').createVm({ nameLabel: 'auto-1', memoryMiB: 32, diskMiB: [8], sr: 'local' });
     const handle = await start({ instanceUuid: vm.uuid, flavor: null, host: 'xen-c', autoConfirmSeconds: 8 });

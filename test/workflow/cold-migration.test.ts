@@ -338,6 +338,31 @@ describe('coldMigration', () => {
     expect(w.count('powerOffForResize')).toBe(0);
   });
 
+  it('a Temporal cancel before the migration finished rolls back and ends the run cancelled', async () => {
+    const w = newWorld();
+    w.fake.autoGrant = false; // waits for its slot, after nothing was touched
+    const handle = await start(w);
+    for (let i = 0; i < 100 && !w.fake.slotRequested; i++) await new Promise((r) => setTimeout(r, 50));
+    await handle.cancel();
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause?.name).toBe('CancelledFailure');
+    expect(await handle.query(coldMigrationStatusQuery)).toMatchObject({ status: 'error', step: 'done' });
+    expect(w.count('snapshotForResize')).toBe(0);
+    expect(w.fake.callsOf('releaseMigrationSlot').length).toBeGreaterThan(0);
+  });
+
+  it('a Temporal cancel while the user decides reverts (the source still has everything)', async () => {
+    const w = newWorld();
+    const handle = await start(w);
+    await untilFinished(handle);
+    await handle.cancel();
+    const outcome = (await handle.result()) as ColdMigrationOutcome;
+    expect(outcome.status).toBe('reverted');
+    expect(w.destVm).toBeNull();
+    expect(w.sourceVm).toBe('Running');
+  });
+
   it('refuses a smaller disk (ResizeError) and the same flavor, before touching any host', async () => {
     const w = newWorld(4 * GiB);
     const shrink = await failureOf(await start(w));
