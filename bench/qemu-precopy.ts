@@ -124,11 +124,13 @@ async function startTunedGuest(regionMiB: number, pagesPerSecond: number, fit: {
     const program = { regionMiB, delayLoops };
     const guest = await startGuest(program);
     if (pagesPerSecond <= 0 || attempt === 3) return { guest, program };
-    const rate = await pageRate(guest, 1000);
+    const rate = await pageRate(guest, 1500);
     if (Math.abs(rate / pagesPerSecond - 1) <= 0.1) return { guest, program };
     await guest.stop();
-    // The time per page observed, moved to the target's by the loop's calibrated cost.
-    delayLoops = Math.max(0, Math.round(delayLoops + (1 / pagesPerSecond - 1 / Math.max(rate, 1)) / fit.perLoop));
+    // The delay dominates the time per page (the loop's fixed part is a few microseconds): scale
+    // it by how far off the guest was, at most 4 times either way (a measurement taken while the
+    // machine was swamped is not trusted further).
+    delayLoops = Math.max(1, Math.round(delayLoops * Math.min(4, Math.max(0.25, rate / pagesPerSecond))));
   }
 }
 
@@ -218,8 +220,10 @@ async function main(): Promise<void> {
     const highDelay = 200_000;
     const low = await secondsPerPage(regionMiB, lowDelay, 1500);
     const high = await secondsPerPage(regionMiB, highDelay, 1500);
-    const perLoop = (high - low) / (highDelay - lowDelay);
-    const fit = { base: low - perLoop * lowDelay, perLoop };
+    let fit = { base: low - ((high - low) / (highDelay - lowDelay)) * lowDelay, perLoop: (high - low) / (highDelay - lowDelay) };
+    // On a loaded machine the two points can disagree; the loop is then taken as the whole cost.
+    if (fit.base < 0 || fit.perLoop <= 0) fit = { base: 0, perLoop: high / highDelay };
+    const perLoop = fit.perLoop;
     emit('qemu-precopy-calibration', { ns_per_loop: round(perLoop * 1e9, 3), base_us_per_page: round(fit.base * 1e6, 2), delays: [lowDelay, highDelay], us_per_page: [round(low * 1e6, 1), round(high * 1e6, 1)] });
 
     const M = regionMiB * MiB;
