@@ -30,6 +30,8 @@ export const MIGRATION_PLUGIN_FUNCTIONS = ['transfer_vhd', 'move_vhds_into_sr'];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SR_MOUNT = /^\/var\/run\/sr-mount\/([0-9a-f-]{36})\/?$/;
 const STAGED = /^(\d+)\.(img|cow)$/;
+/** Nova passes the instance uuid, or <uuid>_ephemeral_<n> for an ephemeral disk's chain (vm_utils.migrate_vhd). */
+const CHAIN_LABEL = /^[0-9A-Za-z][0-9A-Za-z_-]{0,127}$/;
 
 function failure(fn: string, cls: string, message: string): XenApiError {
   return new XenApiError(XenApiCode.XENAPI_PLUGIN_FAILURE, [fn, cls, message]);
@@ -110,7 +112,7 @@ export function runningTransfers(host: SimHost): string[] {
 
 function transferVhd(host: SimHost, args: Record<string, unknown>, ctx?: CallContext): Promise<string> {
   const fn = 'transfer_vhd';
-  const instanceUuid = arg(fn, args, 'instance_uuid', UUID);
+  const instanceUuid = arg(fn, args, 'instance_uuid', CHAIN_LABEL);
   const destAddress = arg(fn, args, 'host', /^\d{1,3}(\.\d{1,3}){3}$/);
   const vdiUuid = arg(fn, args, 'vdi_uuid', UUID);
   const seqNum = arg(fn, args, 'seq_num', /^\d+$/);
@@ -194,7 +196,7 @@ async function runRsync(host: SimHost, t: Transfer, a: { instanceUuid: string; d
 
 function moveVhdsIntoSr(host: SimHost, args: Record<string, unknown>): string {
   const fn = 'move_vhds_into_sr';
-  const instanceUuid = arg(fn, args, 'instance_uuid', UUID);
+  const instanceUuid = arg(fn, args, 'instance_uuid', CHAIN_LABEL);
   const { dir } = srDirOf(fn, host, arg(fn, args, 'sr_path'));
   let stack: unknown;
   try {

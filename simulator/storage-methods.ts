@@ -1,5 +1,5 @@
 // The XenAPI calls a cold migration and a resize need, each as xapi defines it:
-//   VM.snapshot (xapi_vm_snapshot.ml, xapi_vm_clone.ml; on a VHD SR, SM's snapshot turns the
+//   VM.snapshot, VDI.snapshot (xapi_vm_snapshot.ml, xapi_vdi.ml, xapi_vm_clone.ml; on a VHD SR, SM's snapshot turns the
 //     disk into a hidden read-only parent with two copy-on-write leaves: the VM's and the snapshot's)
 //   VDI.resize (xapi_vdi.ml resize: SM grows the VHD; a shrink is SM's VDISize error)
 //   VDI.destroy (xapi_vdi.ml destroy_and_data_destroy_common; SM hides a parent that has children)
@@ -202,6 +202,15 @@ export function addStorageMethods(host: SimHost, m: Methods): void {
     if (rec.is_a_snapshot) throw new XenApiError(XenApiCode.OPERATION_NOT_ALLOWED, ['Snapshotting a snapshot is not allowed']);
     host.assertPowerState(str(vm), 'Running', 'Halted', 'Paused');
     return snapshotVm(pool, str(vm), str(newName), Array.isArray(ignore) ? ignore.map(str) : []);
+  });
+
+  // xapi_vdi.ml snapshot(vdi, driver_params): what Nova's snapshot_attached_here calls on the VM's
+  // root VDI (vm_utils._vdi_snapshot), live; the same SM operation as one disk of VM.snapshot.
+  def('VDI.snapshot', [1, 2], ([vdi]) => {
+    const ref = str(vdi);
+    const rec = assertManaged(pool, ref);
+    if (rec.sharable) throw new XenApiError(XenApiCode.VDI_IS_SHARABLE, [ref]);
+    return snapshotVdi(pool, ref, new Date());
   });
 
   def('VDI.resize', 2, ([vdi, size]) => {

@@ -69,6 +69,8 @@ export const XenApiCode = {
   SR_BACKEND_FAILURE_79: 'SR_BACKEND_FAILURE_79',
   /** [vm, timeout]: the guest did not shut down within the timeout of VM.clean_shutdown (xapi_xenops.ml, Failed_to_shutdown) */
   VM_SHUTDOWN_TIMEOUT: 'VM_SHUTDOWN_TIMEOUT',
+  /** [vdi]: VDI.snapshot of a sharable VDI (xapi_vdi.ml check_operation_error) */
+  VDI_IS_SHARABLE: 'VDI_IS_SHARABLE',
   /** [token]: event.from with a token it cannot parse (xapi_event.ml) */
   EVENT_FROM_TOKEN_PARSE_FAILURE: 'EVENT_FROM_TOKEN_PARSE_FAILURE',
 } as const;

@@ -146,6 +146,19 @@ describe('cold migration support', () => {
     expect((await a.state()).srFiles.local.filter((f) => [baseUuid, disk.uuid, snapDisk.uuid].some((u) => f.startsWith(u)))).toEqual([]);
   });
 
+  it('VDI.snapshot of a running VM\'s disk (what Nova calls) makes the same chain', async () => {
+    const a = cluster.host('xen-a').admin;
+    const { ref } = await a.createVm({ nameLabel: 'vdi-snap', memoryMiB: 16, diskMiB: [2], diskWriteMiBps: 1 });
+    const disk = await diskOf(xa, ref);
+    const snapVdi = await xa.call<string>('VDI.snapshot', disk.ref, {});
+    const snap = await rec(xa, 'VDI', snapVdi);
+    const baseUuid = smParent(await rec(xa, 'VDI', disk.ref));
+    expect(snap).toMatchObject({ is_a_snapshot: true, snapshot_of: disk.ref, sm_config: { 'vhd-parent': baseUuid } });
+    expect((await a.vdiChecksum(String(snap.uuid)))?.chain).toEqual([snap.uuid, baseUuid]);
+    await xa.call('VDI.destroy', snapVdi);
+    expect((await a.vdiChecksum(disk.uuid))?.chain).toEqual([disk.uuid, baseUuid]);
+  });
+
   it('VM.set_memory_limits and VM.set_VCPUs_* keep xapi rules', async () => {
     const a = cluster.host('xen-a').admin;
     const { ref } = await a.createVm({ nameLabel: 'sizes', memoryMiB: 16, vcpus: 2 });
