@@ -4,13 +4,16 @@
 // cluster's real sshd; move_vhds_into_sr + SR.scan give VDIs whose content equals the source's;
 // VDI.resize grows (content kept) and refuses a shrink; the memory and vCPU setters keep xapi's
 // rules; an interrupted transfer resumes with rsync --partial (fewer literal bytes).
+import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pythonPath } from '../../lib/paths';
 import type { SimCluster } from '../../simulator/cluster';
 import type { XenApiClient } from '../../xenapi/client';
 import { waitForTask } from '../../xenapi/task';
-import { clientFor, hostRefOf, startTestCluster, waitUntil } from './helpers';
+import { PASSWORD, clientFor, hostRefOf, startTestCluster, waitUntil } from './helpers';
 
 const MiB = 1024 * 1024;
 type Rec = Record<string, unknown>;
@@ -157,6 +160,28 @@ describe('cold migration support', () => {
     expect((await a.vdiChecksum(String(snap.uuid)))?.chain).toEqual([snap.uuid, baseUuid]);
     await xa.call('VDI.destroy', snapVdi);
     expect((await a.vdiChecksum(disk.uuid))?.chain).toEqual([disk.uuid, baseUuid]);
+  });
+
+  it("the real Python XenAPI client drives Nova's sequence (VDI.snapshot, transfer_vhd, move_vhds_into_sr, SR.scan, resize, start)", async () => {
+    const { stdout } = await promisify(execFile)(pythonPath(), [resolve(__dirname, 'cold-migration.py'), cluster.host('xen-a').xenapiUrl, cluster.host('xen-c').xenapiUrl, PASSWORD], { timeout: 90_000 });
+    const out = JSON.parse(stdout) as Record<string, unknown>;
+    const { source_vdi_uuid: _s, root_uuid: root, ...rest } = out;
+    expect(rest).toEqual({
+      chain_length: 2,
+      snapshot_time_type: 'DateTime',
+      base_literal_bytes: 4 * MiB,
+      shutdown: 'Halted',
+      leaf_sent_less_than_disk: true,
+      root_is_last_of_stack: true,
+      root_parent_is_next: true,
+      shrink: 'SR_BACKEND_FAILURE_79',
+      grown: String(8 * MiB),
+      memory_order: ['MEMORY_CONSTRAINT_VIOLATION_ORDER'],
+      vcpus_at_startup_above_max: 'INVALID_VALUE',
+      started: 'Running',
+      source_chain_gone: true,
+    });
+    expect((await cluster.host('xen-c').admin.vdiChecksum(String(root)))?.virtualSize).toBe(8 * MiB);
   });
 
   it('VM.set_memory_limits and VM.set_VCPUs_* keep xapi rules', async () => {
