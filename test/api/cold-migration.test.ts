@@ -2,6 +2,7 @@
 // VERIFY_RESIZE states, os-migrations with resizes, and ferry's /v1/cold-migrations, on the fake
 // service (test/e2e/openstack-resize.test.ts drives the same through the real stack).
 import { describe, expect, it } from 'vitest';
+import { loadConfig, parseConfig } from '../../lib/config';
 import { novaMigrationId } from '../../workflows/definitions';
 import { FakeFerryService, VM1, VM2, VM_HALTED } from './fake-service';
 import { READ, asOperator, asRead, nova, serverPerTest } from './helpers';
@@ -11,6 +12,40 @@ const GiB = 2 ** 30;
 
 const action = (app: Awaited<ReturnType<typeof server>>['app'], id: string, body: unknown, version = '2.80') =>
   app.inject({ method: 'POST', url: `/v2.1/servers/${id}/action`, headers: nova(version), payload: body as object });
+
+describe('temporal.yaml flavors and the resize confirm window', () => {
+  it('validates each flavor, refuses duplicate ids and names, defaults the window to 0 (off)', () => {
+    const hosts = [{ name: 'xen-a', pool: 'pool-1', xenapiUrl: 'http://127.0.0.1:1/', passwordEnv: 'P' }];
+    const parsed = parseConfig({ hosts, flavors: [{ id: '1', name: 'm1.tiny', vcpus: 1, ram: 512, disk: 1 }] });
+    expect(parsed.flavors).toEqual([{ id: '1', name: 'm1.tiny', vcpus: 1, ram: 512, disk: 1 }]);
+    expect(parsed.migration.resizeConfirmWindowSeconds).toBe(0);
+    expect(parseConfig({ hosts }).flavors).toEqual([]);
+    const bad = () =>
+      parseConfig({
+        hosts,
+        migration: { resizeConfirmWindowSeconds: -1 },
+        flavors: [
+          { id: '1', name: 'a', vcpus: 1, ram: 512, disk: 1 },
+          { id: '1', name: 'a', vcpus: 0, ram: 512, disk: 1, colour: 'red' },
+          { id: 'a/b', name: 'c', vcpus: 1, ram: 512, disk: -1 },
+        ],
+      });
+    expect(bad).toThrow(/flavors\[1\]\.vcpus: Too small/);
+    expect(bad).toThrow(/flavors\[1\]: Unrecognized key: "colour"/);
+    expect(bad).toThrow(/flavors\[2\]\.id: only letters, digits/);
+    expect(bad).toThrow(/flavors\[2\]\.disk/);
+    expect(bad).toThrow(/migration\.resizeConfirmWindowSeconds/);
+    const duplicates = () => parseConfig({ hosts, flavors: [{ id: '1', name: 'a', vcpus: 1, ram: 1, disk: 0 }, { id: '1', name: 'a', vcpus: 1, ram: 2, disk: 0 }] });
+    expect(duplicates).toThrow(/flavors\[1\]\.id: duplicate flavor id "1"/);
+    expect(duplicates).toThrow(/flavors\[1\]\.name: duplicate flavor name "a"/);
+  });
+
+  it("the project's temporal.yaml has Nova's classic flavors and the window off", () => {
+    const config = loadConfig();
+    expect(config.flavors.map((f) => f.name)).toEqual(['m1.tiny', 'm1.small', 'm1.medium', 'm1.large', 'm1.xlarge']);
+    expect(config.migration.resizeConfirmWindowSeconds).toBe(0);
+  });
+});
 
 describe('flavors', () => {
   it("lists them brief and in detail with each microversion's fields, sorted by flavorid", async () => {
