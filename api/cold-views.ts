@@ -3,11 +3,14 @@
 // ferry's own /v1 cold migration (the whole view, with progress and downtime). The zod schema of the
 // latter mirrors workflows/cold-migration-definitions.ts; the check at the bottom fails the
 // typecheck if the two drift apart.
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { FlavorConfig } from '../lib/config';
 import { COLD_MIGRATION_STATUSES, COLD_MIGRATION_STEPS, FlavorSchema, type ColdMigrationView } from '../workflows/cold-migration-definitions';
 import { novaMigrationId } from '../workflows/definitions';
+import type { InstanceAction } from './ferry-service';
 import { currentFlavor } from './flavors';
+import { requestIdOf } from './instance-actions';
 import type { NovaMigrationRow } from './nova-views';
 
 /**
@@ -43,6 +46,50 @@ export function coldMigrationRow(view: ColdMigrationView, flavors: readonly Flav
     user_id: view.userId,
     project_id: view.projectId,
   };
+}
+
+/** A uuid derived from a run id and a word: the request id of a run's confirm or revert, stable across reads. */
+function derivedUuid(runId: string, what: string): string {
+  const hex = createHash('sha1').update(`${runId}:${what}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${((parseInt(hex.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${hex.slice(18, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * A resize or cold migration as Nova's instance actions: `resize` or `migrate` (request id
+ * req-<run id>), then `confirmResize` or `revertResize` once asked (their own request ids, derived
+ * from the run id). Nova's message is 'Error' for the action that failed. No events: the run's
+ * history is not read for these.
+ */
+export function coldInstanceActions(view: ColdMigrationView): InstanceAction[] {
+  const base = {
+    instanceUuid: view.instanceUuid,
+    migrationUuid: view.uuid,
+    userId: view.userId,
+    projectId: view.projectId,
+    events: [],
+  };
+  const decided = view.status === 'confirming' || view.status === 'confirmed' ? 'confirmResize' : view.status === 'reverting' || view.status === 'reverted' ? 'revertResize' : null;
+  const actions: InstanceAction[] = [
+    {
+      ...base,
+      action: view.migrationType === 'resize' ? 'resize' : 'migrate',
+      requestId: requestIdOf(view.uuid),
+      startTime: view.createdAt,
+      updatedAt: decided ? view.createdAt : view.updatedAt,
+      message: view.status === 'error' && !decided ? 'Error' : null,
+    },
+  ];
+  if (decided) {
+    actions.push({
+      ...base,
+      action: decided,
+      requestId: requestIdOf(derivedUuid(view.uuid, decided)),
+      startTime: view.updatedAt,
+      updatedAt: view.updatedAt,
+      message: view.status === 'error' ? 'Error' : null,
+    });
+  }
+  return actions;
 }
 
 const InstanceSizeSchema = z.object({ vcpus: z.number(), ramMiB: z.number(), diskBytes: z.number() });

@@ -78,9 +78,13 @@ export interface InstanceActionEvent {
   traceback: string | null;
 }
 
-/** One migration as Nova's instance action (`live-migration`): os-instance-actions and `openstack server event`. */
+/**
+ * One migration as Nova's instance action (`live-migration`; a resize or cold migration is `resize`
+ * or `migrate`, its confirm and revert `confirmResize` and `revertResize`): os-instance-actions and
+ * `openstack server event`.
+ */
 export interface InstanceAction {
-  action: 'live-migration';
+  action: 'live-migration' | 'resize' | 'migrate' | 'confirmResize' | 'revertResize';
   instanceUuid: string;
   /** `req-<migration uuid>`: stable, and names the migration it reports. */
   requestId: string;

@@ -19,6 +19,7 @@ import { novaTime } from '../nova-views';
 import { json, routeSchema, type RouteConfig } from '../route';
 import { NoQuery, ServerId, UUID_PATTERN } from '../schemas';
 import { parseIsoTime } from './nova-migrations';
+import { coldInstanceActions } from '../cold-views';
 
 const Link = z.object({ rel: z.string(), href: z.string() });
 const NovaId = z.string().nullable();
@@ -114,6 +115,12 @@ async function instanceNotFound(service: FerryService, serverId: string): Promis
   return new ApiError('not_found', `Instance ${serverId} could not be found.`);
 }
 
+/** The server's resizes and cold migrations as actions (resize, migrate, confirmResize, revertResize). */
+async function coldActionsOf(service: FerryService, serverId: string): Promise<InstanceAction[]> {
+  const views = await service.coldMigrations.list({ instanceUuid: serverId.toLowerCase(), limit: 1000 });
+  return views.flatMap(coldInstanceActions);
+}
+
 function base(req: FastifyRequest): string {
   return `${req.protocol}://${req.host}`;
 }
@@ -131,7 +138,7 @@ export const novaInstanceActionRoutes: FastifyPluginAsync<PluginOptions> = async
     config: { ferry: READ },
     schema: routeSchema(
       READ,
-      { operationId: 'novaListInstanceActions', summary: "A server's actions, newest first: one live-migration per migration (openstack server event list).", tags },
+      { operationId: 'novaListInstanceActions', summary: "A server's actions, newest first: live-migration per live migration; resize or migrate, then confirmResize or revertResize, per resize or cold migration (openstack server event list).", tags },
       { params: ServerParams, querystring: ListQuery },
       { 200: json('Actions.', z.object({ instanceActions: z.array(NovaInstanceActionSchema), links: z.array(Link).optional() })) },
       { backend: true, more: { 404: 'No such server.' } },
@@ -147,7 +154,7 @@ export const novaInstanceActionRoutes: FastifyPluginAsync<PluginOptions> = async
       const before = paged && query['changes-before'] ? (parseIsoTime(query['changes-before']) as number) : null;
       // Nova answers 400 to changes-before earlier than changes-since; an empty window matches nothing
       // here, as in os-migrations: a schema-valid request is never a 400 (the schemathesis contract).
-      const all = UUID_PATTERN.test(req.params.id) ? await service.listInstanceActions(req.params.id) : [];
+      const all = UUID_PATTERN.test(req.params.id) ? [...(await service.listInstanceActions(req.params.id)), ...(await coldActionsOf(service, req.params.id))] : [];
       // A server that is gone still has its actions (Nova reads deleted instances from 2.21).
       if (all.length === 0) {
         const missing = await instanceNotFound(service, req.params.id);
@@ -194,7 +201,9 @@ export const novaInstanceActionRoutes: FastifyPluginAsync<PluginOptions> = async
     handler: async (req) => {
       const v = req.microversion;
       const { id, request_id: requestId } = req.params;
-      const action = UUID_PATTERN.test(id) ? await service.getInstanceAction(id, requestId) : null;
+      const action = UUID_PATTERN.test(id)
+        ? ((await service.getInstanceAction(id, requestId)) ?? (await coldActionsOf(service, id)).find((a) => a.requestId === requestId) ?? null)
+        : null;
       if (!action) {
         const missing = await instanceNotFound(service, id);
         throw missing ?? new ApiError('not_found', `Action ${requestId} not found`);

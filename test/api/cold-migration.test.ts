@@ -259,6 +259,22 @@ describe('resize and migrate (Nova server actions)', () => {
     expect(service.coldMigrations.started[1]).toMatchObject({ instanceUuid: NEW_VM, flavor: { id: 'large-4' } });
   });
 
+  it('os-instance-actions lists resize or migrate, then confirmResize or revertResize, each shown by its request id', async () => {
+    const { app, service } = server();
+    await action(app, VM1, { resize: { flavorRef: '3' } });
+    const run = service.coldMigrations.runs[0]!;
+    const list = async () => (await app.inject({ method: 'GET', url: `/v2.1/servers/${VM1}/os-instance-actions`, headers: nova('2.80', READ) })).json().instanceActions;
+    expect(await list()).toEqual([expect.objectContaining({ action: 'resize', request_id: `req-${run.uuid}`, instance_uuid: VM1, user_id: 'operator', message: null })]);
+    service.coldMigrations.set(run.uuid, { status: 'confirmed', step: 'done', updatedAt: '2026-11-24T07:05:00.000Z' });
+    const actions = await list();
+    expect(actions.map((a: { action: string }) => a.action)).toEqual(['confirmResize', 'resize']);
+    const confirm = actions[0] as { request_id: string };
+    expect(confirm.request_id).toMatch(/^req-[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const shown = await app.inject({ method: 'GET', url: `/v2.1/servers/${VM1}/os-instance-actions/${confirm.request_id}`, headers: nova('2.80', READ) });
+    expect(shown.json().instanceAction).toMatchObject({ action: 'confirmResize', request_id: confirm.request_id, events: [] });
+    expect((await list())[0].request_id).toBe(confirm.request_id);
+  });
+
   it('os-migrations lists resizes and cold migrations with their type, filters by migration_type and status', async () => {
     const { app, service } = server();
     await action(app, VM1, { resize: { flavorRef: '3' } });
