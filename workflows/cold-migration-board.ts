@@ -112,6 +112,12 @@ export class ColdMigrationBoard {
     this.memo();
   }
 
+  cleanup(cleanup: { workflowId: string; host: string; steps: string[] }): void {
+    this.view.cleanups = [...(this.view.cleanups ?? []), cleanup];
+    this.touch();
+    this.memo();
+  }
+
   failed(error: { type: string; message: string } | null): void {
     this.view.error = error;
     this.touch();
@@ -149,5 +155,6 @@ function describeForUi(v: ColdMigrationView): string {
   if (v.downtimeMs !== null) lines.push(`downtime ${v.downtimeMs} ms`);
   if (v.autoConfirmAt) lines.push(`confirms by itself at ${v.autoConfirmAt}`);
   if (v.error) lines.push(`error: ${v.error.message}`);
+  for (const c of v.cleanups ?? []) lines.push(`cleanup pending on ${c.host}: ${c.steps.join(', ')} (workflow \`${c.workflowId}\`)`);
   return lines.join('\n\n');
 }

@@ -116,6 +116,11 @@ export interface ColdMigrationView {
   /** When the auto-confirm will confirm, while finished. */
   autoConfirmAt: string | null;
   error: { type: string; message: string } | null;
+  /**
+   * Steps a host did not do within hostTimeout, left to a coldMigrationCleanup workflow (id
+   * `cold-migration-cleanup-<run>-<host>`) that waits for the host. Absent when there are none.
+   */
+  cleanups?: Array<{ workflowId: string; host: string; steps: string[] }>;
   userId: string | null;
   projectId: string | null;
   createdAt: string;

@@ -10,7 +10,7 @@
 // VM started rolls back (nothing left on the destination, the snapshot gone, the source VM running
 // again if it ran). Undo is registered before each do-step (destTouched, sourceTouched) and runs in
 // a non-cancellable scope; a step that cannot be undone within hostTimeout is said, never swallowed.
-import { ApplicationFailure, CancellationScope, condition, isCancellation, log, proxyActivities, setHandler, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, ParentClosePolicy, condition, isCancellation, log, proxyActivities, setHandler, startChild, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { HostActivities } from '../activities/host';
 import type {
   FinishMigrationResult,
@@ -22,8 +22,10 @@ import type {
 } from '../activities/host/cold-migration';
 import type { HostSummary } from '../activities/types';
 import type { FerryConfig } from '../lib/config';
+import { InstanceUuid } from '../lib/search-attributes';
 import { conductorLocal, hostChecks, hostStepsWithin } from './activities';
 import { ColdMigrationBoard, newColdMigrationView } from './cold-migration-board';
+import { COLD_MIGRATION_CLEANUP_WORKFLOW, type ColdCleanupStep } from './cold-migration-cleanup';
 import { checkFlavor } from './cold-migration-flavor';
 import {
   coldMigrationStatusQuery,
@@ -311,13 +313,13 @@ export class ColdMigrationTask {
   /** Nova's confirm_resize: the source VM, its disks and the snapshot go. */
   private async confirmResize(): Promise<void> {
     const source = this.source as HostSummary;
+    const args = { instanceUuid: this.input.instanceUuid, migrationId: this.migrationId };
     const done = await this.onHost(source, () =>
-      this.hostSteps(source).confirmMigration.executeWithOptions({ summary: `destroy the old ${this.input.instanceUuid} on ${source.name}` }, [
-        { instanceUuid: this.input.instanceUuid, migrationId: this.migrationId },
-      ]),
+      this.hostSteps(source).confirmMigration.executeWithOptions({ summary: `destroy the old ${this.input.instanceUuid} on ${source.name}` }, [args]),
     );
     if (done === 'timed out') {
-      this.end('error', { type: 'ComputeServiceUnavailable', message: `confirmed, but ${source.name} did not destroy the old VM within ${this.hostTimeout()} s: it is left there` });
+      const cleanup = await this.leaveCleanup(source, [{ activity: 'confirmMigration', args }]);
+      this.end('error', { type: 'ComputeServiceUnavailable', message: `confirmed, but ${source.name} did not destroy the old VM within ${this.hostTimeout()} s: left to ${cleanup}` });
       return;
     }
     this.end('confirmed', null);
@@ -359,21 +361,32 @@ export class ColdMigrationTask {
     const dest = this.dest;
     const source = this.source;
     if (dest && this.destTouched) {
-      const done = await this.onHost(dest, () =>
-        this.hostSteps(dest).revertMigrationAtDestination.executeWithOptions({ summary: `remove the copy on ${dest.name}` }, [{ migrationId: this.migrationId, uuidStack: this.uuidStack }]),
-      );
-      if (done === 'timed out') left.push(`${dest.name} (remove the copy)`);
+      const args = { migrationId: this.migrationId, uuidStack: this.uuidStack };
+      const done = await this.onHost(dest, () => this.hostSteps(dest).revertMigrationAtDestination.executeWithOptions({ summary: `remove the copy on ${dest.name}` }, [args]));
+      if (done === 'timed out') left.push(`${dest.name} (remove the copy: left to ${await this.leaveCleanup(dest, [{ activity: 'revertMigrationAtDestination', args }])})`);
     }
     if (source && this.sourceTouched) {
-      const powerOn = this.instance?.powerState === 'Running';
+      const args = { instanceUuid: this.input.instanceUuid, migrationId: this.migrationId, powerOn: this.instance?.powerState === 'Running' };
       const done = await this.onHost(source, () =>
-        this.hostSteps(source).finishRevertMigration.executeWithOptions({ summary: `${this.input.instanceUuid} back as it was on ${source.name}` }, [
-          { instanceUuid: this.input.instanceUuid, migrationId: this.migrationId, powerOn },
-        ]),
+        this.hostSteps(source).finishRevertMigration.executeWithOptions({ summary: `${this.input.instanceUuid} back as it was on ${source.name}` }, [args]),
       );
-      if (done === 'timed out') left.push(`${source.name} (restore the VM)`);
+      if (done === 'timed out') left.push(`${source.name} (restore the VM: left to ${await this.leaveCleanup(source, [{ activity: 'finishRevertMigration', args }])})`);
     }
     return left;
+  }
+
+  /** Hands steps a host could not do in time to a coldMigrationCleanup workflow that waits for it; answers its id. */
+  private async leaveCleanup(host: HostSummary, steps: ColdCleanupStep[]): Promise<string> {
+    const workflowId = `cold-migration-cleanup-${this.info.runId}-${host.name}`;
+    await startChild(COLD_MIGRATION_CLEANUP_WORKFLOW, {
+      workflowId,
+      args: [{ migrationWorkflowId: this.info.workflowId, instanceUuid: this.input.instanceUuid, host: host.name, queue: host.queue, steps }],
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      typedSearchAttributes: [{ key: InstanceUuid, value: this.input.instanceUuid }],
+      staticSummary: `cleanup of ${this.input.instanceUuid} on ${host.name}: ${steps.map((s) => s.activity).join(', ')}`,
+    });
+    this.board.cleanup({ workflowId, host: host.name, steps: steps.map((s) => s.activity) });
+    return workflowId;
   }
 
   // ---- confirm and revert -------------------------------------------------------------------------

@@ -6,3 +6,4 @@ export { migrationCleanup } from './migration-cleanup';
 export { hostService } from './host-service';
 export { hostMaintenance } from './host-maintenance';
 export { coldMigration } from './cold-migration';
+export { coldMigrationCleanup } from './cold-migration-cleanup';

@@ -209,8 +209,13 @@ describe('coldMigration through the real stack', () => {
       expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
       const { records } = await admin('xen-a').state();
       expect(Object.values(records.VM).filter((r) => String(r.name_label).startsWith('ferry-resize-'))).toEqual([]);
-    } finally {
+      // What xen-c must still undo waits for it in a coldMigrationCleanup, which ends once it is back.
+      expect(view.cleanups?.map((c) => ({ host: c.host, steps: c.steps }))).toEqual([{ host: 'xen-c', steps: ['revertMigrationAtDestination'] }]);
       await admin('xen-c').restart();
+      const cleanup = stack.client.workflow.getHandle((view.cleanups?.[0] as { workflowId: string }).workflowId);
+      expect(await cleanup.result()).toEqual({ done: ['revertMigrationAtDestination'] });
+    } finally {
+      if ((await admin('xen-c').health()).crashed) await admin('xen-c').restart();
     }
   }, 240_000);
 });

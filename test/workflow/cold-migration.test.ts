@@ -6,7 +6,7 @@
 // failure before the destination VM started.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowFailedError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
@@ -48,6 +48,9 @@ class ColdWorld {
   liveMigrationRunning = false;
   /** Activity name → the failure it throws (non-retryable). */
   failing = new Map<string, string>();
+  /** Hosts whose agent takes steps and never answers (until answerAgain). */
+  private readonly silent = new Set<string>();
+  private waiters: Array<{ host: string; resume: () => void }> = [];
   readonly fake: FakeCluster;
 
   constructor(
@@ -61,11 +64,33 @@ class ColdWorld {
     return this.calls.filter((c) => c.activity === activity).length;
   }
 
-  private step<T>(host: string, activity: string, args: unknown[], answer: () => T): Promise<T> {
+  stopAnswering(host: string): void {
+    this.silent.add(host);
+  }
+
+  answerAgain(host: string): void {
+    this.silent.delete(host);
+    for (const w of this.waiters.filter((x) => x.host === host)) w.resume();
+    this.waiters = this.waiters.filter((x) => x.host !== host);
+  }
+
+  /** Activity name → the host that stops answering when it is called. */
+  silenceOn = new Map<string, string>();
+
+  private async step<T>(host: string, activity: string, args: unknown[], answer: () => T): Promise<T> {
     this.calls.push({ host, activity, args });
+    const silenced = this.silenceOn.get(activity);
+    if (silenced) this.stopAnswering(silenced);
+    if (this.silent.has(host)) {
+      const signal = Context.current().cancellationSignal;
+      await new Promise<void>((resolve, reject) => {
+        this.waiters.push({ host, resume: resolve });
+        signal.addEventListener('abort', () => reject(new Error(`${host}: cancelled while not answering`)));
+      });
+    }
     const failure = this.failing.get(activity);
-    if (failure) return Promise.reject(ApplicationFailure.nonRetryable(failure, 'InjectedFailure'));
-    return Promise.resolve(answer());
+    if (failure) throw ApplicationFailure.nonRetryable(failure, 'InjectedFailure');
+    return answer();
   }
 
   host(host: string): Partial<HostActivities> {
@@ -112,9 +137,9 @@ class ColdWorld {
         }),
       revertMigrationAtDestination: (input) =>
         this.step(host, 'revertMigrationAtDestination', [input], () => {
-          const removed = this.destVm !== null || this.staged > 0;
+          // Removes the VM and imported disks; staged files (before the import) stay, as with the real plugin.
+          const removed = this.destVm !== null;
           this.destVm = null;
-          this.staged = 0;
           return { removed };
         }),
       finishRevertMigration: (input) =>
@@ -319,12 +344,29 @@ describe('coldMigration', () => {
     expect(failure.message).toContain('SR.scan failed on xen-b');
     expect(w.count('revertMigrationAtDestination')).toBe(1);
     expect(w.calls.find((c) => c.activity === 'finishRevertMigration')?.args[0]).toMatchObject({ powerOn: true });
-    expect(w.staged).toBe(0);
     expect(w.destVm).toBeNull();
     expect(w.snapshot).toBe(false);
     expect(w.sourceVm).toBe('Running');
     const view = await handle.query(coldMigrationStatusQuery);
     expect(view).toMatchObject({ status: 'error', step: 'done' });
+  });
+
+  it('a destination that does not answer within hostTimeout: the source runs again, the rest is left to a coldMigrationCleanup that waits for it', async () => {
+    const w = newWorld();
+    w.fake.policy = { ...w.fake.policy, hostTimeout: 2 }; // wall time: the server does not skip time while an activity runs
+    w.failing.set('transferVhd', 'rsync: connection refused'); // fails at once, so the destination is touched
+    w.silenceOn.set('transferVhd', 'xen-b'); // after prep_resize answered
+    const handle = await start(w);
+    const failure = await failureOf(handle);
+    expect(failure.message).toContain('rsync: connection refused');
+    expect(failure.message).toContain(`xen-b (remove the copy: left to cold-migration-cleanup-`);
+    expect(w.sourceVm).toBe('Running');
+    const view = await handle.query(coldMigrationStatusQuery);
+    expect(view.cleanups).toHaveLength(1);
+    const cleanup = view.cleanups?.[0] as { workflowId: string; host: string; steps: string[] };
+    expect(cleanup).toMatchObject({ host: 'xen-b', steps: ['revertMigrationAtDestination'] });
+    w.answerAgain('xen-b');
+    expect(await env.client.workflow.getHandle(cleanup.workflowId).result()).toEqual({ done: ['revertMigrationAtDestination'] });
   });
 
   it('a halted VM stays halted after a rollback; nothing was shut down', async () => {
