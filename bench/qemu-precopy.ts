@@ -98,7 +98,7 @@ interface CaseResult {
   wallMs: number;
   dirtyRates: number[];
   /** Bytes per second the guest dirtied on the source, from its page-write counter, while it ran there. */
-  guestDirtyRate: number | null;
+  guestDirtyRate: number;
   maxThrottle: number;
   postcopyAtMs: number | null;
   serialOk: boolean;
@@ -173,12 +173,10 @@ async function runCase(mode: Mode, ratio: number, source: QemuGuest, tuning: Mig
     const wallMs = performance.now() - t0;
     // The source's memory stops at the switch-over (pre-copy) or at the switch to post-copy: its
     // page writes since the start over the time it ran (QEMU's total time less the downtime).
-    let guestDirtyRate: number | null = null;
-    if (final.status === 'completed' && final.totalTimeMs) {
-      const after = await counters(source);
-      const ranMs = postcopyAtMs ?? final.totalTimeMs - (final.downtimeMs ?? 0);
-      guestDirtyRate = (((after.pageWrites - before.pageWrites) >>> 0) * PAGE) / (ranMs / 1000);
-    }
+    // Not converged: the guest ran on the source all along (until the cancel).
+    const after = await counters(source);
+    const ranMs = final.status === 'completed' && final.totalTimeMs ? (postcopyAtMs ?? final.totalTimeMs - (final.downtimeMs ?? 0)) : wallMs;
+    const guestDirtyRate = (((after.pageWrites - before.pageWrites) >>> 0) * PAGE) / (ranMs / 1000);
     let serialOk = false;
     const moved = destination;
     if (final.status === 'completed') {

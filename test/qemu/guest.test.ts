@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { buildGuestBootSector, parseGuestSerial, REGION_START } from '../../qemu/guest';
 import { GuestNotRunningError, pidIfRunning, QemuGuest } from '../../qemu/process';
+import { QmpClient, QmpCommandError, QmpUnavailableError } from '../../qemu/qmp';
 import { guestCounters, passCounter, QemuLab, readSerial, waitForPasses } from './helpers';
 
 describe('the counting guest', () => {
@@ -50,6 +51,23 @@ describe('the counting guest', () => {
     expect(await pidIfRunning(guest.stateDir)).toBeNull();
     await expect(QemuGuest.attach(guest.stateDir)).rejects.toBeInstanceOf(GuestNotRunningError);
     expect((await readSerial(guest)).starts).toBe(1);
+  });
+
+  it('speaks QMP: errors keep their class, a second client gets no greeting while the first is connected', async () => {
+    const guest = await lab.startGuest('qmp', { regionMiB: 4, delayLoops: 0 });
+    expect(guest.qmp.greeting.version.qemu.major).toBeGreaterThanOrEqual(7);
+    const err = await guest.qmp.execute('no-such-command').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(QmpCommandError);
+    expect((err as QmpCommandError).errorClass).toBe('CommandNotFound');
+    // QEMU serves one QMP client per socket: the agent must be the only one.
+    await expect(QmpClient.connect(guest.files.qmp, { timeoutMs: 500 })).rejects.toBeInstanceOf(QmpUnavailableError);
+    // The first connection still works, and an event arrives on it.
+    const stopped = guest.qmp.waitForEvent('STOP', () => true, 5_000);
+    await guest.qmp.execute('stop');
+    expect((await stopped).event).toBe('STOP');
+    expect(await guest.runState()).toBe('paused');
+    await guest.stop();
+    await expect(guest.qmp.execute('query-status')).rejects.toBeInstanceOf(QmpUnavailableError);
   });
 
   it('fills its whole region on the first pass, even when it then hardly dirties anything', async () => {
