@@ -212,8 +212,8 @@ export class TemporalColdMigrations implements ColdMigrationOperations {
     return guard('list cold migrations', async () => {
       const rows: Row[] = [];
       const limit = filter.limit ?? 50;
-      // The type and status filters may need the workflow's own answer: read a few more rows than asked.
-      const wanted = filter.migrationType || filter.status ? Math.min(limit * 4, 1000) : limit;
+      // The status is in visibility (the workflow's MigrationStatus); the type only in its view: read a few more rows then.
+      const wanted = filter.migrationType ? Math.min(limit * 4, 1000) : limit;
       for await (const info of this.client.workflow.list({ query: coldMigrationQuery(filter), pageSize: Math.min(wanted, 1000) })) {
         rows.push(info);
         if (rows.length >= wanted) break;
@@ -313,6 +313,8 @@ export class TemporalColdMigrations implements ColdMigrationOperations {
 export function coldMigrationQuery(filter: ColdMigrationFilter): string {
   const clauses = [`WorkflowType = ${quote(COLD_MIGRATION_WORKFLOW)}`];
   if (filter.instanceUuid !== undefined) clauses.push(`WorkflowId = ${quote(coldMigrationWorkflowId(filter.instanceUuid))}`);
+  // The workflow keeps MigrationStatus current (cold-migration-board.ts); each row's view is checked again.
+  if (filter.status !== undefined) clauses.push(`MigrationStatus = ${quote(filter.status)}`);
   if (filter.open === true) clauses.push(`ExecutionStatus = 'Running'`);
   if (filter.open === false) clauses.push(`ExecutionStatus != 'Running'`);
   return clauses.join(' AND ');
