@@ -44,6 +44,8 @@ export interface HostState {
   outgoing: { taskRef: string; vmRef: string; storage: boolean }[];
   handoffFault: { point: HandoffPoint; action: HandoffAction } | null;
   srFiles: { local: string[]; shared: string[] };
+  /** This host's /images (the migration plugin's staging area): instance<uuid> -> files. */
+  staged: Record<string, string[]>;
 }
 
 export interface VdiChecksum {

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { XenApiError } from '../xenapi/errors';
 import { type HandoffAction, type HandoffPoint, type SimHost, vmDefaults } from './host';
 import { NULL_REF, macFor, newUuid } from './ids';
-import { killTransfers, runningTransfers } from './migration-plugin';
+import { killTransfers, runningTransfers, stagedFiles } from './migration-plugin';
 import type { Rec } from './store';
 
 const MiB = 1024 * 1024;
@@ -174,6 +174,7 @@ export function hostState(host: SimHost): Rec {
     outgoing: [...host.outgoing.entries()].map(([taskRef, o]) => ({ taskRef, vmRef: o.vmRef, storage: o.storage })),
     handoffFault: host.handoffFault ?? null,
     srFiles: { local: files(host.localSrDir), shared: files(host.pool.sharedSrDir) },
+    staged: stagedFiles(host),
   };
 }
 

@@ -61,26 +61,30 @@ export class DiskWriter {
       .map((vbd) => String(s.raw('VBD', vbd).VDI))
       .filter((vdi) => s.has('VDI', vdi));
     if (!vdis.length) return;
-    const buf = Buffer.allocUnsafe(COW_BLOCK);
+    const perDisk = new Map<string, number>();
     for (let i = 0; i < n; i++) {
-      const vdiRef = vdis[this.turn++ % vdis.length] as string;
+      const vdi = vdis[this.turn++ % vdis.length] as string;
+      perDisk.set(vdi, (perDisk.get(vdi) ?? 0) + 1);
+    }
+    const buf = Buffer.allocUnsafe(COW_BLOCK);
+    for (const [vdiRef, count] of perDisk) {
       const rec = s.raw('VDI', vdiRef);
-      const size = Number(rec.virtual_size);
-      const blocks = Math.floor(size / COW_BLOCK);
+      const blocks = Math.floor(Number(rec.virtual_size) / COW_BLOCK);
       if (blocks < 1) continue;
       let chain;
       try {
-        chain = this.pool.openChain(rec, true);
+        chain = this.pool.openChain(rec, true); // once per batch: a snapshot in between is followed
       } catch {
         continue;
       }
       try {
-        const cursor = (this.cursors.get(vdiRef) ?? -1) + 1;
-        const block = cursor % blocks;
-        this.cursors.set(vdiRef, block);
-        randomFillSync(buf);
-        chain.write(buf, block * COW_BLOCK);
-        this.bytesWritten += COW_BLOCK;
+        for (let i = 0; i < count; i++) {
+          const block = ((this.cursors.get(vdiRef) ?? -1) + 1) % blocks;
+          this.cursors.set(vdiRef, block);
+          randomFillSync(buf);
+          chain.write(buf, block * COW_BLOCK);
+          this.bytesWritten += COW_BLOCK;
+        }
       } finally {
         chain.close();
       }

@@ -2,7 +2,7 @@
 // running on it (real memory), its local SR, its outgoing link, its faults, the migrations it sends
 // and receives, and whether it is crashed. The XML-RPC methods (api.ts), the data plane
 // (receiver.ts, migration.ts) and the admin endpoint (admin.ts) work through this class.
-import { mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createLogger, type Logger } from '../lib/logger';
 import { XenApiCode, XenApiError } from '../xenapi/errors';
@@ -11,7 +11,8 @@ import { DiskWriter } from './disk-writer';
 import { Faults } from './faults';
 import { GuestMemory } from './guest';
 import { NULL_REF, newUuid, stableRef } from './ids';
-import { migrationAddress, type MemberOptions } from './options';
+import { hostDirByAddress, migrationAddress, type MemberOptions } from './options';
+import { cutTransfers } from './migration-plugin';
 import type { SimPool } from './pool';
 import type { ClassName, Rec, Store } from './store';
 
@@ -117,6 +118,7 @@ export class SimHost {
     this.localSrRef = refs.localSr(opts.name);
     mkdirSync(this.localSrDir, { recursive: true });
     mkdirSync(this.imagesDir, { recursive: true });
+    rmSync(join(this.rootDir, 'crashed'), { force: true }); // a new process: the host is up
     linkAddresses(this);
     this.removeOwnPartialFiles();
   }
@@ -319,6 +321,10 @@ export class SimHost {
     if (this.crashed) return;
     this.log.warn('crashed: guests halted, XenAPI and data servers down');
     this.crashed = true;
+    // Its SSH refuses connections from now on (the sshd gate checks this file), and the rsyncs it
+    // sends or receives die with it.
+    writeFileSync(join(this.rootDir, 'crashed'), new Date().toISOString());
+    cutTransfers(this);
     for (const ref of [...this.guests.keys()]) this.dropGuest(ref);
     for (const cut of [...this.onCrash]) cut();
     for (const o of this.outgoing.values()) o.abort('source host crashed');
@@ -330,6 +336,7 @@ export class SimHost {
   async restart(): Promise<void> {
     if (!this.crashed) return;
     this.crashed = false;
+    rmSync(join(this.rootDir, 'crashed'), { force: true });
     this.removeOwnPartialFiles();
     this.incoming.clear();
     this.reservedIncomingBytes = 0;
@@ -345,11 +352,6 @@ export class SimHost {
   private async syncPoolEndpoints(): Promise<void> {
     await Promise.all(this.pool.members.map((m) => m.endpoints?.sync()));
   }
-}
-
-/** <stateDir>/by-address/<address>: the host's directory, by each of its addresses (how another host's rsync names it). */
-export function hostDirByAddress(stateDir: string, address: string): string {
-  return join(stateDir, 'by-address', address);
 }
 
 function linkAddresses(host: SimHost): void {

@@ -3,11 +3,13 @@
 // bytes with real rsync over the cluster's real sshd (simulator/sshd.ts):
 //   transfer_vhd {instance_uuid, host, vdi_uuid, sr_path, seq_num}   on the source host: hard-links
 //     the VDI's file into a staging directory inside the SR as <seq_num>.<ext>, then
-//     `rsync -a --partial --stats` of it to root@<host>:/images/instance<instance_uuid>/.
+//     `rsync -a --partial --inplace --stats` of it to root@<host>:/images/instance<instance_uuid>/.
 //   move_vhds_into_sr {instance_uuid, sr_path, uuid_stack}   on the destination host: renames the
 //     staged <n>.<ext> to <uuid>.<ext> (uuids popped from the end of uuid_stack, a JSON array),
 //     links each file to the next as its parent (vhd-util modify -p), moves them into the SR and
 //     removes the staging directory; the caller then runs SR.scan.
+//   remove_staged_vhds {instance_uuid}   ferry's addition, on the destination: removes what was staged
+//     for the instance (a rollback before move_vhds_into_sr). Idempotent.
 // Where it differs from Nova's: arguments are plain strings (uuid_stack a JSON array) instead of a
 // pickled `params`, answers are JSON, the files are the simulator's .img/.cow (vdi-chain.ts) rather
 // than .vhd, "/images" of a host is <stateDir>/<host>/images (reached as
@@ -16,16 +18,16 @@
 // transfer_vhd joins the running one instead of starting another, and the answer of transfer_vhd
 // carries rsync's --stats (literal and matched bytes: a resumed transfer sends fewer).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, linkSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, linkSync, mkdtempSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { XenApiCode, XenApiError } from '../xenapi/errors';
 import type { CallContext } from './api';
-import { hostDirByAddress, type SimHost } from './host';
-import { migrationAddress } from './options';
+import type { SimHost } from './host';
+import { hostDirByAddress, migrationAddress } from './options';
 import { sshCommand } from './sshd';
 import { DiskChain, findDiskFile, writeCowHeader } from './vdi-chain';
 
-export const MIGRATION_PLUGIN_FUNCTIONS = ['transfer_vhd', 'move_vhds_into_sr'];
+export const MIGRATION_PLUGIN_FUNCTIONS = ['transfer_vhd', 'move_vhds_into_sr', 'remove_staged_vhds'];
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SR_MOUNT = /^\/var\/run\/sr-mount\/([0-9a-f-]{36})\/?$/;
@@ -105,6 +107,31 @@ export function killTransfers(host: SimHost): number {
   return n;
 }
 
+/**
+ * The host crashed: the rsyncs it sends die, and so do the rsync servers writing into its /images
+ * (sshd runs them outside the simulator; they are found by their working directory, which rsync's
+ * receiver sets to its destination). What arrived stays, as on a disk after a power loss.
+ */
+export function cutTransfers(host: SimHost): void {
+  killTransfers(host);
+  let pids: string[];
+  let images: string;
+  try {
+    images = realpathSync(host.imagesDir);
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      if (cwd === images || cwd.startsWith(`${images}/`)) process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+}
+
 /** The transfers this host runs now (admin GET /transfers). */
 export function runningTransfers(host: SimHost): string[] {
   return [...transfersOf(host).keys()];
@@ -160,7 +187,10 @@ async function runRsync(host: SimHost, t: Transfer, a: { instanceUuid: string; d
     if (!own && !ssh) throw failure(fn, 'SubprocessException', `no SSH access to ${a.destAddress} is configured (the simulator was started without sshd)`);
     const kibps = Math.max(1, Math.floor(host.link.bandwidthBytesPerS / 1024));
     // os-xenapi _rsync_vhds: rsync -av --progress [-e ssh] staging/ root@host:/images/instance<uuid>/ (no SSH to itself).
-    const cmd = ['-a', '--partial', '--stats', '--info=progress2', `--bwlimit=${kibps}`, ...(own ? [] : ['-e', sshCommand(ssh as NonNullable<typeof ssh>).join(' ')]), `${staging}/`, own ? destDir : `root@${a.destAddress}:${destDir}`];
+    // --partial and --inplace: the receiver writes into the staged file itself, so whatever arrived
+    // stays there even when the receiver dies at once (a crashed destination: no chance to keep a
+    // temporary file), and the next run sends only the rest (rsync's delta against it).
+    const cmd = ['-a', '--partial', '--inplace', '--stats', '--info=progress2', `--bwlimit=${kibps}`, ...(own ? [] : ['-e', sshCommand(ssh as NonNullable<typeof ssh>).join(' ')]), `${staging}/`, own ? destDir : `root@${a.destAddress}:${destDir}`];
     host.log.info({ instance: a.instanceUuid, vdi: a.vdiUuid, seq: a.seqNum, to: a.destAddress, bytes }, 'plugin migration.transfer_vhd: rsync starts');
     const { code, signal, stdout, stderr } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve, reject) => {
       const proc = spawn('rsync', cmd, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -183,7 +213,8 @@ async function runRsync(host: SimHost, t: Transfer, a: { instanceUuid: string; d
       proc.once('close', (c, s) => resolve({ code: c, signal: s, stdout: out, stderr: err }));
     });
     if (code !== 0) {
-      throw failure(fn, 'SubprocessException', `rsync to ${a.destAddress} ended with ${code ?? signal}: ${stderr.trim().split('\n').slice(-2).join(' ')}`);
+      const said = [...new Set(stderr.split('\n').map((l) => l.trim()).filter(Boolean))].join(' | ').slice(0, 800);
+      throw failure(fn, 'SubprocessException', `rsync to ${a.destAddress} ended with ${code ?? signal}: ${said}`);
     }
     const stats = parseStats(stdout);
     const seconds = (performance.now() - started) / 1000;
@@ -248,7 +279,33 @@ function moveVhdsIntoSr(host: SimHost, args: Record<string, unknown>): string {
   return JSON.stringify({ root: { uuid: root } });
 }
 
+/**
+ * ferry's addition (Nova has none: a resize that failed after a transfer left /images/instance<uuid>
+ * on the destination): removes what transfer_vhd staged for the instance on this host. Idempotent.
+ */
+function removeStagedVhds(host: SimHost, args: Record<string, unknown>): string {
+  const fn = 'remove_staged_vhds';
+  const instanceUuid = arg(fn, args, 'instance_uuid', CHAIN_LABEL);
+  const staging = join(host.imagesDir, `instance${instanceUuid}`);
+  const existed = existsSync(staging);
+  rmSync(staging, { recursive: true, force: true });
+  host.log.info({ instance: instanceUuid, existed }, 'plugin migration.remove_staged_vhds');
+  return JSON.stringify({ removed: existed });
+}
+
+/** What is staged in this host's /images (admin GET /state): directory -> files. */
+export function stagedFiles(host: SimHost): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  try {
+    for (const d of readdirSync(host.imagesDir)) out[d] = readdirSync(join(host.imagesDir, d));
+  } catch {
+    // no /images yet
+  }
+  return out;
+}
+
 export async function callMigrationPlugin(host: SimHost, fn: string, args: Record<string, unknown>, ctx?: CallContext): Promise<string> {
   if (fn === 'transfer_vhd') return transferVhd(host, args, ctx);
+  if (fn === 'remove_staged_vhds') return removeStagedVhds(host, args);
   return moveVhdsIntoSr(host, args);
 }

@@ -1,6 +1,7 @@
 // Everything one simulated pool process needs to know: its members (each host with its own
 // loopback IP and ports), the credentials, the link and pre-copy settings, and where the pool's
 // database, its shared SR and each member's local SR live on disk.
+import { join } from 'node:path';
 import type { HostConfig } from '../lib/config';
 export interface MemberOptions {
   name: string;
@@ -97,4 +98,9 @@ export function validatePool(o: PoolOptions): void {
     if (other) throw new Error(`hosts ${other} and ${m.name} of pool ${o.pool} have the same address ${m.ip}: each host needs its own`);
     ips.set(m.ip, m.name);
   }
+}
+
+/** <stateDir>/by-address/<address>: a host's directory by each of its addresses (how another host's rsync names it). */
+export function hostDirByAddress(stateDir: string, address: string): string {
+  return join(stateDir, 'by-address', address);
 }

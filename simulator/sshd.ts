@@ -80,11 +80,26 @@ export async function startSshd(opts: { stateDir: string; addresses: string[]; l
   keygen(identityFile);
   const authorized = join(dir, 'authorized_keys');
   writeFileSync(authorized, readFileSync(`${identityFile}.pub`), { mode: 0o600 });
+  // Every command goes through a gate that refuses it when the host at the address the client
+  // connected to is crashed (host.ts writes <host dir>/crashed), as a host without power would.
+  const gate = join(dir, 'host-gate.sh');
+  writeFileSync(
+    gate,
+    [
+      '#!/bin/sh',
+      '# sshd ForceCommand of the simulated hosts (simulator/sshd.ts): $3 of SSH_CONNECTION is the address connected to.',
+      'set -- $SSH_CONNECTION',
+      `if [ -e "${join(opts.stateDir, 'by-address')}/$3/crashed" ]; then echo "ssh: connect to host $3: host is down (simulated crash)" >&2; exit 255; fi`,
+      'exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
   const port = await portFreeOnAll(addresses);
   // OpenSSH listens on at most 16 sockets per server (MAX_LISTEN_SOCKS): one sshd per 16 addresses.
   const groups: string[][] = [];
   for (let i = 0; i < addresses.length; i += MAX_LISTEN_SOCKS) groups.push(addresses.slice(i, i + MAX_LISTEN_SOCKS));
-  const started = await Promise.allSettled(groups.map((group, i) => startOne({ dir, index: i, addresses: group, port, hostKey, authorized, logFile: opts.logFile, timeoutMs: opts.timeoutMs ?? 10_000 })));
+  const started = await Promise.allSettled(groups.map((group, i) => startOne({ dir, index: i, addresses: group, port, hostKey, authorized, gate, logFile: opts.logFile, timeoutMs: opts.timeoutMs ?? 10_000 })));
   const children = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
@@ -111,7 +126,7 @@ export async function startSshd(opts: { stateDir: string; addresses: string[]; l
 }
 
 /** Writes sshd_config<index> for up to 16 addresses and starts that sshd; resolves when it accepts connections. */
-async function startOne(o: { dir: string; index: number; addresses: string[]; port: number; hostKey: string; authorized: string; logFile?: string; timeoutMs: number }): Promise<ChildProcess> {
+async function startOne(o: { dir: string; index: number; addresses: string[]; port: number; hostKey: string; authorized: string; gate: string; logFile?: string; timeoutMs: number }): Promise<ChildProcess> {
   const config = join(o.dir, `sshd_config${o.index}`);
   writeFileSync(
     config,
@@ -120,6 +135,7 @@ async function startOne(o: { dir: string; index: number; addresses: string[]; po
       `HostKey ${o.hostKey}`,
       `PidFile ${join(o.dir, `sshd${o.index}.pid`)}`,
       `AuthorizedKeysFile ${o.authorized}`,
+      `ForceCommand ${o.gate}`,
       'StrictModes no',
       'PermitRootLogin prohibit-password',
       'PubkeyAuthentication yes',

@@ -264,4 +264,31 @@ describe('cold migration support', () => {
     expect(await a.transfers()).toEqual([]);
     await a.setBandwidth(1024);
   });
+
+  it('a destination that crashes cuts the transfer, refuses SSH while down, and the transfer resumes once it is back', async () => {
+    const a = cluster.host('xen-a').admin;
+    const { uuid, ref } = await a.createVm({ nameLabel: 'dest-crash', memoryMiB: 16, diskMiB: [16] });
+    const disk = await diskOf(xa, ref);
+    await xa.call('VM.hard_shutdown', ref);
+    const src = await localSrPath(xa, 'xen-a');
+    const destAddress = String((await rec(xc, 'host', await hostRefOf(xc, 'xen-c'))).address);
+    const args = { instance_uuid: uuid, host: destAddress, vdi_uuid: disk.uuid, sr_path: src.path, seq_num: '0' };
+    const hostA = await hostRefOf(xa, 'xen-a');
+    await a.setBandwidth(4);
+    const task = await xa.call<string>('Async.host.call_plugin', hostA, 'migration', 'transfer_vhd', args);
+    await waitUntil(async () => Number(await xa.call('task.get_progress', task)) > 0.1, 'part of the disk to arrive');
+    await cluster.crash('xen-c');
+    await expect(waitForTask(xa, task)).rejects.toMatchObject({ code: 'XENAPI_PLUGIN_FAILURE', params: ['transfer_vhd', 'SubprocessException', expect.any(String)] });
+    await a.setBandwidth(1024);
+    await expect(plugin(xa, 'xen-a', 'transfer_vhd', args)).rejects.toMatchObject({ code: 'XENAPI_PLUGIN_FAILURE', params: ['transfer_vhd', 'SubprocessException', expect.stringContaining('host is down')] });
+    await cluster.restart('xen-c');
+    const resumed = await plugin(xa, 'xen-a', 'transfer_vhd', args);
+    expect(Number(resumed.matched_bytes)).toBeGreaterThan(0);
+    expect(Number(resumed.literal_bytes)).toBeLessThan(16 * MiB);
+    // A rollback before move_vhds_into_sr: what was staged goes (again: nothing to do).
+    expect((await cluster.host('xen-c').admin.state()).staged).toMatchObject({ [`instance${uuid}`]: ['0.img'] });
+    expect(await plugin(xc, 'xen-c', 'remove_staged_vhds', { instance_uuid: uuid })).toEqual({ removed: true });
+    expect(await plugin(xc, 'xen-c', 'remove_staged_vhds', { instance_uuid: uuid })).toEqual({ removed: false });
+    expect((await cluster.host('xen-c').admin.state()).staged[`instance${uuid}`]).toBeUndefined();
+  });
 });
