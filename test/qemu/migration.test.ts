@@ -135,6 +135,20 @@ describe('QEMU live migration', () => {
     expect((await readSerial(pair.destination)).starts).toBe(0);
   });
 
+  it('fails when the destination QEMU dies mid-way, and the source runs on', async () => {
+    const pair = await startPair(lab, 'dstkill');
+    await waitForPasses(pair.source, 5);
+    await startMigration(pair.source.qmp, pair.uri, SLOW);
+    await followMigration(pair.source.qmp, { until: ['active'], timeoutMs: 30_000 });
+    process.kill(pair.destination.pid, 'SIGKILL');
+    expect(await pair.destination.waitForExit(10_000)).toBe(true);
+    const result = await followMigration(pair.source.qmp, { timeoutMs: 30_000 });
+    expect(result.status).toBe('failed');
+    expect(await pair.source.runState()).toBe('running');
+    const serial = await readSerial(pair.source);
+    await waitForPasses(pair.source, serial.passes + 10);
+  });
+
   it('is found again from a new QMP connection mid-way (agent restart) and followed to the end', async () => {
     const pair = await startPair(lab, 'restart');
     await waitForPasses(pair.source, 5);
