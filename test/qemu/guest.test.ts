@@ -66,6 +66,18 @@ describe('the counting guest', () => {
     await guest.qmp.execute('stop');
     expect((await stopped).event).toBe('STOP');
     expect(await guest.runState()).toBe('paused');
+    // The same through the async iterator, which ends when its signal aborts.
+    const stop = new AbortController();
+    const seen: string[] = [];
+    const reading = (async () => {
+      for await (const event of guest.qmp.events(AbortSignal.any([stop.signal, AbortSignal.timeout(5_000)]))) {
+        seen.push(event.event);
+        if (event.event === 'RESUME') stop.abort();
+      }
+    })();
+    await guest.qmp.execute('cont');
+    await reading;
+    expect(seen).toContain('RESUME');
     await guest.stop();
     await expect(guest.qmp.execute('query-status')).rejects.toBeInstanceOf(QmpUnavailableError);
   });
