@@ -8,7 +8,19 @@ import type { RunningApi } from '../../api/main';
 import { run } from '../../cli/main';
 import { EXIT } from '../../cli/exit-codes';
 import type { MigrationStatusView } from '../../workflows/definitions';
-import { inventoryWhen, placements, startStackWithApi } from '../e2e/helpers';
+import pino from 'pino';
+import { startStack } from '../../lib/stack';
+import { parseConfig } from '../../lib/config';
+import { startApi } from '../../api/main';
+import { tokenAuthenticator } from '../../api/auth';
+import { inventoryWhen, placements } from '../e2e/helpers';
+import type { ColdMigrationView } from '../../workflows/cold-migration-definitions';
+
+/** The flavors the API serves here: the test VMs' size and the one a resize gives them. */
+const FLAVORS = [
+  { name: 'rt-small', id: 'rt-1', vcpus: 1, ram: 32, disk: 0 },
+  { name: 'rt-grow', id: 'rt-2', vcpus: 2, ram: 64, disk: 1 },
+];
 
 const READ = 'read-token-routes';
 const OPERATOR = 'operator-token-routes';
@@ -28,7 +40,14 @@ globalThis.fetch = (input: string | URL | Request, init?: RequestInit) => {
 
 beforeAll(async () => {
   // persistTemporal: the last test stops the dev server and starts it again on the same database.
-  ({ stack, api } = await startStackWithApi({ bandwidthMiBps: 64, persistTemporal: true }, { read: READ, operator: OPERATOR }));
+  stack = await startStack({ bandwidthMiBps: 64, persistTemporal: true });
+  // The API with the stack's config plus flavors (the API resolves them; the workers need none).
+  api = await startApi({
+    config: parseConfig({ ...stack.config, flavors: FLAVORS }),
+    listen: '127.0.0.1:0',
+    logger: pino({ level: process.env.FERRY_LOG_LEVEL ?? 'silent' }),
+    auth: tokenAuthenticator({ read: READ, operator: OPERATOR }),
+  });
 }, 240_000);
 
 afterAll(async () => {
@@ -310,6 +329,56 @@ describe('the CLI against the real stack', () => {
     const noToken = await ferry(['list'], '');
     expect(noToken.code).toBe(EXIT.unauthorized);
   });
+});
+
+describe('resize and cold migration: flavors, the Nova actions and /v1/cold-migrations', () => {
+  const cold = async (id: string) => (await call('GET', `/v1/cold-migrations/${id}`, { token: READ })).body as unknown as ColdMigrationView;
+  const coldWhen = (id: string, ok: (v: ColdMigrationView) => boolean) => until(`cold migration ${id}`, () => cold(id), ok, 120_000);
+
+  it('flavors; a resize started on /v1 to VERIFY_RESIZE, confirmed twice, revert refused; a Nova cold migrate reverted on /v1', async () => {
+    const flavors = await call('GET', '/v2.1/flavors', { headers: NOVA });
+    expect(flavors.body.flavors).toEqual([expect.objectContaining({ id: 'rt-1', name: 'rt-small' }), expect.objectContaining({ id: 'rt-2', name: 'rt-grow' })]);
+    const detail = await call('GET', '/v2.1/flavors/detail?minRam=64', { headers: NOVA });
+    expect(detail.body.flavors).toEqual([expect.objectContaining({ id: 'rt-2', ram: 64, disk: 1, vcpus: 2, swap: 0, extra_specs: {} })]);
+    expect((await call('GET', '/v2.1/flavors/rt-2', { headers: NOVA })).body.flavor).toMatchObject({ name: 'rt-grow' });
+    expect((await call('GET', '/v2.1/flavors/nope', { headers: NOVA })).status).toBe(404);
+
+    const admin = stack.sims.host('xen-a').admin;
+    const resized = (await admin.createVm({ nameLabel: 'rt-resize', memoryMiB: 32, vcpus: 1, diskMiB: [8], sr: 'local' })).uuid;
+    await until('the VM in the inventory', () => call('GET', `/v2.1/servers/${resized}`, { headers: NOVA }), (r) => r.status === 200);
+    // To xen-b: the maintenance test below drains xen-c and counts its VMs.
+    const started = await call('POST', '/v1/cold-migrations', { token: OPERATOR, body: { instanceUuid: resized, flavor: 'rt-grow', host: 'xen-b' } });
+    expect(started.status).toBe(202);
+    const id = started.body.uuid as string;
+    expect(started.headers.get('location')).toBe(`/v1/cold-migrations/${id}`);
+    const finished = await coldWhen(id, (v) => v.status === 'finished' || v.status === 'error');
+    expect(finished).toMatchObject({ status: 'finished', migrationType: 'resize', sourceHost: 'xen-a', destHost: 'xen-b', newSize: { vcpus: 2, ramMiB: 64, diskBytes: 2 ** 30 } });
+    expect(finished.downtimeMs).toBeGreaterThan(0);
+    const listed = await call('GET', `/v1/cold-migrations?instance=${resized}`, { token: READ });
+    expect((listed.body.coldMigrations as ColdMigrationView[]).map((v) => v.uuid)).toEqual([id]);
+    expect((await call('GET', `/v2.1/servers/${resized}`, { headers: NOVA })).body.server).toMatchObject({ status: 'VERIFY_RESIZE', 'OS-EXT-SRV-ATTR:host': finished.destHost });
+
+    const confirmed = await call('POST', `/v1/cold-migrations/${id}/confirm`, { token: OPERATOR });
+    expect(confirmed).toMatchObject({ status: 200, body: { status: 'confirming' } });
+    expect((await call('POST', `/v1/cold-migrations/${id}/confirm`, { token: OPERATOR })).status).toBe(200);
+    const refused = await call('POST', `/v1/cold-migrations/${id}/revert`, { token: OPERATOR });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error?.message).toContain('already confirmed');
+    await coldWhen(id, (v) => v.status === 'confirmed');
+    const server = (await call('GET', `/v2.1/servers/${resized}`, { headers: NOVA })).body.server as Record<string, unknown>;
+    expect(server).toMatchObject({ id: resized, status: 'ACTIVE', flavor: expect.objectContaining({ original_name: 'rt-grow' }) });
+
+    const moved = (await admin.createVm({ nameLabel: 'rt-cold', memoryMiB: 32, vcpus: 1, diskMiB: [8], sr: 'local' })).uuid;
+    await until('the VM in the inventory', () => call('GET', `/v2.1/servers/${moved}`, { headers: NOVA }), (r) => r.status === 200);
+    expect((await call('POST', `/v2.1/servers/${moved}/action`, { headers: NOVA, body: { migrate: { host: 'xen-c' } } })).status).toBe(202);
+    const verify = await coldWhen(moved, (v) => v.status === 'finished' || v.status === 'error');
+    expect(verify).toMatchObject({ status: 'finished', migrationType: 'migration', destHost: 'xen-c' });
+    const rows = (await call('GET', `/v2.1/os-migrations?migration_type=migration&instance_uuid=${moved}`, { headers: NOVA })).body.migrations as { status: string }[];
+    expect(rows).toEqual([expect.objectContaining({ status: 'finished', migration_type: 'migration', dest_compute: 'xen-c' })]);
+    expect((await call('POST', `/v1/cold-migrations/${moved}/revert`, { token: OPERATOR })).body).toMatchObject({ status: 'reverting' });
+    await coldWhen(moved, (v) => v.status === 'reverted');
+    expect((await call('GET', `/v2.1/servers/${moved}`, { headers: NOVA })).body.server).toMatchObject({ status: 'ACTIVE', 'OS-EXT-SRV-ATTR:host': 'xen-a' });
+  }, 300_000);
 });
 
 describe('a server whose latest migration ended in error', () => {
