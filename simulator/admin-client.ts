@@ -110,7 +110,7 @@ export class AdminClient {
    * ignores a clean shutdown (VM.clean_shutdown then waits shutdownTimeoutS, xapi's 1200 s by
    * default, and fails with VM_SHUTDOWN_TIMEOUT, unless a hard shutdown halts it first).
    */
-  async setGuest(vmUuid: string, guest: { dirtyRateMiBps?: number; workingSetMiB?: number; diskWriteMiBps?: number; ignoreCleanShutdown?: boolean; shutdownTimeoutS?: number }): Promise<void> {
+  async setGuest(vmUuid: string, guest: { dirtyRateMiBps?: number; workingSetMiB?: number; diskWriteMiBps?: number; diskWorkingSetMiB?: number; ignoreCleanShutdown?: boolean; shutdownTimeoutS?: number }): Promise<void> {
     await this.request('POST', `/vms/${encodeURIComponent(vmUuid)}/guest`, guest);
   }
 

@@ -20,6 +20,8 @@ export interface CreateVmRequest {
   dirtyRateMiBps?: number;
   /** MiB/s the guest writes to its disks while it runs (other_config sim_disk_write_mibps). */
   diskWriteMiBps?: number;
+  /** The first MiB of each disk the guest writes to (default: all of it). */
+  diskWorkingSetMiB?: number;
   workingSetMiB?: number;
   sr?: 'local' | 'shared';
   /** xapi VM.tags (a set of strings). */
@@ -52,6 +54,7 @@ export function createVm(host: SimHost, req: CreateVmRequest): { uuid: string; r
   const other: Record<string, string> = { ...(req.otherConfig ?? {}), sim_dirty_rate_mibps: String(req.dirtyRateMiBps ?? 0) };
   if (req.workingSetMiB) other.sim_working_set_mib = String(req.workingSetMiB);
   if (req.diskWriteMiBps) other.sim_disk_write_mibps = String(req.diskWriteMiBps);
+  if (req.diskWorkingSetMiB) other.sim_disk_working_set_mib = String(req.diskWorkingSetMiB);
   const uuid = newUuid();
   const vcpus = String(req.vcpus ?? 1);
   const ref = s.add('VM', {
@@ -220,6 +223,7 @@ export function createAdminServer(host: SimHost): Server {
       const oc = { ...(host.vm(ref).other_config as Record<string, string>) };
       if (b.dirtyRateMiBps !== undefined) oc.sim_dirty_rate_mibps = String(b.dirtyRateMiBps);
       if (b.diskWriteMiBps !== undefined) oc.sim_disk_write_mibps = String(b.diskWriteMiBps);
+      if (b.diskWorkingSetMiB !== undefined) oc.sim_disk_working_set_mib = String(b.diskWorkingSetMiB);
       if (b.ignoreCleanShutdown !== undefined) oc.sim_clean_shutdown = b.ignoreCleanShutdown ? 'ignore' : 'obey';
       if (b.shutdownTimeoutS !== undefined) oc.sim_shutdown_timeout_s = String(b.shutdownTimeoutS);
       if (b.workingSetMiB !== undefined) oc.sim_working_set_mib = String(b.workingSetMiB);

@@ -1,6 +1,6 @@
 // A running guest's disk writes: at the VM's configured rate (other_config sim_disk_write_mibps,
 // MiB/s, 0 = none) it writes whole 64 KiB blocks of fresh random bytes into each of its disks in
-// turn, walking each disk from its start, through the disk's chain (vdi-chain.ts): after a
+// turn, walking each disk (or its first sim_disk_working_set_mib MiB) from its start, round and round, through the disk's chain (vdi-chain.ts): after a
 // snapshot the writes land in the VM's copy-on-write leaf, so the leaf has something to carry.
 // The chain is opened for each batch of writes, so a snapshot (which renames the disk's file into
 // the new parent) is always followed.
@@ -19,6 +19,8 @@ export class DiskWriter {
   /** Bytes written since the domain started. */
   bytesWritten = 0;
   rateMiBps = 0;
+  /** The first MiB of each disk the guest writes to (other_config sim_disk_working_set_mib); 0 = all of it. */
+  workingSetMiB = 0;
 
   constructor(
     private readonly pool: SimPool,
@@ -69,7 +71,8 @@ export class DiskWriter {
     const buf = Buffer.allocUnsafe(COW_BLOCK);
     for (const [vdiRef, count] of perDisk) {
       const rec = s.raw('VDI', vdiRef);
-      const blocks = Math.floor(Number(rec.virtual_size) / COW_BLOCK);
+      const ws = this.workingSetMiB > 0 ? Math.floor((this.workingSetMiB * 1024 * 1024) / COW_BLOCK) : Infinity;
+      const blocks = Math.min(ws, Math.floor(Number(rec.virtual_size) / COW_BLOCK));
       if (blocks < 1) continue;
       let chain;
       try {

@@ -222,11 +222,14 @@ export class SimHost {
     if (!guest || !rec) return;
     guest.settings = this.guestSettings(rec);
     const writer = this.diskWriters.get(ref);
-    if (writer) writer.rateMiBps = this.diskWriteRate(rec);
+    if (writer) this.configureDiskWriter(writer, rec);
   }
 
-  private diskWriteRate(rec: Rec): number {
-    return Number(((rec.other_config ?? {}) as Record<string, string>).sim_disk_write_mibps ?? 0) || 0;
+  /** The guest's disk writes follow other_config: sim_disk_write_mibps, sim_disk_working_set_mib. */
+  private configureDiskWriter(writer: DiskWriter, rec: Rec): void {
+    const oc = (rec.other_config ?? {}) as Record<string, string>;
+    writer.rateMiBps = Number(oc.sim_disk_write_mibps ?? 0) || 0;
+    writer.workingSetMiB = Number(oc.sim_disk_working_set_mib ?? 0) || 0;
   }
 
   startVm(ref: string, paused: boolean): void {
@@ -256,7 +259,7 @@ export class SimHost {
     if (!paused) guest.start();
     this.diskWriters.get(ref)?.stop();
     const writer = new DiskWriter(this.pool, ref, () => this.guests.get(ref)?.running === true);
-    writer.rateMiBps = this.diskWriteRate(rec);
+    this.configureDiskWriter(writer, rec);
     this.diskWriters.set(ref, writer);
     writer.start();
   }

@@ -56,7 +56,7 @@ vm = xs.VM.create({
     "VCPUs_max": "1", "VCPUs_at_startup": "1", "VCPUs_params": {}, "actions_after_shutdown": "destroy",
     "actions_after_reboot": "restart", "actions_after_crash": "restart", "PV_bootloader": "pygrub", "PV_kernel": "",
     "PV_ramdisk": "", "PV_args": "", "PV_bootloader_args": "", "PV_legacy_args": "", "HVM_boot_policy": "",
-    "HVM_boot_params": {}, "platform": {}, "other_config": {"sim_disk_write_mibps": "2"}, "recommendations": "",
+    "HVM_boot_params": {}, "platform": {}, "other_config": {"sim_disk_write_mibps": "2", "sim_disk_working_set_mib": "1"}, "recommendations": "",
     "affinity": src_host,
 })
 vdi = xs.VDI.create({"name_label": "py-cold disk", "name_description": "", "SR": src_sr, "virtual_size": str(4 * MiB),
