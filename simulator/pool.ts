@@ -256,6 +256,8 @@ export class SimPool {
     for (const cls of PERSISTENT) {
       for (const [ref, rec] of db[cls] ?? []) {
         if (cls === 'VDI' && (!this.store.has('SR', String(rec.SR)) || !existsSync(this.vdiPath(rec)))) continue;
+        // JSON kept the dateTime fields as strings: XML-RPC must send them as dateTime again.
+        if (typeof rec.snapshot_time === 'string') rec.snapshot_time = new Date(rec.snapshot_time);
         if (cls === 'VM') {
           // As after a power loss of the whole pool: every VM is halted.
           Object.assign(rec, { power_state: 'Halted', domid: '-1', resident_on: NULL_REF, current_operations: {} });
