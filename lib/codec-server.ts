@@ -13,7 +13,8 @@ const JsonPayload = z.object({
   metadata: z.record(z.string(), z.string()).nullish(),
   data: z.string().nullish(),
 });
-const Body = z.object({ payloads: z.array(JsonPayload) });
+// An empty list arrives as `{}` (protojson omits empty repeated fields: an update or signal without arguments).
+const Body = z.object({ payloads: z.array(JsonPayload).default([]) });
 type JsonPayload = z.infer<typeof JsonPayload>;
 
 function fromJson({ metadata, data }: JsonPayload): Payload {
