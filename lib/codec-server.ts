@@ -14,7 +14,7 @@ const JsonPayload = z.object({
   data: z.string().nullish(),
 });
 // An empty list arrives as `{}` (protojson omits empty repeated fields: an update or signal without arguments).
-const Body = z.object({ payloads: z.array(JsonPayload).default([]) });
+const Body = z.object({ payloads: z.array(JsonPayload).default([]) }).strict();
 type JsonPayload = z.infer<typeof JsonPayload>;
 
 function fromJson({ metadata, data }: JsonPayload): Payload {
