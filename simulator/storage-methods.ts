@@ -62,6 +62,8 @@ export function snapshotVdi(pool: SimPool, vdiRef: string, vmSnapshotTime: Date)
   createCow(join(dir, `${uuid}.cow`), size, parentUuid);
   const snapUuid = newUuid();
   createCow(join(dir, `${snapUuid}.cow`), size, parentUuid);
+  // SM reports a VHD's file size as its physical utilisation: an empty leaf is its header.
+  const emptyLeaf = String(statSync(join(dir, `${snapUuid}.cow`)).size);
   const grandParent = smConfig(vdi)['vhd-parent'];
   s.add('VDI', {
     ...vdi,
@@ -75,13 +77,14 @@ export function snapshotVdi(pool: SimPool, vdiRef: string, vmSnapshotTime: Date)
     other_config: {},
     sm_config: grandParent ? { 'vhd-parent': grandParent } : {},
   });
-  s.update('VDI', vdiRef, { sm_config: { ...smConfig(vdi), 'vhd-parent': parentUuid } });
+  s.update('VDI', vdiRef, { sm_config: { ...smConfig(vdi), 'vhd-parent': parentUuid }, physical_utilisation: emptyLeaf });
   return s.add('VDI', {
     ...vdi,
     uuid: snapUuid,
     is_a_snapshot: true,
     snapshot_of: vdiRef,
     snapshot_time: vmSnapshotTime,
+    physical_utilisation: emptyLeaf,
     read_only: false,
     managed: true,
     other_config: {},
@@ -154,12 +157,15 @@ export function scanSr(pool: SimPool, srRef: string): void {
       s.remove('VDI', ref);
       continue;
     }
-    const sm = smConfig(s.raw('VDI', ref));
+    const vdiRec = s.raw('VDI', ref);
+    const sm = smConfig(vdiRec);
     if ((sm['vhd-parent'] ?? undefined) !== f.parent) {
       if (f.parent) sm['vhd-parent'] = f.parent;
       else delete sm['vhd-parent'];
       s.update('VDI', ref, { sm_config: sm });
     }
+    // SM's scan reports each VHD's size on disk (a leaf grows as its VM writes).
+    if (vdiRec.physical_utilisation !== String(f.bytes)) s.update('VDI', ref, { physical_utilisation: String(f.bytes) });
   }
   for (const [uuid, f] of files) {
     if (known.has(uuid)) continue;
