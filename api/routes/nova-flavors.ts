@@ -2,6 +2,8 @@
 //   GET /v2.1/flavors          brief: id, name, links (2.55 description)
 //   GET /v2.1/flavors/detail   with ram, disk, vcpus, swap, ephemeral, is_public, rxtx_factor (2.61 extra_specs)
 //   GET /v2.1/flavors/{id}     one flavor; 404 itemNotFound "Flavor X could not be found."
+//   GET /v2.1/flavors/{id}/os-extra_specs[/{key}]   none: ferry's flavors have no extra specs
+//                              (openstackclient's `flavor show` asks below 2.61)
 // Filters and paging as Nova's index: minRam, minDisk, is_public, sort_key, sort_dir, limit, marker.
 // ferry's flavors are all public and enabled; creating them is editing temporal.yaml.
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
@@ -146,6 +148,47 @@ export const novaFlavorRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
       const flavor = ctx.config.flavors.find((f) => f.id === req.params.id);
       if (!flavor) throw new ApiError('not_found', `Flavor ${req.params.id} could not be found.`);
       return { flavor: novaFlavor(flavor, req.microversion, base(req)) };
+    },
+  });
+
+  const flavorOr404 = (id: string) => {
+    const flavor = ctx.config.flavors.find((f) => f.id === id);
+    if (!flavor) throw new ApiError('not_found', `Flavor ${id} could not be found.`);
+    return flavor;
+  };
+  const ExtraSpecsParams = z.object({ flavor_id: FlavorParams.shape.id });
+
+  app.route({
+    method: 'GET',
+    url: '/v2.1/flavors/:flavor_id/os-extra_specs',
+    config: { ferry: READ },
+    schema: routeSchema(
+      READ,
+      { operationId: 'novaListFlavorExtraSpecs', summary: "A flavor's extra specs: none (flavors_extraspecs.py index).", tags },
+      { params: ExtraSpecsParams, querystring: z.object({}).strict() },
+      { 200: json('The extra specs.', z.object({ extra_specs: z.record(z.string(), z.string()) })) },
+      { more: { 404: 'No such flavor.' } },
+    ),
+    handler: async (req) => {
+      flavorOr404(req.params.flavor_id);
+      return { extra_specs: {} };
+    },
+  });
+
+  app.route({
+    method: 'GET',
+    url: '/v2.1/flavors/:flavor_id/os-extra_specs/:key',
+    config: { ferry: READ },
+    schema: routeSchema(
+      READ,
+      { operationId: 'novaShowFlavorExtraSpec', summary: 'One extra spec of a flavor: always 404 (no flavor has any).', tags },
+      { params: ExtraSpecsParams.extend({ key: z.string().min(1).max(255) }), querystring: z.object({}).strict() },
+      { 200: json('The extra spec.', z.record(z.string(), z.string())) },
+      { more: { 404: 'No such flavor, or no such key (always).' } },
+    ),
+    handler: async (req) => {
+      flavorOr404(req.params.flavor_id);
+      throw new ApiError('not_found', `Flavor ${req.params.flavor_id} has no extra specs with key ${req.params.key}.`);
     },
   });
 };

@@ -101,6 +101,12 @@ describe('flavors', () => {
     expect((await get('/v2.1/flavors?minRam=lots')).json()).toEqual({ badRequest: { code: 400, message: 'Invalid minRam filter [lots]' } });
     expect((await get('/v2.1/flavors?marker=nope')).json()).toEqual({ badRequest: { code: 400, message: 'marker [nope] not found' } });
     expect((await get('/v2.1/flavors?colour=red')).statusCode).toBe(400);
+    // No extra specs (openstackclient's flavor show asks below 2.61).
+    expect((await get('/v2.1/flavors/3/os-extra_specs')).json()).toEqual({ extra_specs: {} });
+    expect((await get('/v2.1/flavors/3/os-extra_specs/hw:cpu_policy')).json()).toEqual({
+      itemNotFound: { code: 404, message: 'Flavor 3 has no extra specs with key hw:cpu_policy.' },
+    });
+    expect((await get('/v2.1/flavors/42/os-extra_specs')).json().itemNotFound.message).toBe('Flavor 42 could not be found.');
   });
 });
 

@@ -342,6 +342,8 @@ describe('resize and cold migration: flavors, the Nova actions and /v1/cold-migr
     expect(detail.body.flavors).toEqual([expect.objectContaining({ id: 'rt-2', ram: 64, disk: 1, vcpus: 2, swap: 0, extra_specs: {} })]);
     expect((await call('GET', '/v2.1/flavors/rt-2', { headers: NOVA })).body.flavor).toMatchObject({ name: 'rt-grow' });
     expect((await call('GET', '/v2.1/flavors/nope', { headers: NOVA })).status).toBe(404);
+    expect((await call('GET', '/v2.1/flavors/rt-2/os-extra_specs', { headers: NOVA })).body).toEqual({ extra_specs: {} });
+    expect((await call('GET', '/v2.1/flavors/rt-2/os-extra_specs/hw:cpu_policy', { headers: NOVA })).status).toBe(404);
 
     const admin = stack.sims.host('xen-a').admin;
     const resized = (await admin.createVm({ nameLabel: 'rt-resize', memoryMiB: 32, vcpus: 1, diskMiB: [8], sr: 'local' })).uuid;
