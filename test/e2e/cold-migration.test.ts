@@ -20,7 +20,7 @@ import {
   type Flavor,
 } from '../../workflows/cold-migration-definitions';
 import type { ColdMigrationOutcome } from '../../workflows/cold-migration-task';
-import { failureOf, placements } from './helpers';
+import { failureOf, placements, recordHistory } from './helpers';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -126,6 +126,7 @@ describe('coldMigration through the real stack', () => {
     expect(Object.values(records.VM).filter((r) => String(r.name_label).startsWith('ferry-resize-'))).toEqual([]);
     const refused = await handle.executeUpdate(revertResizeUpdate).catch((e: unknown) => e as Error);
     expect(refused).toBeInstanceOf(Error);
+    await recordHistory(stack, handle, 'resize-confirmed', 'cold-migration');
   }, 180_000);
 
   it('a cold migration to a requested host, reverted: the copy goes, the source runs again with its old size', async () => {
@@ -142,6 +143,7 @@ describe('coldMigration through the real stack', () => {
     expect(await placements(stack, vm.uuid)).toEqual([{ host: 'xen-a', powerState: 'Running' }]);
     const confirm = await handle.executeUpdate(confirmResizeUpdate).catch((e: unknown) => e as Error);
     expect(confirm).toBeInstanceOf(Error);
+    await recordHistory(stack, handle, 'migrate-reverted', 'cold-migration');
   }, 180_000);
 
   it('a halted VM moves halted: no shutdown, no downtime, and it stays halted on the destination', async () => {
@@ -169,6 +171,7 @@ describe('coldMigration through the real stack', () => {
     const outcome = (await handle.result()) as ColdMigrationOutcome;
     expect(outcome.status).toBe('confirmed');
     expect(await vmOn('xen-a', vm.uuid)).toBeNull();
+    await recordHistory(stack, handle, 'auto-confirmed', 'cold-migration');
   }, 180_000);
 
   it('kill -9 of the source agent during the base transfer: the transfer is followed, not started over', async () => {
@@ -214,6 +217,7 @@ describe('coldMigration through the real stack', () => {
       await admin('xen-c').restart();
       const cleanup = stack.client.workflow.getHandle((view.cleanups?.[0] as { workflowId: string }).workflowId);
       expect(await cleanup.result()).toEqual({ done: ['revertMigrationAtDestination'] });
+      await recordHistory(stack, handle, 'rolled-back-destination-crash', 'cold-migration');
     } finally {
       if ((await admin('xen-c').health()).crashed) await admin('xen-c').restart();
     }
