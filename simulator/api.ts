@@ -170,8 +170,20 @@ export function buildMethods(host: SimHost): Methods {
     const op = ctx.taskRef ?? newRef();
     s.update('VM', vm, { current_operations: { ...(host.vm(vm).current_operations as Record<string, string>), [op]: 'clean_shutdown' } });
     const deadline = Date.now() + timeoutS * 1000;
+    // As an Async call its task can be cancelled while it waits (xapi_xenops.ml follows xenopsd's
+    // task, cancellable while the domain has not shut down): it ends with TASK_CANCELLED.
+    let cancelled = false;
+    if (ctx.taskRef) {
+      const task = ctx.taskRef;
+      s.update('task', task, { allowed_operations: ['cancel'] });
+      pool.cancelHandlers.set(task, () => {
+        cancelled = true;
+        s.wakeAll();
+      });
+    }
     try {
       while (s.has('VM', vm) && host.vm(vm).power_state !== 'Halted') {
+        if (cancelled) throw new XenApiError(XenApiCode.TASK_CANCELLED, [op]);
         if (Date.now() >= deadline) throw new XenApiError(XenApiCode.VM_SHUTDOWN_TIMEOUT, [vm, timeoutS.toFixed(1)]);
         await s.waitForChange((cls, ref) => cls === 'VM' && ref === vm, deadline - Date.now());
       }

@@ -216,6 +216,14 @@ describe('cold migration support', () => {
     await xa.call('VM.hard_shutdown', ref);
     await waitForTask(xa, task);
     expect(await xa.call('VM.get_power_state', ref)).toBe('Halted');
+    // An Async clean shutdown that waits can be cancelled: TASK_CANCELLED, the VM still runs.
+    await xa.call('VM.start', ref, false, false);
+    const waiting = await xa.call<string>('Async.VM.clean_shutdown', ref);
+    await waitUntil(async () => Object.values(await xa.call<Record<string, string>>('VM.get_current_operations', ref)).includes('clean_shutdown'), 'the clean shutdown to start');
+    await xa.call('task.cancel', waiting);
+    await expect(waitForTask(xa, waiting)).rejects.toMatchObject({ code: 'TASK_CANCELLED' });
+    expect(await xa.call('VM.get_power_state', ref)).toBe('Running');
+    expect(await xa.call('VM.get_current_operations', ref)).toEqual({});
   });
 
   it('an interrupted transfer resumes: the second rsync sends fewer literal bytes than the disk', async () => {
