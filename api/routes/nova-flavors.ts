@@ -27,9 +27,13 @@ const FlavorsQuery = z
   .object({
     limit: z.string().regex(/^[0-9]+$/, 'must be a non-negative integer').transform(Number).optional().meta({ description: 'At most this many (above 1000: 1000).' }),
     marker: z.string().optional().meta({ description: 'The id of the last flavor of the previous page.' }),
-    is_public: z.string().optional().meta({ description: 'true, false or none (any): every ferry flavor is public.' }),
-    minRam: z.string().optional().meta({ description: 'Flavors with at least this much memory, MiB.' }),
-    minDisk: z.string().optional().meta({ description: 'Flavors with at least this big a root disk, GiB.' }),
+    is_public: z
+      .string()
+      .regex(/^(?:[01tfyn]|true|false|on|off|yes|no|none)$/i, "must be one of Nova's boolean spellings or none")
+      .optional()
+      .meta({ description: 'true, false (Nova\'s spellings) or none (any): every ferry flavor is public.' }),
+    minRam: z.string().regex(/^-?\d+$/, 'must be an integer').optional().meta({ description: 'Flavors with at least this much memory, MiB.' }),
+    minDisk: z.string().regex(/^-?\d+$/, 'must be an integer').optional().meta({ description: 'Flavors with at least this big a root disk, GiB.' }),
     sort_key: z.enum(FLAVOR_SORT_KEYS).optional().meta({ description: 'Default flavorid.' }),
     sort_dir: z.enum(['asc', 'desc']).optional().meta({ description: 'Default asc.' }),
   })
@@ -74,7 +78,8 @@ export function selectFlavors(all: readonly FlavorConfig[], query: FlavorsQueryO
   let start = 0;
   if (query.marker !== undefined) {
     const at = sorted.findIndex((f) => f.id === query.marker);
-    if (at < 0) throw new ApiError('bad_request', `marker [${query.marker}] not found`);
+    // Nova: 400 "marker [x] not found"; ferry: 404, as os-migrations (a marker naming nothing is not a malformed request).
+    if (at < 0) throw new ApiError('not_found', `Marker ${query.marker} could not be found.`);
     start = at + 1;
   }
   const limit = Math.min(query.limit ?? MAX_LIMIT, MAX_LIMIT);
@@ -106,7 +111,7 @@ export const novaFlavorRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
       { operationId: 'novaListFlavors', summary: "Flavors, brief: id, name, links (2.55 description), from temporal.yaml's flavors.", tags },
       { querystring: FlavorsQuery },
       { 200: json('Flavors.', z.object({ flavors: z.array(NovaFlavorBriefSchema), flavors_links: z.array(Link).optional() })) },
-      { more: { 400: 'Invalid filter, or a marker that is no flavor.' } },
+      { more: { 404: 'The marker names no flavor (Nova answers 400).' } },
     ),
     handler: async (req) => {
       const page = selectFlavors(ctx.config.flavors, req.query);
@@ -124,7 +129,7 @@ export const novaFlavorRoutes: FastifyPluginAsync<PluginOptions> = async (fastif
       { operationId: 'novaListFlavorsDetail', summary: 'Flavors with their vCPUs, memory (MiB) and disk (GiB).', tags },
       { querystring: FlavorsQuery },
       { 200: json('Flavors.', z.object({ flavors: z.array(NovaFlavorSchema), flavors_links: z.array(Link).optional() })) },
-      { more: { 400: 'Invalid filter, or a marker that is no flavor.' } },
+      { more: { 404: 'The marker names no flavor (Nova answers 400).' } },
     ),
     handler: async (req) => {
       const page = selectFlavors(ctx.config.flavors, req.query);

@@ -8,7 +8,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningApi } from '../../api/main';
 import type { Stack } from '../../lib/stack';
-import { startStackWithApi } from '../e2e/helpers';
+import pino from 'pino';
+import { startApi } from '../../api/main';
+import { tokenAuthenticator } from '../../api/auth';
+import { parseConfig } from '../../lib/config';
+import { startStack } from '../../lib/stack';
 
 const READ = 'read-token-schemathesis';
 const OPERATOR = 'operator-token-schemathesis';
@@ -20,7 +24,14 @@ let stack: Stack;
 let api: RunningApi;
 
 beforeAll(async () => {
-  ({ stack, api } = await startStackWithApi({ bandwidthMiBps: 256 }, { read: READ, operator: OPERATOR }));
+  stack = await startStack({ bandwidthMiBps: 256 });
+  // With flavors, so that the flavor routes answer rows and a resize's checks run.
+  api = await startApi({
+    config: parseConfig({ ...stack.config, flavors: [{ id: 'c1', name: 'contract-small', vcpus: 1, ram: 64, disk: 0 }, { id: 'c2', name: 'contract-big', vcpus: 2, ram: 128, disk: 1, description: 'a resize' }] }),
+    listen: '127.0.0.1:0',
+    logger: pino({ level: 'silent' }),
+    auth: tokenAuthenticator({ read: READ, operator: OPERATOR }),
+  });
   // A VM and one finished migration: servers and migrations lists answer rows, not only [].
   const { uuid } = await stack.sims.host('xen-a').admin.createVm({ nameLabel: 'contract-vm', memoryMiB: 64, diskMiB: [8], sr: 'shared' });
   const headers = { authorization: `Bearer ${OPERATOR}`, 'content-type': 'application/json' };
