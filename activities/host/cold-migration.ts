@@ -10,7 +10,7 @@
 // the snapshot's name), so a retry after an agent crash finds it instead of making it again. A
 // transfer runs as a xapi task (Async.host.call_plugin) whose ref the activity heartbeats: a retry
 // follows the task that still runs rather than starting a second rsync.
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import type { HostConfig } from '../../lib/config';
 import type { Logger } from '../../lib/logger';
 import type { XenApiClient } from '../../xenapi/client';
@@ -458,26 +458,46 @@ export function createColdMigrationActivities(host: HostConfig, xenapi: XenApiCl
       const vm = await requireLocalVm(self, input.instanceUuid);
       if (vm.record.power_state === 'Halted') return { shutdownStartedAtMs: null, hard: false };
       const startedAt = Date.now();
-      const timeout = AbortSignal.timeout(input.cleanShutdownTimeoutSeconds * 1000);
-      const stop = AbortSignal.any([timeout, ctx.cancellationSignal]);
       let hard = false;
+      let cleanTask: string | null = null;
+      let clean: Promise<boolean> = Promise.resolve(false);
       try {
-        const task = await xenapi.call<string>('Async.VM.clean_shutdown', vm.ref);
-        await waitForTask(xenapi, task, { signal: stop, onProgress: () => ctx.heartbeat() });
-        await xenapi.call('task.destroy', task).catch(() => undefined);
+        cleanTask = await xenapi.call<string>('Async.VM.clean_shutdown', vm.ref);
+        const task = cleanTask;
+        clean = waitForTask(xenapi, task, { onProgress: () => ctx.heartbeat() }).then(
+          () => true,
+          (err: unknown) => {
+            logger.warn({ err, instance: input.instanceUuid }, 'clean shutdown failed');
+            return false;
+          },
+        );
       } catch (err) {
-        if (ctx.cancellationSignal.aborted) throw err;
-        logger.warn({ err, instance: input.instanceUuid }, 'clean shutdown did not finish: shutting down hard');
-        hard = true;
+        logger.warn({ err, instance: input.instanceUuid }, 'clean shutdown refused');
       }
+      // The guest gets cleanShutdownTimeoutSeconds; then VM.hard_shutdown, which xapi allows while a
+      // clean_shutdown runs (xapi_vm_lifecycle.ml is_allowed_concurrently) and which ends it.
+      const timer = sleepUnless(input.cleanShutdownTimeoutSeconds * 1000, ctx.cancellationSignal);
+      const cleanly = await Promise.race([clean, timer.then(() => false)]);
+      timer.cancel();
+      if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled while shutting the VM down');
       const now = await xenapi.getRecord('VM', vm.ref);
-      if (now.power_state !== 'Halted') {
-        hard = true;
-        try {
-          await xenapi.call('VM.hard_shutdown', vm.ref);
-        } catch (err) {
-          if (!isXenApiError(err, XenApiCode.VM_BAD_POWER_STATE)) throw xenFailure(err, `VM.hard_shutdown of ${input.instanceUuid}`);
+      if (!cleanly || now.power_state !== 'Halted') {
+        hard = now.power_state !== 'Halted';
+        if (hard) {
+          logger.warn({ instance: input.instanceUuid, seconds: input.cleanShutdownTimeoutSeconds }, 'the guest did not shut down in time: hard shutdown');
+          try {
+            await xenapi.call('VM.hard_shutdown', vm.ref);
+          } catch (err) {
+            if (!isXenApiError(err, XenApiCode.VM_BAD_POWER_STATE)) throw xenFailure(err, `VM.hard_shutdown of ${input.instanceUuid}`);
+          }
         }
+      }
+      if (cleanTask) {
+        // The clean task ends with the domain; it is not waited for longer than a moment.
+        const settled = sleepUnless(5_000, ctx.cancellationSignal);
+        await Promise.race([clean, settled]);
+        settled.cancel();
+        await xenapi.call('task.destroy', cleanTask).catch(() => undefined);
       }
       return { shutdownStartedAtMs: startedAt, hard };
     },
@@ -628,6 +648,23 @@ export function createColdMigrationActivities(host: HostConfig, xenapi: XenApiCl
     }
     return out;
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` fires; cancel() clears the timer. */
+function sleepUnless(ms: number, signal: AbortSignal): Promise<void> & { cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  let done = () => undefined as void;
+  const promise = new Promise<void>((resolve) => {
+    done = resolve;
+    timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  return Object.assign(promise, {
+    cancel: () => {
+      clearTimeout(timer);
+      done();
+    },
+  });
 }
 
 /** A plugin's answer: JSON (os-xenapi's plugins answer json.dumps of their result); anything else is kept as text. */

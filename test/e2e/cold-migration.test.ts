@@ -160,6 +160,18 @@ describe('coldMigration through the real stack', () => {
     expect(await vmOn('xen-a', vm.uuid)).toBeNull();
   }, 180_000);
 
+  it('a guest that ignores the clean shutdown is shut down hard after cleanShutdownTimeoutSeconds', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'stubborn-1', memoryMiB: 32, diskMiB: [8], sr: 'local' });
+    await admin('xen-a').setGuest(vm.uuid, { ignoreCleanShutdown: true });
+    const handle = await start({ instanceUuid: vm.uuid, flavor: null, host: 'xen-b', cleanShutdownTimeoutSeconds: 2 });
+    const view = await waitForView(handle, finished);
+    // The downtime includes the two seconds the guest was given.
+    expect(view.downtimeMs).toBeGreaterThanOrEqual(2_000);
+    expect(await vmOn('xen-b', view.destInstanceUuid as string)).toEqual({ powerState: 'Running' });
+    await handle.executeUpdate(revertResizeUpdate);
+    expect(((await handle.result()) as ColdMigrationOutcome).status).toBe('reverted');
+  }, 180_000);
+
   it('confirms by itself after the window, across a conductor restart', async () => {
     const vm = await admin('xen-a').createVm({ nameLabel: 'auto-1', memoryMiB: 32, diskMiB: [8], sr: 'local' });
     const handle = await start({ instanceUuid: vm.uuid, flavor: null, host: 'xen-c', autoConfirmSeconds: 8 });
