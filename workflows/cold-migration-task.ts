@@ -36,7 +36,7 @@ import {
   type ColdMigrationView,
   type InstanceSize,
 } from './cold-migration-definitions';
-import type { InstanceView } from './definitions';
+import type { InstanceView, SlotGrant } from './definitions';
 import { describeFailure } from './outcome';
 import { SlotLease } from './slot-lease';
 
@@ -86,6 +86,8 @@ export class ColdMigrationTask {
   private sourceTouched = false;
   private decision: 'confirm' | 'revert' | null = null;
   private readonly transfers: ColdMigrationOutcome['transfers'] = [];
+  /** The slot, with the memory other migrations hold on each host (the scheduler counts it as used). */
+  private grant: SlotGrant | null = null;
 
   constructor(private readonly input: ColdMigrationRequest) {
     this.board = new ColdMigrationBoard(
@@ -157,7 +159,7 @@ export class ColdMigrationTask {
       if (!requested.up) throw ApplicationFailure.nonRetryable(`requested host ${requested.name} is down: ${requested.downReason}`, 'ComputeServiceUnavailable');
     }
     this.board.enter('scheduling');
-    await this.lease.acquire({ sourceHost: source.name, destHost: requested?.name ?? null, memoryBytes: newSize.ramMiB * 2 ** 20, limits: (this.policy as Policy).limits });
+    this.grant = await this.lease.acquire({ sourceHost: source.name, destHost: requested?.name ?? null, memoryBytes: newSize.ramMiB * 2 ** 20, limits: (this.policy as Policy).limits });
     await this.findDestination(source, instance, newSize, requested);
   }
 
@@ -211,7 +213,7 @@ export class ColdMigrationTask {
 
   private async schedule(instance: InstanceView, source: HostSummary, excluded: string[], attempts: string[]): Promise<{ candidates: HostSummary[]; more: boolean }> {
     const scheduled = await conductorLocal.scheduleDestinations.executeWithOptions({ summary: `${instance.name} (${instance.memoryBytes} bytes) from ${source.name}` }, [
-      { instance, source, excluded, blockMigration: true, reservedBytes: {}, limit: CANDIDATES_PER_ASK },
+      { instance, source, excluded, blockMigration: true, reservedBytes: this.grant?.reservedBytes ?? {}, limit: CANDIDATES_PER_ASK },
     ]);
     for (const r of scheduled.rejected) if (!attempts.some((a) => a.startsWith(`${r.host}:`))) attempts.push(`${r.host}: ${r.reason}`);
     return { candidates: scheduled.candidates, more: scheduled.moreCandidates > 0 };
