@@ -22,8 +22,52 @@ const port = z.number().int().min(1).max(65535);
 /** A network's xapi name_label. */
 const networkLabel = z.string().trim().min(1, 'name a network by its xapi name_label');
 
-export const HostConfigSchema = z
+// ---- driver qemu (issue 15): a host is an agent with a state directory on this machine ----------
+/**
+ * A QEMU host: its guests live under stateDir (guests/<uuid>/, disks/), their shared-storage images
+ * under imagesDir (the same directory for the hosts of a pool that share storage), and what Nova's
+ * [libvirt] section sets per compute node: post-copy and auto-converge permitted, bandwidth, the
+ * downtime steps.
+ */
+export const QemuHostConfigSchema = z
   .object({
+    stateDir: z.string().min(1),
+    /** Where shared-storage images live; hosts of a pool naming the same directory share storage. Default <stateDir>/images. */
+    imagesDir: z.string().min(1).optional(),
+    /** Address the migration stream and NBD exports listen on. */
+    listenHost: z.string().min(1).default('127.0.0.1'),
+    /** Memory this host offers its guests, MiB. */
+    memoryMiB: z.number().int().positive().default(2048),
+    /** The CPU model it gives guests (Nova's cpu_models): a guest moves only to a host with the same. */
+    cpuModel: z.string().min(1).default('qemu64'),
+    /** Nova's live_migration_permit_post_copy. */
+    permitPostCopy: z.boolean().default(false),
+    /** Nova's live_migration_permit_auto_converge. */
+    permitAutoConverge: z.boolean().default(true),
+    /** Nova's live_migration_bandwidth, MiB/s (absent: QEMU's default). */
+    bandwidthMiBps: z.number().positive().optional(),
+    /** Nova's live_migration_downtime (ms), _downtime_steps and _downtime_delay (s per GiB). */
+    downtimeMs: z.number().int().min(100).default(500),
+    downtimeSteps: z.number().int().min(3).default(10),
+    downtimeDelaySecondsPerGiB: z.number().int().min(3).default(75),
+    /** The QEMU version the host reports instead of its binary's (tests of DestinationHypervisorTooOld). */
+    reportedVersion: z.string().regex(/^\d+(\.\d+)*$/).optional(),
+  })
+  .strict();
+export type QemuHostConfig = z.infer<typeof QemuHostConfigSchema>;
+
+/**
+ * A QEMU host has no XenAPI: its xenapiUrl and passwordEnv, when left out, are filled with values
+ * nothing reads (qemu.invalid), so the rest of ferry keeps one host shape.
+ */
+const withoutXenApi = (h: unknown) =>
+  typeof h === 'object' && h !== null && (h as { driver?: unknown }).driver === 'qemu'
+    ? { xenapiUrl: 'http://qemu.invalid/', passwordEnv: 'FERRY_XENAPI_PASSWORD', ...h }
+    : h;
+
+export const HostConfigSchema = z.preprocess(
+  withoutXenApi,
+  z.object({
     name: hostName,
     pool: z.string().min(1),
     /** XenAPI XML-RPC endpoint of this host (or of its pool master). */
@@ -48,8 +92,24 @@ export const HostConfigSchema = z
       })
       .strict()
       .optional(),
+    /** Which hypervisor this host runs: xen (XenAPI; absent means xen) or qemu (QEMU processes driven over QMP). */
+    driver: z.enum(['xen', 'qemu']).optional(),
+    /** Only for driver qemu: what the agent needs to run guests as QEMU processes on this machine. */
+    qemu: QemuHostConfigSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((h) => (h.driver === 'qemu') === (h.qemu !== undefined), { message: 'a host with driver qemu needs a qemu section, and only such a host has one', path: ['qemu'] }),
+);
+
+/** The hypervisor a host runs (driver absent: xen). */
+export function hostDriver(host: { driver?: 'xen' | 'qemu' }): 'xen' | 'qemu' {
+  return host.driver ?? 'xen';
+}
+
+/** Nova's hypervisor_type of a host: what InvalidHypervisorType names. */
+export function hypervisorType(host: { driver?: 'xen' | 'qemu' }): 'xen' | 'QEMU' {
+  return hostDriver(host) === 'qemu' ? 'QEMU' : 'xen';
+}
 
 /** One AES-256 key of the payload codec: 32 bytes, base64, in an environment variable or a file. */
 const encryptionKeyShape = {

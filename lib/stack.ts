@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Client } from '@temporalio/client';
 import { simulatedHostConfig, startSimulators, type SimCluster } from '../simulator/cluster';
-import { hostQueue, loadConfig, parseConfig, type FerryConfig } from './config';
+import { destroyQemuGuests } from '../activities/host/qemu/admin';
+import { hostDriver, hostQueue, loadConfig, parseConfig, type FerryConfig } from './config';
 import { HostInventory } from './host-inventory';
 import { freePort } from './ports';
 import { spawnTs } from './processes';
@@ -21,6 +22,23 @@ export interface StackHost {
   pool: string;
   memoryMiB?: number;
   productVersion?: string;
+  /** A QEMU host (issue 15): no simulator; its agent runs guests as QEMU processes under <workDir>/qemu/<name>. */
+  driver?: 'xen' | 'qemu';
+  /** Overrides of a QEMU host's qemu section (permitPostCopy, bandwidthMiBps, ...). */
+  qemu?: Record<string, unknown>;
+}
+
+/**
+ * A QEMU host's temporal.yaml entry in a generated stack: short paths (QMP sockets are unix
+ * sockets, at most 107 bytes), and one images directory per pool (the pool's shared storage).
+ */
+function qemuHostConfig(h: StackHost, workDir: string): Record<string, unknown> {
+  return {
+    name: h.name,
+    pool: h.pool,
+    driver: 'qemu',
+    qemu: { stateDir: join(workDir, 'q', h.name), imagesDir: join(workDir, 'q', `images-${h.pool}`), memoryMiB: h.memoryMiB ?? 1024, ...h.qemu },
+  };
 }
 
 export interface StackOptions {
@@ -106,6 +124,10 @@ export const DEFAULT_HOSTS: StackHost[] = [
 async function generatedConfig(opts: StackOptions, workDir: string): Promise<unknown> {
   const hosts = [];
   for (const h of opts.hosts ?? DEFAULT_HOSTS) {
+    if (h.driver === 'qemu') {
+      hosts.push(qemuHostConfig(h, workDir));
+      continue;
+    }
     hosts.push(
       await simulatedHostConfig(h.name, h.pool, {
         memoryMiB: h.memoryMiB ?? 16384,
@@ -195,8 +217,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     throw err;
   }
   const { connection, client, systemClient } = await connectClients(config);
+  // QEMU hosts have no simulator: their agents run QEMU processes themselves.
+  const xenHosts = config.hosts.filter((h) => hostDriver(h) === 'xen');
+  const qemuHosts = config.hosts.filter((h) => hostDriver(h) === 'qemu');
   const sims = await startSimulators({
-    hosts: config.hosts,
+    hosts: xenHosts,
+    ...(xenHosts.length === 0 ? { ssh: false } : {}),
     bandwidthMiBps: config.simulator.bandwidthMiBps,
     password,
     logDir: logs,
@@ -269,6 +295,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     async stop() {
       await Promise.all([stack.conductor, stack.api, stack.codecServer, ...new Set(agents.values())].filter((c) => c !== undefined).map((c) => stopProcess(c)));
       await sims.stop();
+      // QEMU daemonizes: its guests outlive the agents, so the stack ends them.
+      await Promise.all(qemuHosts.map((h) => destroyQemuGuests(h).catch(() => undefined)));
       await connection.close();
       await stack.devServer.stop();
     },

@@ -5,23 +5,38 @@
 import type { Client } from '@temporalio/client';
 import { createHostActivities } from '../activities/host';
 import { createInventoryActivities } from '../activities/host/inventory';
+import { createQemuHostActivities } from '../activities/host/qemu';
 import { progressSignal, type TransferProgress } from '../workflows/definitions';
-import { findHost, hostQueue, loadConfig, readSecret, type FerryConfig, type HostConfig } from '../lib/config';
+import { findHost, hostDriver, hostQueue, loadConfig, readSecret, type FerryConfig, type HostConfig } from '../lib/config';
 import { createLogger, type Logger } from '../lib/logger';
 import { connectClients } from '../lib/temporal-connection';
 import { XenApiClient } from '../xenapi/client';
 import { workerArgs } from './args';
 import { HostReporter } from './host-reporter';
+import { PollingHostReporter } from './polling-host-reporter';
 import { exitOnFatal, runWorkers, type FerryWorkerOptions } from './run-worker';
 
 interface Agent {
   host: HostConfig;
-  xenapi: XenApiClient;
-  reporter: HostReporter;
+  /** Absent for a QEMU host (driver qemu): it has no XenAPI. */
+  xenapi?: XenApiClient;
+  reporter: { start(): void; stop(): Promise<void> };
   worker: FerryWorkerOptions;
 }
 
+/** A QEMU host's agent (driver qemu): its activities drive QEMU processes over QMP, its reporter polls them. */
+function qemuAgentFor(config: FerryConfig, host: HostConfig, client: Client, systemClient: Client, logger: Logger): Agent {
+  const reportProgress = async (workflowId: string, progress: TransferProgress) => {
+    await client.workflow.getHandle(workflowId).signal(progressSignal, progress);
+  };
+  let reporter: PollingHostReporter | null = null;
+  const { activities } = createQemuHostActivities({ host, peers: config.hosts, logger, reportProgress, reportInventory: () => reporter?.reportNow() ?? Promise.resolve() });
+  reporter = new PollingHostReporter({ host, config, client: systemClient, logger, describe: activities.describeHost });
+  return { host, reporter, worker: { taskQueue: hostQueue(config, host.name), activities, maxConcurrentActivityTaskPolls: 2 } };
+}
+
 function agentFor(config: FerryConfig, host: HostConfig, client: Client, systemClient: Client, logger: Logger): Agent {
+  if (hostDriver(host) === 'qemu') return qemuAgentFor(config, host, client, systemClient, logger);
   // The XenAPI password stays in this process's environment: never in workflow inputs or history.
   const xenapi = new XenApiClient({
     url: host.xenapiUrl,
@@ -67,7 +82,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await Promise.all(agents.map((a) => a.reporter.stop()));
-    await Promise.all(agents.map((a) => a.xenapi.logout().catch(() => undefined)));
+    await Promise.all(agents.map((a) => a.xenapi?.logout().catch(() => undefined)));
     await clientConnection.close();
   }
 }

@@ -34,9 +34,9 @@ export function createConductorActivities({ config, client, systemClient }: Cond
   const polls = (host: { name: string; pool: string }) => pollerOf(config, client, host);
   return {
     /** Where the instance is (through the inventory's index) and the requested host, as the inventory knows them. */
-    planLiveMigration: (input: PlanLiveMigrationInput) => planLiveMigration(inventory, polls, config.migration, input),
+    planLiveMigration: (input: PlanLiveMigrationInput) => planLiveMigration(inventory, polls, config.migration, input, config.hosts),
     /** Nova's select_destinations from the inventory: the best few candidates, the reasons for a few others. */
-    scheduleDestinations: (input: ScheduleDestinationsInput) => scheduleDestinations(inventory, polls, input),
+    scheduleDestinations: (input: ScheduleDestinationsInput) => scheduleDestinations(inventory, polls, input, config.hosts),
     /** Runs from before the host inventory (patch 'host-inventory') ask each host queue; kept for them. */
     listPolledHosts: () => listPolledHosts(config, client),
     /** temporal.yaml's migration policy, read once per migration so the workflow stays deterministic. */

@@ -3,7 +3,7 @@
 // Both are cached state: the workflow has the source and the chosen destination verified by their
 // own agents (checkInstanceActive, checkCanLiveMigrateDestination), so a stale answer costs a retry.
 import { ApplicationFailure } from '@temporalio/activity';
-import type { FerryConfig } from '../../lib/config';
+import { hypervisorType, type FerryConfig, type HostConfig } from '../../lib/config';
 import type { HostInventory, InventoryHost } from '../../lib/host-inventory';
 import type { HostSummary, LiveMigrationPlan, PlanLiveMigrationInput, ScheduleDestinationsInput, ScheduledDestinations } from '../types';
 import type { PolledHost } from './hosts';
@@ -32,12 +32,27 @@ async function withPoller(host: InventoryHost, polls: (host: InventoryHost) => P
   return agent.polled ? host : { ...host, up: false, downReason: agent.reason };
 }
 
+/**
+ * Nova's _check_compatible_with_source_hypervisor, its first half: the same hypervisor type (a
+ * QEMU guest never goes to a Xen host, nor back). Nova's InvalidHypervisorType text, then both types.
+ */
+export function hypervisorMismatch(hosts: readonly HostConfig[] | undefined, source: string, dest: string): string | null {
+  const of = (name: string) => {
+    const host = hosts?.find((h) => h.name === name);
+    return host ? hypervisorType(host) : null;
+  };
+  const [from, to] = [of(source), of(dest)];
+  if (!from || !to || from === to) return null;
+  return `The supplied hypervisor type of is invalid. ${source} runs ${from}, ${dest} runs ${to}`;
+}
+
 /** Nova's _check_host_is_up for the instance's host, and the requested host as the inventory knows it. */
 export async function planLiveMigration(
   inventory: HostInventory,
   polls: (host: InventoryHost) => Promise<PolledHost>,
   policy: FerryConfig['migration'],
   input: PlanLiveMigrationInput,
+  hosts?: readonly HostConfig[],
 ): Promise<LiveMigrationPlan> {
   const uuid = input.instanceUuid;
   const relocating = (input.notOn?.length ?? 0) > 0;
@@ -57,6 +72,8 @@ export async function planLiveMigration(
   if (input.requestedHost) {
     const host = (await inventory.view()).hosts.find((h) => h.name === input.requestedHost);
     if (!host) throw ApplicationFailure.nonRetryable(`requested host ${input.requestedHost} is not a host of this cluster`, 'ComputeHostNotFound');
+    const mismatch = hypervisorMismatch(hosts, located.host.name, host.name);
+    if (mismatch) throw ApplicationFailure.nonRetryable(mismatch, 'InvalidHypervisorType');
     // Nova's _check_compatible_with_source_hypervisor for a requested host (the scheduler filters the
     // others). Even a forced migration: xapi cannot send a VM to an older host.
     const tooOld = compatibilityProblem(located.host, host);
@@ -74,8 +91,11 @@ export async function scheduleDestinations(
   inventory: HostInventory,
   polls: (host: InventoryHost) => Promise<PolledHost>,
   input: ScheduleDestinationsInput,
+  hostConfigs?: readonly HostConfig[],
 ): Promise<ScheduledDestinations> {
-  const hosts = (await inventory.view()).hosts;
+  const all = (await inventory.view()).hosts;
+  // Another hypervisor type is never a candidate (Nova's scheduler asks for the instance's hypervisor_type).
+  const hosts = all.filter((h) => !hypervisorMismatch(hostConfigs, input.source.name, h.name));
   const result = schedule({
     hosts,
     instance: input.instance,
@@ -86,7 +106,13 @@ export async function scheduleDestinations(
   });
   const byName = new Map(hosts.map((h) => [h.name, h]));
   const candidates: HostSummary[] = [];
-  const rejected = [...result.rejected];
+  const rejected = [
+    ...result.rejected,
+    ...all.flatMap((h) => {
+      const mismatch = h.name === input.source.name ? null : hypervisorMismatch(hostConfigs, input.source.name, h.name);
+      return mismatch ? [{ host: h.name, reason: mismatch }] : [];
+    }),
+  ];
   let next = 0;
   while (candidates.length < input.limit && next < result.candidates.length) {
     const host = byName.get(result.candidates[next++] as string) as InventoryHost;

@@ -1,0 +1,46 @@
+// The host activities of a QEMU host (temporal.yaml `driver: qemu`): the same names, inputs and
+// results as the Xen host's (activities/host/index.ts), so that liveMigration runs unchanged.
+// Cold migration and host maintenance are not implemented for QEMU hosts: their activities are
+// not registered, and a workflow asking for one fails with Temporal's "not registered" error.
+import type { HostConfig } from '../../../lib/config';
+import type { Logger } from '../../../lib/logger';
+import type { ProgressReporter } from '../migration';
+import { QemuHost } from './host';
+import { createQemuInventory } from './inventory';
+import { createQemuMigration } from './migration';
+
+export interface QemuHostActivityDeps {
+  host: HostConfig;
+  /** Every host of temporal.yaml (which share this host's images directory). */
+  peers: readonly HostConfig[];
+  logger: Logger;
+  reportProgress: ProgressReporter;
+  reportInventory?: () => Promise<void>;
+}
+
+export function createQemuHostActivities({ host, peers, logger, reportProgress, reportInventory }: QemuHostActivityDeps) {
+  const qh = new QemuHost(host, peers);
+  const inventory = createQemuInventory(qh);
+  const migration = createQemuMigration(qh, inventory, reportProgress, logger);
+  /** The step, then a report of this host (as the Xen agent does after the steps that move a guest). */
+  const thenReport =
+    <A extends unknown[], R>(step: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const result = await step(...args);
+      void reportInventory?.().catch((err: unknown) => logger.warn({ err }, 'inventory report after a step failed'));
+      return result;
+    };
+  const { instanceView: _instanceView, ...inventorySteps } = inventory;
+  return {
+    qemuHost: qh,
+    activities: {
+      ...inventorySteps,
+      ...migration,
+      setHostService: thenReport(inventory.setHostService),
+      postLiveMigration: thenReport(migration.postLiveMigration),
+      postLiveMigrationAtDestination: thenReport(migration.postLiveMigrationAtDestination),
+      rollbackLiveMigrationAtDestination: thenReport(migration.rollbackLiveMigrationAtDestination),
+      rollbackLiveMigration: thenReport(migration.rollbackLiveMigration),
+    },
+  };
+}
