@@ -291,21 +291,30 @@ export class TemporalColdMigrations implements ColdMigrationOperations {
   private async update(id: string, action: 'confirm' | 'revert'): Promise<ColdMigrationView> {
     const row = await this.resolve(id);
     if (!row) throw new MigrationNotFoundError(`No resize or cold migration ${id} could be found.`);
-    if (row.status.name !== 'RUNNING') {
-      const view = await this.show(row);
-      throw new RefusedError(`the ${view.migrationType === 'resize' ? 'resize' : 'cold migration'} is already ${view.status}`);
-    }
+    if (row.status.name !== 'RUNNING') return this.ended(await this.show(row), action);
     const handle = this.client.workflow.getHandle(row.workflowId, row.runId);
     try {
       return await executeControlUpdate(handle, action === 'confirm' ? confirmResizeUpdate : revertResizeUpdate);
     } catch (err) {
       if (err instanceof WorkflowUpdateFailedError) throw new RefusedError((err.cause as Error | undefined)?.message ?? err.message);
       if (err instanceof WorkflowNotFoundError || /already completed/i.test((err as Error).message)) {
-        const view = await this.show(await this.client.workflow.getHandle(row.workflowId, row.runId).describe());
-        throw new RefusedError(`the ${view.migrationType === 'resize' ? 'resize' : 'cold migration'} is already ${view.status}`);
+        return this.ended(await this.show(await this.client.workflow.getHandle(row.workflowId, row.runId).describe()), action);
       }
       throw err;
     }
+  }
+
+  /**
+   * A confirm or revert of a run that has ended: the same decision again answers its final view
+   * (as the workflow's update does while it runs: a confirm twice is one confirm); anything else is
+   * refused with the workflow's words.
+   */
+  private ended(view: ColdMigrationView, action: 'confirm' | 'revert'): ColdMigrationView {
+    if ((action === 'confirm' && view.status === 'confirmed') || (action === 'revert' && view.status === 'reverted')) return view;
+    if (view.status === 'confirmed' || view.status === 'reverted') {
+      throw new RefusedError(action === 'revert' ? 'cannot revert: the resize was already confirmed' : 'cannot confirm: the resize was already reverted');
+    }
+    throw new RefusedError(`cannot ${action}: the migration failed (${view.error?.message ?? view.status})`);
   }
 }
 
