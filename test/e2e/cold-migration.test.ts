@@ -6,6 +6,7 @@
 // finishMigration.
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runningMigrations } from '../../activities/conductor/slots';
 import { startStack, type Stack } from '../../lib/stack';
 import { InstanceUuid } from '../../lib/search-attributes';
 import { XenApiClient } from '../../xenapi/client';
@@ -161,6 +162,22 @@ describe('coldMigration through the real stack', () => {
     expect(await vmOn('xen-a', vm.uuid)).toBeNull();
   }, 180_000);
 
+  it('a paused instance is refused with InstanceInvalidState, and nothing is touched', async () => {
+    const vm = await admin('xen-a').createVm({ nameLabel: 'paused-1', memoryMiB: 32, diskMiB: [8], sr: 'local' });
+    const xen = new XenApiClient({ url: stack.sims.host('xen-a').xenapiUrl, user: 'root', password: stack.password });
+    await xen.call('VM.pause', vm.ref);
+    try {
+      const failure = await failureOf(await start({ instanceUuid: vm.uuid, flavor: GROW }));
+      expect(failure.type).toBe('InstanceInvalidState');
+      expect(failure.message).toContain('paused');
+      const { records } = await admin('xen-a').state();
+      expect(Object.values(records.VM).filter((r) => String(r.name_label).startsWith('ferry-resize-'))).toEqual([]);
+    } finally {
+      await xen.call('VM.unpause', vm.ref);
+      await xen.logout();
+    }
+  }, 180_000);
+
   it('a guest that ignores the clean shutdown is shut down hard after cleanShutdownTimeoutSeconds', async () => {
     const vm = await admin('xen-a').createVm({ nameLabel: 'stubborn-1', memoryMiB: 32, diskMiB: [8], sr: 'local' });
     await admin('xen-a').setGuest(vm.uuid, { ignoreCleanShutdown: true });
@@ -178,6 +195,9 @@ describe('coldMigration through the real stack', () => {
     const handle = await start({ instanceUuid: vm.uuid, flavor: null, host: 'xen-c', autoConfirmSeconds: 8 });
     const view = await waitForView(handle, finished);
     expect(view.autoConfirmAt).not.toBeNull();
+    // A fresh slots entity asks running cold migrations to re-assert their leases too.
+    for (let i = 0; i < 50 && !(await runningMigrations(stack.client)).includes(handle.workflowId); i++) await new Promise((r) => setTimeout(r, 200));
+    expect(await runningMigrations(stack.client)).toContain(handle.workflowId);
     await stack.killConductor('SIGKILL');
     await new Promise((r) => setTimeout(r, 10_000)); // the window ends while no conductor runs
     await stack.startConductor();
