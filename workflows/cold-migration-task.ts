@@ -279,6 +279,7 @@ export class ColdMigrationTask {
         memoryBytes: size.ramMiB * 2 ** 20,
         diskBytes: size.diskBytes,
         vifs: instance.vifs,
+        ...(instance.boot ? { boot: instance.boot } : {}),
         powerOn,
       },
     ]);

@@ -48,7 +48,12 @@ export interface ResizeSource {
   diskBytes: number;
   rootVdiUuid: string;
   vifs: VifSpec[];
+  /** How the VM boots (PV_*, HVM_*, platform), copied to the new VM as Nova's _create_vm_record does from the image. */
+  boot?: Record<string, unknown>;
 }
+
+/** The fields of a VM's record that say how it boots. */
+const BOOT_FIELDS = ['PV_bootloader', 'PV_kernel', 'PV_ramdisk', 'PV_args', 'PV_bootloader_args', 'PV_legacy_args', 'HVM_boot_policy', 'HVM_boot_params', 'platform', 'domain_type'];
 
 export interface PrepResizeInput {
   instanceUuid: string;
@@ -132,6 +137,7 @@ export interface FinishMigrationInput {
   memoryBytes: number;
   diskBytes: number;
   vifs: VifSpec[];
+  boot?: Record<string, unknown>;
   /** Start the VM (it ran on the source): Nova's finish_migration power_on. */
   powerOn: boolean;
 }
@@ -344,6 +350,7 @@ export function createColdMigrationActivities(host: HostConfig, xenapi: XenApiCl
         diskBytes: Number(root.vdi.virtual_size),
         rootVdiUuid: root.vdi.uuid,
         vifs,
+        boot: Object.fromEntries(BOOT_FIELDS.filter((f) => f in vm.record).map((f) => [f, (vm.record as Record<string, unknown>)[f]])),
       };
     },
 
@@ -543,6 +550,7 @@ export function createColdMigrationActivities(host: HostConfig, xenapi: XenApiCl
             other_config: { [COLD_MIGRATION_KEY]: input.migrationId, nova_uuid: input.instanceUuid },
             recommendations: '',
             xenstore_data: {},
+            ...input.boot,
           });
           await xenapi.call('VBD.create', {
             VM: ref,
