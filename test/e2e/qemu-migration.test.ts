@@ -120,6 +120,7 @@ describe('live migration between QEMU hosts', () => {
     expect(await there.result()).toMatchObject({ status: 'completed', destHost: 'qb' });
     const onB = await countsOn('qb', guest.uuid, 0);
     expect(onB.starts).toBe(0);
+    expect(await readFile(join(stack.workDir, 'logs', 'agent-qa.log'), 'utf8')).toContain('force-complete by post-copy');
 
     // Back from qb, which does not permit post-copy: the guest is paused, moved, and resumed on qa.
     const back = await startMigration(stack, { instanceUuid: guest.uuid, host: 'qa' });

@@ -276,7 +276,10 @@ export function createQemuMigration(qh: QemuHost, inventory: ReturnType<typeof c
       });
       const previous = ctx.info.heartbeatDetails as TransferHeartbeat | undefined;
       const first = await queryMigration(guest.qmp);
-      const status = first.status ?? 'none';
+      // A guest that arrived here by migration reports that incoming migration as completed: only
+      // an outgoing one to this destination, started by an earlier attempt, counts.
+      const sentBefore = meta.outgoing?.to === input.destination.host && meta.outgoing.uri === input.destination.networkRef;
+      const status = first.status === 'completed' && !sentBefore ? 'none' : (first.status ?? 'none');
       if (status === 'completed') {
         logger.info({ instanceUuid: uuid }, 'the migration already completed (an earlier attempt)');
         return { bytesSent: first.ram?.transferred ?? 0, downtimeMs: first.downtime ?? null, memoryTotalBytes: first.ram?.total ?? 0, diskTotalBytes: 0, transferMs: first['total-time'] ?? 0, alreadyDone: true };
@@ -412,6 +415,8 @@ export function createQemuMigration(qh: QemuHost, inventory: ReturnType<typeof c
     /** Before a rollback: no migration of the guest may still run; answers how the last one ended. */
     async settleMigrationTask({ instanceUuid }: InstanceRef): Promise<{ outcome: 'none' | 'success' | 'failure' | 'cancelled' }> {
       if (!(await qh.running(instanceUuid))) return { outcome: 'none' };
+      // Only a migration sent from here counts (a guest that arrived here reports its incoming one).
+      if (!(await qh.readMeta(instanceUuid))?.outgoing) return { outcome: 'none' };
       const guest = await qh.guest(instanceUuid);
       const status = await cancelMigration(guest.qmp, 60_000);
       if (status !== 'completed' && !HANDED_OVER.includes(status)) await cancelMirrors(guest.qmp).catch(() => undefined);
@@ -426,9 +431,11 @@ export function createQemuMigration(qh: QemuHost, inventory: ReturnType<typeof c
       const status = (await queryMigration(guest.qmp)).status;
       if (status !== 'active') return { paused: false };
       if (qh.qemu.permitPostCopy && (await qh.readMeta(instanceUuid))?.outgoing) {
+        logger.info({ instanceUuid }, 'force-complete by post-copy (permitted on this host)');
         await startPostcopy(guest.qmp);
         return { paused: false };
       }
+      logger.info({ instanceUuid }, 'force-complete by pausing the guest (post-copy not permitted on this host)');
       await pauseGuest(guest.qmp);
       return { paused: true };
     },
