@@ -2,8 +2,12 @@
 // Xen hosts, the conductor and one host agent per host, the API), then a live migration driven by the
 // `ferry` CLI with its progress bar, and the web UI's address of that workflow.
 //
-//   bash scripts/demo.sh [--free-ports] [--no-auth | --keystone] [--memory-mib N] [--dirty-mibps N] [--bandwidth-mibps N] [--exit]
+//   bash scripts/demo.sh [--driver xen|qemu] [--free-ports] [--no-auth | --keystone] [--memory-mib N] [--dirty-mibps N] [--bandwidth-mibps N] [--exit]
 //
+// --driver qemu: two QEMU hosts (issue 15) instead of the simulated Xen hosts, on free ports; the
+//               guest is a real QEMU process (TCG) running ferry's counting boot sector, and its
+//               memory moves by QEMU's own live migration. --dirty-mibps does not apply (the guest
+//               dirties at the pace of its delay loop, --delay-loops), --memory-mib defaults to 128.
 // --free-ports: a generated config on free ports instead of temporal.yaml's fixed ones.
 // --no-auth:    the API's explicit no-auth mode (local demo only); otherwise token auth with fresh tokens.
 // --keystone:   a real Keystone too (lib/keystone.ts, from scripts/install.sh) with ferry as its `compute`
@@ -16,7 +20,9 @@ import { parseArgs } from 'node:util';
 import { noAuthenticator, tokenAuthenticator } from '../api/auth';
 import { startApi, type RunningApi } from '../api/main';
 import { webUiUrl } from '../cli/render';
-import { parseConfig } from '../lib/config';
+import { createQemuGuest } from '../activities/host/qemu/admin';
+import { findHost, parseConfig } from '../lib/config';
+import { HostInventory } from '../lib/host-inventory';
 import { startKeystone, type RunningKeystone } from '../lib/keystone';
 import { createLogger } from '../lib/logger';
 import { startStack, type Stack } from '../lib/stack';
@@ -29,31 +35,48 @@ const say = (s = '') => process.stdout.write(`${s}\n`);
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
+      driver: { type: 'string', default: 'xen' },
+      'delay-loops': { type: 'string', default: '3000000' },
       'free-ports': { type: 'boolean', default: false },
       'no-auth': { type: 'boolean', default: false },
       keystone: { type: 'boolean', default: false },
-      'memory-mib': { type: 'string', default: '512' },
+      'memory-mib': { type: 'string' },
       'dirty-mibps': { type: 'string', default: '24' },
-      'bandwidth-mibps': { type: 'string', default: '64' },
+      'bandwidth-mibps': { type: 'string' },
       exit: { type: 'boolean', default: false },
     },
   });
-  const memoryMiB = Number(values['memory-mib']);
+  const qemu = values.driver === 'qemu';
+  if (!qemu && values.driver !== 'xen') {
+    process.stderr.write(`demo: --driver is xen or qemu, not ${values.driver}\n`);
+    return 2;
+  }
+  const memoryMiB = Number(values['memory-mib'] ?? (qemu ? 128 : 512));
   const dirtyMiBps = Number(values['dirty-mibps']);
-  const bandwidth = Number(values['bandwidth-mibps']);
+  const bandwidth = Number(values['bandwidth-mibps'] ?? (qemu ? 16 : 64));
   if (values.keystone && values['no-auth']) {
     process.stderr.write('demo: --keystone and --no-auth exclude each other\n');
     return 2;
   }
 
-  say(bold('ferry demo: starting the Temporal dev server, three simulated Xen hosts, the workers and the API...'));
+  say(bold(`ferry demo: starting the Temporal dev server, ${qemu ? 'two QEMU hosts' : 'three simulated Xen hosts'}, the workers and the API...`));
   const started = Date.now();
   let stack: Stack;
   // Keystone starts alongside the stack (about 30 s on 2 cores).
   const keystoneStarting = values.keystone ? startKeystone() : null;
   keystoneStarting?.catch(() => undefined); // awaited below; a failure must not be an unhandled rejection meanwhile
   try {
-    stack = await startStack(values['free-ports'] ? { ui: true } : { configPath: resolve(root, 'temporal.yaml'), ui: true, workDir: resolve(root, '.data', 'demo') });
+    stack = await startStack(
+      qemu
+        ? {
+            ui: true,
+            // Two QEMU hosts sharing one images directory (pool qemu-1), sending at --bandwidth-mibps.
+            hosts: ['qemu-a', 'qemu-b'].map((name) => ({ name, pool: 'qemu-1', driver: 'qemu' as const, qemu: { bandwidthMiBps: bandwidth } })),
+          }
+        : values['free-ports']
+          ? { ui: true }
+          : { configPath: resolve(root, 'temporal.yaml'), ui: true, workDir: resolve(root, '.data', 'demo') },
+    );
   } catch (err) {
     await keystoneStarting?.then((k) => k.stop()).catch(() => undefined);
     say(`could not start the stack: ${(err as Error).message}`);
@@ -94,11 +117,20 @@ async function main(): Promise<number> {
     if (keystone) say(`  Keystone     ${keystone.url} (ferry is its compute service; state and log in ${keystone.stateDir})`);
     say();
 
-    // A running VM on xen-a whose guest dirties memory while it moves: pre-copy has work to do.
-    const admin = stack.sims.host('xen-a').admin;
-    await admin.setBandwidth(bandwidth);
-    const vm = await admin.createVm({ nameLabel: 'demo-web-1', memoryMiB, vcpus: 2, diskMiB: [64], sr: 'shared', dirtyRateMiBps: dirtyMiBps });
-    say(bold(`Live-migrating demo-web-1 (${vm.uuid}, ${memoryMiB} MiB, dirtying ${dirtyMiBps} MiB/s over a ${bandwidth} MiB/s link) with the ferry CLI:`));
+    let vm: { uuid: string };
+    if (qemu) {
+      // A real QEMU guest on qemu-a that increments a byte in every page of its region, pass after pass.
+      const regionMiB = Math.max(1, memoryMiB - 64);
+      vm = await createQemuGuest(findHost(stack.config, 'qemu-a'), stack.config.hosts, { name: 'demo-web-1', memoryMiB, regionMiB, delayLoops: Number(values['delay-loops']) });
+      await waitUntilListed(stack, vm.uuid);
+      say(bold(`Live-migrating demo-web-1 (${vm.uuid}, a ${memoryMiB} MiB QEMU guest dirtying ${regionMiB} MiB, over a ${bandwidth} MiB/s limit) with the ferry CLI:`));
+    } else {
+      // A running VM on xen-a whose guest dirties memory while it moves: pre-copy has work to do.
+      const admin = stack.sims.host('xen-a').admin;
+      await admin.setBandwidth(bandwidth);
+      vm = await admin.createVm({ nameLabel: 'demo-web-1', memoryMiB, vcpus: 2, diskMiB: [64], sr: 'shared', dirtyRateMiBps: dirtyMiBps });
+      say(bold(`Live-migrating demo-web-1 (${vm.uuid}, ${memoryMiB} MiB, dirtying ${dirtyMiBps} MiB/s over a ${bandwidth} MiB/s link) with the ferry CLI:`));
+    }
     const cliArgs = ['--api', api.url, 'migrate', vm.uuid, '--watch'];
     say(`  $ ferry ${cliArgs.join(' ')}`);
     say();
@@ -130,7 +162,7 @@ async function main(): Promise<number> {
     const tokenHint = values['no-auth'] ? '' : `FERRY_TOKEN=${operatorToken} `;
     say(`  ${tokenHint}npm run --silent ferry -- --api ${api.url} hosts`);
     say(`  ${tokenHint}npm run --silent ferry -- --api ${api.url} list`);
-    say(`  ${tokenHint}npm run --silent ferry -- --api ${api.url} migrate ${vm.uuid} --host xen-c --watch`);
+    say(`  ${tokenHint}npm run --silent ferry -- --api ${api.url} migrate ${vm.uuid} --host ${qemu ? 'qemu-a' : 'xen-c'} --watch`);
     if (!values['no-auth']) say(`  read-only token: ${readToken}`);
     say('Press Ctrl-C to stop everything.');
     await new Promise<void>((resolveStop) => {
@@ -141,6 +173,16 @@ async function main(): Promise<number> {
     return code;
   } finally {
     await stop();
+  }
+}
+
+/** Waits (bounded) until the inventory lists the new QEMU guest: its agent reports it within a second or two. */
+async function waitUntilListed(stack: Stack, uuid: string): Promise<void> {
+  const inventory = new HostInventory(stack.systemClient, stack.config);
+  const deadline = Date.now() + 30_000;
+  while (!(await inventory.view({ fresh: true })).hosts.some((h) => h.instances.some((i) => i.uuid === uuid))) {
+    if (Date.now() > deadline) throw new Error(`the inventory does not list the guest ${uuid} after 30 s`);
+    await new Promise((r) => setTimeout(r, 250));
   }
 }
 
