@@ -181,6 +181,7 @@ export function createQemuMigration(qh: QemuHost, inventory: ReturnType<typeof c
   return {
     /** Nova's check_can_live_migrate_destination, which (as ferry's version 3 asks) also prepares the destination. */
     async checkCanLiveMigrateDestination(input: CheckDestinationInput): Promise<DestinationFacts> {
+      await qh.ensureDirs();
       const service = await inventory.hostServiceState();
       if (!service.enabled) throw ApplicationFailure.nonRetryable(`${name} is disabled${service.disabledReason ? `: ${service.disabledReason}` : ' (maintenance)'}`, 'MigrationPreCheckError');
       const parsed = travellingGuestSchema.safeParse((input.instance as { qemu?: unknown }).qemu);
@@ -207,7 +208,6 @@ export function createQemuMigration(qh: QemuHost, inventory: ReturnType<typeof c
         throw ApplicationFailure.nonRetryable(`${name} has ${free} bytes free, the instance needs ${input.instance.memoryBytes}`, 'MigrationPreCheckError');
       }
       if (input.blockMigration && !alreadyHere) {
-        await qh.ensureDirs();
         const fs = await statfs(qh.disksDir);
         const needed = guest.spec.disks.reduce((sum, d) => sum + d.virtualBytes, 0);
         if (fs.bavail * fs.bsize < needed) throw ApplicationFailure.nonRetryable(`${name} has ${fs.bavail * fs.bsize} bytes of disk free, the block migration needs ${needed}`, 'MigrationPreCheckError');
