@@ -105,4 +105,16 @@ describe('QEMU destination checks', () => {
     });
     expect(await agentOf('qc').migration.rollbackLiveMigrationAtDestination({ instanceUuid: instance.uuid })).toEqual({ removed: true });
   }, 60_000);
+
+  it('ends a destination no migration came to (a candidate that was not chosen)', async () => {
+    const qb = agentOf('qb');
+    await qb.migration.checkCanLiveMigrateDestination({ instance, sourceHost: source, blockMigration: false });
+    expect(await qb.qh.running(instance.uuid)).toBe(true);
+    // Younger than the bound: kept.
+    expect(await qb.migration.reapStaleIncoming()).toEqual([]);
+    expect(await qb.migration.reapStaleIncoming(0)).toEqual([instance.uuid]);
+    expect(await qb.qh.running(instance.uuid)).toBe(false);
+    // The source guest is untouched.
+    expect(await agentOf('qa').qh.running(instance.uuid)).toBe(true);
+  }, 60_000);
 });

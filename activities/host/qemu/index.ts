@@ -31,11 +31,18 @@ export function createQemuHostActivities({ host, peers, logger, reportProgress, 
       return result;
     };
   const { instanceView: _instanceView, ...inventorySteps } = inventory;
+  const { reapStaleIncoming, ...migrationSteps } = migration;
+  /** Each report also ends destinations left waiting by a candidate that was not chosen. */
+  const describeHost = async () => {
+    await reapStaleIncoming().catch((err: unknown) => logger.warn({ err }, 'could not end stale destinations'));
+    return inventory.describeHost();
+  };
   return {
     qemuHost: qh,
     activities: {
       ...inventorySteps,
-      ...migration,
+      ...migrationSteps,
+      describeHost,
       setHostService: thenReport(inventory.setHostService),
       postLiveMigration: thenReport(migration.postLiveMigration),
       postLiveMigrationAtDestination: thenReport(migration.postLiveMigrationAtDestination),

@@ -57,6 +57,8 @@ const UNDER_WAY: readonly MigrationStatus[] = ['setup', 'active', 'postcopy-acti
 /** From these the guest runs (or is about to run) on the destination: no way back. */
 const HANDED_OVER: readonly MigrationStatus[] = ['postcopy-active', 'postcopy-paused', 'postcopy-recover', 'device', 'completed'];
 const POLL_MS = 200;
+/** A destination that waited this long for its migration stream is ended (ms). */
+const STALE_INCOMING_MS = 10 * 60 * 1000;
 /** The longest one migration may be followed by one attempt (the workflow's bound is the real one). */
 const FOLLOW_BOUND_MS = 24 * 3600 * 1000;
 
@@ -515,6 +517,33 @@ export function createQemuMigration(qh: QemuHost, inventory: ReturnType<typeof c
 
     async instancePresence({ instanceUuid }: InstanceRef): Promise<InstancePresence> {
       return presence(instanceUuid);
+    },
+
+    /**
+     * Ends destinations that waited too long for a stream that never came: the check that started
+     * one was for a candidate the migration then did not choose (its source check failed), and no
+     * rollback reaches a host that was not chosen. As xapi expires a migrate_receive session.
+     */
+    async reapStaleIncoming(olderThanMs = STALE_INCOMING_MS): Promise<string[]> {
+      const reaped: string[] = [];
+      for (const uuid of await qh.guestUuids()) {
+        const meta = await qh.readMeta(uuid).catch(() => null);
+        if (!meta?.incoming || Date.now() - Date.parse(meta.incoming.startedAt) < olderThanMs) continue;
+        if (await qh.running(uuid)) {
+          const guest = await qh.guest(uuid).catch(() => null);
+          const state = guest ? await guest.runState().catch(() => 'unknown') : 'unknown';
+          const stream = guest ? ((await queryMigration(guest.qmp).catch(() => null))?.status ?? 'none') : 'none';
+          // Only a destination still waiting: never one that receives or already runs the guest.
+          if (state !== 'inmigrate' || (stream !== 'none' && stream !== 'setup')) continue;
+        }
+        logger.warn({ instanceUuid: uuid, startedAt: meta.incoming.startedAt }, 'ending a destination no migration came to');
+        qh.forget(uuid);
+        await destroyGuest(qh.guestDir(uuid));
+        await rm(probePath(uuid), { force: true });
+        if (meta.incoming.block) for (const file of await receivedDisks(uuid)) await rm(file, { force: true });
+        reaped.push(uuid);
+      }
+      return reaped;
     },
   };
 
