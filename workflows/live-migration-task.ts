@@ -209,6 +209,17 @@ export class LiveMigrationTask {
    * index that lagged a move (the agent says the VM is not there) is asked again, for another host.
    */
   private async scheduleFromInventory(): Promise<Destination> {
+    // One operation per instance: not while a resize or cold migration of it runs or waits for
+    // confirm (Nova's task_state / vm_state resized check). Runs from before the patch did not ask.
+    if (patched('one-operation-per-instance')) {
+      const cold = await conductorLocal.runningColdMigration({ instanceUuid: this.input.instanceUuid });
+      if (cold) {
+        throw ApplicationFailure.nonRetryable(
+          `Instance ${this.input.instanceUuid} is being resized or cold-migrated (workflow ${cold}): confirm or revert it first`,
+          'InstanceInvalidState',
+        );
+      }
+    }
     const ask = (notOn: string[]) =>
       conductorLocal.planLiveMigration.executeWithOptions({ summary: `where is ${this.input.instanceUuid}?` }, [
         { instanceUuid: this.input.instanceUuid, requestedHost: this.input.host ?? null, notOn },

@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import type { FerryConfig } from '../../lib/config';
 import { HostInventory } from '../../lib/host-inventory';
 import type { PlanLiveMigrationInput, ScheduleDestinationsInput } from '../types';
-import { runningLiveMigration } from './cold-migration';
+import { runningColdMigration, runningLiveMigration } from './cold-migration';
 import { listPolledHosts, pollerOf } from './hosts';
 import { planMaintenance } from './maintenance';
 import { planLiveMigration, scheduleDestinations } from './placement';
@@ -63,6 +63,7 @@ export function createConductorActivities({ config, client, systemClient }: Cond
     runningMigrations: () => runningMigrations(client),
     /** coldMigration: a live migration of the instance that runs now (its workflow id), or null. */
     runningLiveMigration: ({ instanceUuid }: { instanceUuid: string }) => runningLiveMigration(client, instanceUuid),
+    runningColdMigration: ({ instanceUuid }: { instanceUuid: string }) => runningColdMigration(client, instanceUuid),
     /** hostMaintenance: the host's queue, state and running VMs from the inventory, and the limits. */
     planMaintenance: ({ host }: { host: string }) => planMaintenance(inventory, config, host),
   };

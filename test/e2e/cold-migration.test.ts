@@ -21,7 +21,7 @@ import {
   type Flavor,
 } from '../../workflows/cold-migration-definitions';
 import type { ColdMigrationOutcome } from '../../workflows/cold-migration-task';
-import { failureOf, placements, recordHistory } from './helpers';
+import { failureOf, placements, recordHistory, startMigration } from './helpers';
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
@@ -136,6 +136,11 @@ describe('coldMigration through the real stack', () => {
     const view = await waitForView(handle, finished);
     expect(view).toMatchObject({ migrationType: 'migration', destHost: 'xen-b', newSize: view.oldSize });
     const dest = view.destInstanceUuid as string;
+    // Waiting for confirm or revert (VERIFY_RESIZE), the instance cannot be live-migrated.
+    const live = await startMigration(stack, { instanceUuid: vm.uuid, host: 'xen-c' });
+    const refusal = await failureOf(live);
+    expect(refusal.type).toBe('InstanceInvalidState');
+    expect(refusal.message).toContain(`being resized or cold-migrated (workflow ${coldMigrationWorkflowId(vm.uuid)})`);
     const answer = await handle.executeUpdate(revertResizeUpdate);
     expect(answer.status).toBe('reverting');
     const outcome = (await handle.result()) as ColdMigrationOutcome;

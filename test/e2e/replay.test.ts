@@ -3,7 +3,10 @@
 // version (v1/, v2/, v3/; slots/ for the entity); record the current version's with
 // FERRY_RECORD_HISTORIES=1 npx vitest run test/e2e/migration.test.ts test/e2e/fidelity.test.ts,
 // and keep the old ones (v3/*.before-session-logout.json: version 3 before the patch
-// receive-session-logout). Recording decodes the payloads through the stack's codec server, so a
+// receive-session-logout; v3/*.before-one-operation-per-instance.json: before a live migration
+// asked whether a resize of the instance runs; maintenance/*.before-no-valid-host-retried.json).
+// hostMaintenance and coldMigration record theirs from test/e2e/maintenance.test.ts and
+// test/e2e/cold-migration.test.ts. Recording decodes the payloads through the stack's codec server, so a
 // fixture replays without the key of the stack that recorded it.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
