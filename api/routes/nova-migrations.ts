@@ -19,7 +19,7 @@ import type { FerryService, MigrationFilter } from '../ferry-service';
 import { atLeast, type Microversion } from '../microversion';
 import { NovaMigrationListSchema, NovaServerMigrationSchema, novaMigration, novaServerMigration, type NovaMigrationRow } from '../nova-views';
 import { coldMigrationRow } from '../cold-views';
-import { serverIds } from '../server-identity';
+import { currentVm, serverIds } from '../server-identity';
 import type { ColdMigrationFilter } from '../cold-migration-service';
 import { COLD_MIGRATION_STATUSES } from '../../workflows/cold-migration-definitions';
 import { empty, json, routeSchema, type RouteConfig } from '../route';
@@ -38,12 +38,15 @@ function base(req: FastifyRequest): string {
  */
 async function migrationsOf(service: FerryService, serverId: string, open?: boolean): Promise<MigrationStatusView[]> {
   if (!UUID_PATTERN.test(serverId)) return [];
-  const rows = await service.listMigrations({ instanceUuid: serverId.toLowerCase(), limit: 200, open });
+  // After confirmed resizes the server is another VM: its live migrations are that VM's.
+  const vm = await currentVm(service, serverId);
+  const rows = await service.listMigrations({ instanceUuid: vm, limit: 200, open });
   return Promise.all(rows.map(async (m) => (IN_PROGRESS_STATUSES.has(m.status) ? ((await service.getMigration(m.uuid)) ?? m) : m)));
 }
 
 async function assertServerExists(service: FerryService, serverId: string): Promise<void> {
-  if (!(await service.locateInstance(serverId))) throw new ApiError('not_found', `Instance ${serverId} could not be found.`);
+  const vm = UUID_PATTERN.test(serverId) ? await currentVm(service, serverId) : serverId;
+  if (!(await service.locateInstance(vm))) throw new ApiError('not_found', `Instance ${serverId} could not be found.`);
 }
 
 async function findByNovaId(service: FerryService, serverId: string, mid: string): Promise<MigrationStatusView> {
@@ -258,7 +261,8 @@ export const novaMigrationRoutes: FastifyPluginAsync<PluginOptions> = async (fas
     handler: async (req) => {
       const inProgress = (await migrationsOf(service, req.params.id, true)).filter((m) => IN_PROGRESS_STATUSES.has(m.status));
       if (inProgress.length === 0) await assertServerExists(service, req.params.id);
-      return { migrations: inProgress.map((m) => novaServerMigration(m, req.microversion)) };
+      // Under the server's id, even when a confirmed resize made it another VM.
+      return { migrations: inProgress.map((m) => novaServerMigration({ ...m, server_uuid: req.params.id.toLowerCase() }, req.microversion)) };
     },
   });
 
@@ -284,7 +288,7 @@ export const novaMigrationRoutes: FastifyPluginAsync<PluginOptions> = async (fas
       if (!IN_PROGRESS_STATUSES.has(m.status)) {
         throw new ApiError('not_found', `In-progress live migration ${params.mid} is not found for server ${params.id}.`);
       }
-      return { migration: novaServerMigration(m, req.microversion) };
+      return { migration: novaServerMigration({ ...m, server_uuid: params.id.toLowerCase() }, req.microversion) };
     },
   });
 

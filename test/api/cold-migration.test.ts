@@ -262,7 +262,13 @@ describe('resize and migrate (Nova server actions)', () => {
     expect(ids).not.toContain(NEW_VM);
     const rows = (await app.inject({ method: 'GET', url: '/v2.1/os-migrations', headers: nova('2.80', READ) })).json().migrations;
     expect(rows.map((m: { instance_uuid: string }) => m.instance_uuid)).toEqual([VM1]);
-    // Resizing the server again resizes the new VM (back to m1.large's size).
+    // A live migration of the server is the new VM's, listed under the server.
+    expect((await action(app, VM1, { 'os-migrateLive': { host: null, block_migration: 'auto' } })).statusCode).toBe(202);
+    expect(service.started[0]).toMatchObject({ instanceUuid: NEW_VM });
+    const live = (await app.inject({ method: 'GET', url: `/v2.1/servers/${VM1}/migrations`, headers: nova('2.80', READ) })).json().migrations;
+    expect(live).toEqual([expect.objectContaining({ server_uuid: VM1, status: 'accepted' })]);
+    service.migrations[0]!.status = 'completed';
+    // Resizing the server again resizes the new VM (to m1.large's size).
     expect((await action(app, VM1, { resize: { flavorRef: 'large-4' } })).statusCode).toBe(202);
     expect(service.coldMigrations.started[1]).toMatchObject({ instanceUuid: NEW_VM, flavor: { id: 'large-4' } });
   });
