@@ -178,4 +178,11 @@ describe('mixed clusters', () => {
     expect(failure.message).toMatch(/xen/);
     expect(existsSync(guestDir('qa', guest.uuid))).toBe(true);
   }, 60_000);
+
+  it('never sends a Xen VM to a QEMU host either', async () => {
+    const vm = await stack.sims.host('xen-x').admin.createVm({ nameLabel: 'xen-vm-1', memoryMiB: 64, vcpus: 1, diskMiB: [16], sr: 'local' });
+    await inventoryWhen(stack, listsInstance('xen-x', vm.uuid), 20_000);
+    const failure = await failureOf(await startMigration(stack, { instanceUuid: vm.uuid, host: 'qa' }));
+    expect(failure).toMatchObject({ type: 'InvalidHypervisorType', message: expect.stringContaining('xen-x runs xen, qa runs QEMU') as unknown });
+  }, 60_000);
 });
