@@ -88,7 +88,12 @@ export async function mirrorProgress(source: QmpClient): Promise<DiskProgress | 
  * blockdev-mirror sync=full), then wait until every mirror is ready (the copy caught up and now
  * follows each write). Idempotent: a target or mirror already there is kept.
  */
-export async function mirrorDisks(source: QmpClient, address: NbdAddress, nodes: readonly string[], { timeoutMs = 120_000, signal }: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+export async function mirrorDisks(
+  source: QmpClient,
+  address: NbdAddress,
+  nodes: readonly string[],
+  { timeoutMs = 120_000, signal, speedBytesPerSecond }: { timeoutMs?: number; signal?: AbortSignal; speedBytesPerSecond?: number } = {},
+): Promise<void> {
   const jobs = await blockJobs(source);
   for (const node of nodes) {
     const jobId = `${MIRROR_PREFIX}${node}`;
@@ -104,7 +109,8 @@ export async function mirrorDisks(source: QmpClient, address: NbdAddress, nodes:
     } catch (err) {
       if (!(err instanceof QmpCommandError && /duplicate|already/i.test(err.desc))) throw err;
     }
-    await source.execute('blockdev-mirror', { 'job-id': jobId, device: node, target, sync: 'full' });
+    // libvirt gives the mirrors the migration's bandwidth too (qemuMigrationSrcNBDStorageCopy's mirror speed).
+    await source.execute('blockdev-mirror', { 'job-id': jobId, device: node, target, sync: 'full', ...(speedBytesPerSecond ? { speed: Math.round(speedBytesPerSecond) } : {}) });
   }
   const deadline = Date.now() + timeoutMs;
   for (;;) {

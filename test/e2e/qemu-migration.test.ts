@@ -112,6 +112,26 @@ describe('live migration between QEMU hosts', () => {
     await countsOn('qa', guest.uuid, serial.passes);
   }, 120_000);
 
+  it('aborts during the disk mirror: the mirror is cancelled, the received disk removed, and a second block migration succeeds', async () => {
+    // 48 MiB of data mirrored at the host's 16 MiB/s (libvirt gives the mirror the migration's bandwidth): about 3 s.
+    const guest = await guestOn('qa', 'abort-mirror', { ...CALM, localDisk: true, diskMiB: 64, diskDataMiB: 48 });
+    const before = join(stack.workDir, `${guest.uuid}-before.qcow2`);
+    await copyFile(guest.diskPath, before);
+    const first = await startMigration(stack, { instanceUuid: guest.uuid, host: 'qb' });
+    const mirroring = await waitForStatus(first, (s) => s.phase === 'precopy' && (s.progress?.diskProcessedBytes ?? 0) > 0, 60_000);
+    expect(mirroring.progress?.memoryProcessedBytes).toBe(0);
+    await executeControlUpdate(first, abortUpdate, 'abort during the mirror');
+    expect((await first.result()).status).toBe('cancelled');
+    expect(existsSync(guestDir('qb', guest.uuid))).toBe(false);
+    expect(existsSync(join(host('qb').qemu?.stateDir ?? '', 'disks', `${guest.uuid}-disk0.qcow2`))).toBe(false);
+    const serial = await readQemuGuestSerial(host('qa'), guest.uuid);
+    await countsOn('qa', guest.uuid, serial.passes);
+    // No mirror job or NBD target was left on the source: a new block migration mirrors afresh and completes.
+    const second = await startMigration(stack, { instanceUuid: guest.uuid, host: 'qb' });
+    expect(await second.result()).toMatchObject({ status: 'completed', destHost: 'qb' });
+    expect(await disksIdentical(before, join(host('qb').qemu?.stateDir ?? '', 'disks', `${guest.uuid}-disk0.qcow2`))).toBe(true);
+  }, 180_000);
+
   it('force-completes by post-copy where permitted (qa) and by pausing where not (qb)', async () => {
     const guest = await guestOn('qa', 'force-1', BUSY);
     const there = await startMigration(stack, { instanceUuid: guest.uuid, host: 'qb' });

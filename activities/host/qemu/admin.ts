@@ -21,6 +21,8 @@ export interface CreateQemuGuestOptions {
   /** Busy-wait iterations per page written: 0 dirties as fast as the vCPU goes (the dirty rate). */
   delayLoops?: number;
   diskMiB?: number;
+  /** MiB of random data written to the disk after its first MiB (default 4): what a block migration's mirror moves. */
+  diskDataMiB?: number;
   /** Put the disk on this host's own disks instead of the pool's shared images directory. */
   localDisk?: boolean;
 }
@@ -31,7 +33,7 @@ export async function createQemuGuest(host: HostConfig, peers: readonly HostConf
   const uuid = opts.uuid ?? randomUUID();
   const program = { regionMiB: opts.regionMiB ?? 16, delayLoops: opts.delayLoops ?? 0 };
   const diskPath = join(opts.localDisk ? qh.disksDir : qh.imagesDir, `${uuid}-disk0.qcow2`);
-  await createGuestDisk(diskPath, program, { sizeMiB: opts.diskMiB ?? 16, dataMiB: Math.min(4, (opts.diskMiB ?? 16) - 1) });
+  await createGuestDisk(diskPath, program, { sizeMiB: opts.diskMiB ?? 16, dataMiB: opts.diskDataMiB ?? Math.min(4, (opts.diskMiB ?? 16) - 1) });
   const stateDir = qh.guestDir(uuid);
   const guest = await QemuGuest.start(stateDir, {
     name: opts.name,

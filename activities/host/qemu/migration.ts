@@ -351,14 +351,23 @@ export function createQemuMigration(qh: QemuHost, inventory: ReturnType<typeof c
         if (!UNDER_WAY.includes(status)) {
           if (block) {
             if (!data.nbd) throw ApplicationFailure.nonRetryable(`${input.destination.host} exported no disks for a block migration`, 'MigrationPreCheckError');
+            // While the disks are mirrored (before QEMU's migration starts): Nova's disk_* fields, heartbeated and reported.
             const beat = setInterval(() => {
               void mirrorProgress(guest.qmp).then(
-                (disk) => ctx.heartbeat({ progress: transferProgress({ ...idle(), disk_total: disk?.totalBytes ?? 0, disk_processed: disk?.processedBytes ?? 0, disk_remaining: disk?.remainingBytes ?? 0 }, pace), convergence, steering }),
+                async (disk) => {
+                  const progress = transferProgress({ ...idle(), disk_total: disk?.totalBytes ?? 0, disk_processed: disk?.processedBytes ?? 0, disk_remaining: disk?.remainingBytes ?? 0 }, pace);
+                  ctx.heartbeat({ progress, convergence, steering } satisfies TransferHeartbeat);
+                  await reporter(progress);
+                },
                 () => undefined,
               );
-            }, 1000);
+            }, 500);
             try {
-              await mirrorDisks(guest.qmp, data.nbd, nodes, { timeoutMs: FOLLOW_BOUND_MS, signal: cancel.signal });
+              await mirrorDisks(guest.qmp, data.nbd, nodes, {
+                timeoutMs: FOLLOW_BOUND_MS,
+                signal: cancel.signal,
+                ...(qh.qemu.bandwidthMiBps ? { speedBytesPerSecond: qh.qemu.bandwidthMiBps * 2 ** 20 } : {}),
+              });
             } finally {
               clearInterval(beat);
             }
