@@ -154,6 +154,19 @@ describe('live migration between QEMU hosts', () => {
     await countsOn('qa', guest.uuid, onA.passes);
   }, 180_000);
 
+  it("applies the policy's completion timeout to a guest that does not converge: abort, then force-complete", async () => {
+    const guest = await guestOn('qa', 'timeout-1', BUSY);
+    // 64 MiB of RAM on shared storage: 80 s per GiB is 5 s.
+    const aborted = await startMigration(stack, { instanceUuid: guest.uuid, host: 'qb', options: { completionTimeoutPerGiB: 80, timeoutAction: 'abort' } });
+    expect(await aborted.result()).toMatchObject({ status: 'cancelled', message: expect.stringContaining('completion timeout') as unknown });
+    expect(existsSync(guestDir('qb', guest.uuid))).toBe(false);
+    const serial = await readQemuGuestSerial(host('qa'), guest.uuid);
+    await countsOn('qa', guest.uuid, serial.passes);
+    const forced = await startMigration(stack, { instanceUuid: guest.uuid, host: 'qb', options: { completionTimeoutPerGiB: 80, timeoutAction: 'force_complete' } });
+    expect(await forced.result()).toMatchObject({ status: 'completed', destHost: 'qb' });
+    expect((await countsOn('qb', guest.uuid, 0)).starts).toBe(0);
+  }, 120_000);
+
   it('survives the destination QEMU killed mid-way: the migration fails, the source keeps running', async () => {
     const guest = await guestOn('qa', 'kill-dest', BUSY);
     const handle = await startMigration(stack, { instanceUuid: guest.uuid, host: 'qb' });
