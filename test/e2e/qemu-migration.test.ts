@@ -167,6 +167,17 @@ describe('live migration between QEMU hosts', () => {
     expect((await countsOn('qb', guest.uuid, 0)).starts).toBe(0);
   }, 120_000);
 
+  // QEMU throttles the guest by itself; if it still does not converge, the policy's last step force-completes it
+  // (here by pausing: qb does not permit post-copy). Either way it completes; the throttle shows as vcpuCap.
+  it("turns on QEMU's auto-converge when the policy permits it: the guest is throttled, its throttle shows in the progress", async () => {
+    const guest = await guestOn('qb', 'converge-1', BUSY);
+    const handle = await startMigration(stack, { instanceUuid: guest.uuid, host: 'qa', options: { autoConverge: true } });
+    const throttled = await waitForStatus(handle, (s) => s.progress?.vcpuCap !== undefined || s.phase === 'done', 90_000);
+    expect(throttled.progress?.vcpuCap).toBeLessThan(100);
+    expect(await handle.result()).toMatchObject({ status: 'completed', destHost: 'qa' });
+    expect((await countsOn('qa', guest.uuid, 0)).starts).toBe(0);
+  }, 120_000);
+
   it('survives the destination QEMU killed mid-way: the migration fails, the source keeps running', async () => {
     const guest = await guestOn('qa', 'kill-dest', BUSY);
     const handle = await startMigration(stack, { instanceUuid: guest.uuid, host: 'qb' });
