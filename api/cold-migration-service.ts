@@ -23,12 +23,14 @@ import {
   coldMigrationStatusQuery,
   coldMigrationWorkflowId,
   confirmResizeUpdate,
+  newColdMigrationView as newRunView,
   revertResizeUpdate,
   type ColdMigrationInput,
   type ColdMigrationStatus,
   type ColdMigrationView,
 } from '../workflows/cold-migration-definitions';
-import { AlreadyMigratingError, BackendUnavailableError, MigrationNotFoundError, RefusedError } from './ferry-service';
+import { AlreadyMigratingError, MigrationNotFoundError, RefusedError } from './ferry-service';
+import { guardTemporal } from './temporal-unavailable';
 import { UUID_PATTERN } from './schemas';
 import { quote } from './visibility-query';
 
@@ -55,56 +57,19 @@ export interface ColdMigrationOperations {
   revert(id: string): Promise<ColdMigrationView>;
 }
 
-/** Temporal not answering (as api/temporal-service.ts judges it): a 503, not a 500. */
-function unavailable(err: unknown): boolean {
-  for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.code === 14 || e.code === 4) return true; // UNAVAILABLE, DEADLINE_EXCEEDED
-    if (typeof e.message === 'string' && /ECONNREFUSED|UNAVAILABLE|Deadline exceeded|transport/i.test(e.message)) return true;
-  }
-  return false;
-}
 
-async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (unavailable(err)) throw new BackendUnavailableError(`Temporal did not answer (${what}): ${(err as Error).message}`);
-    throw err;
-  }
-}
-
-/** The view a run starts with, before the workflow answers its query. */
-export function newColdMigrationView(args: {
-  runId: string;
-  input: ColdMigrationInput;
-  sourceHost: string | null;
-  at: string;
-}): ColdMigrationView {
+/** The view a run starts with, before the workflow answers its query (the workflow's own first view). */
+export function newColdMigrationView(args: { runId: string; input: ColdMigrationInput; sourceHost: string | null; at: string }): ColdMigrationView {
   const { input } = args;
-  const instanceUuid = input.instanceUuid.toLowerCase();
-  return {
-    workflowId: coldMigrationWorkflowId(instanceUuid),
-    uuid: args.runId,
-    instanceUuid,
-    migrationType: input.flavor ? 'resize' : 'migration',
-    status: 'pre-migrating',
-    step: 'checking',
+  return newRunView({
+    runId: args.runId,
+    instanceUuid: input.instanceUuid,
+    flavor: input.flavor ?? null,
+    createdAt: args.at,
+    requestedBy: input.requestedBy,
     sourceHost: args.sourceHost,
     destHost: input.host ?? null,
-    destInstanceUuid: null,
-    oldSize: null,
-    newFlavor: input.flavor ?? null,
-    newSize: null,
-    diskProcessedBytes: 0,
-    diskTotalBytes: null,
-    downtimeMs: null,
-    autoConfirmAt: null,
-    error: null,
-    userId: input.requestedBy?.userId ?? null,
-    projectId: input.requestedBy?.projectId ?? null,
-    createdAt: args.at,
-    updatedAt: args.at,
-  };
+  });
 }
 
 /** A value that is a whole view (the workflow's result or memo), not something older or partial. */
@@ -178,7 +143,7 @@ export class TemporalColdMigrations implements ColdMigrationOperations {
   start(request: ColdMigrationInput): Promise<ColdMigrationView> {
     const input = ColdMigrationInputSchema.parse(request);
     const workflowId = coldMigrationWorkflowId(input.instanceUuid);
-    return guard('start cold migration', async () => {
+    return guardTemporal('start cold migration', async () => {
       try {
         const handle = await this.client.workflow.start(COLD_MIGRATION_WORKFLOW, {
           workflowId,
@@ -202,14 +167,14 @@ export class TemporalColdMigrations implements ColdMigrationOperations {
   }
 
   get(id: string): Promise<ColdMigrationView | null> {
-    return guard('show cold migration', async () => {
+    return guardTemporal('show cold migration', async () => {
       const row = await this.resolve(id);
       return row ? this.show(row) : null;
     });
   }
 
   list(filter: ColdMigrationFilter): Promise<ColdMigrationView[]> {
-    return guard('list cold migrations', async () => {
+    return guardTemporal('list cold migrations', async () => {
       const rows: Row[] = [];
       const limit = filter.limit ?? 50;
       // The status is in visibility (the workflow's MigrationStatus); the type only in its view: read a few more rows then.
@@ -226,11 +191,11 @@ export class TemporalColdMigrations implements ColdMigrationOperations {
   }
 
   confirm(id: string): Promise<ColdMigrationView> {
-    return guard('confirm resize', () => this.update(id, 'confirm'));
+    return guardTemporal('confirm resize', () => this.update(id, 'confirm'));
   }
 
   revert(id: string): Promise<ColdMigrationView> {
-    return guard('revert resize', () => this.update(id, 'revert'));
+    return guardTemporal('revert resize', () => this.update(id, 'revert'));
   }
 
   /** A run by run id (visibility, or known here), or an instance's latest run by its uuid (describe). */

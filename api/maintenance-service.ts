@@ -23,25 +23,9 @@ import {
   type MaintenanceStatus,
   type MaintenanceView,
 } from '../workflows/definitions';
-import { BackendUnavailableError, RefusedError } from './ferry-service';
+import { RefusedError } from './ferry-service';
+import { guardTemporal } from './temporal-unavailable';
 
-/** Temporal not answering (as api/temporal-service.ts judges it): a 503, not a 500. */
-function unavailable(err: unknown): boolean {
-  for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.code === 14 || e.code === 4) return true; // UNAVAILABLE, DEADLINE_EXCEEDED
-    if (typeof e.message === 'string' && /ECONNREFUSED|UNAVAILABLE|Deadline exceeded|transport/i.test(e.message)) return true;
-  }
-  return false;
-}
-
-async function guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (unavailable(err)) throw new BackendUnavailableError(`Temporal did not answer (${what}): ${(err as Error).message}`);
-    throw err;
-  }
-}
 
 export interface StartMaintenanceOptions {
   maxAttempts?: number;
@@ -96,15 +80,15 @@ export class TemporalMaintenance implements MaintenanceOperations {
   ) {}
 
   start(host: string, options: StartMaintenanceOptions): Promise<MaintenanceView> {
-    return guard('start maintenance', () => this.startNow(host, options));
+    return guardTemporal('start maintenance', () => this.startNow(host, options));
   }
 
   get(host: string): Promise<MaintenanceView | null> {
-    return guard('show maintenance', () => this.read(host));
+    return guardTemporal('show maintenance', () => this.read(host));
   }
 
   control(host: string, action: MaintenanceAction, options: MaintenanceControl = {}): Promise<MaintenanceView | null> {
-    return guard(`${action} maintenance`, () => this.update(host, action, options));
+    return guardTemporal(`${action} maintenance`, () => this.update(host, action, options));
   }
 
   private async startNow(host: string, options: StartMaintenanceOptions): Promise<MaintenanceView> {

@@ -52,7 +52,6 @@ import { decodeOptionalFailureToOptionalError } from '@temporalio/common/lib/int
 import { migrationUuidOf, readHistory, requestIdOf } from './instance-actions';
 import {
   AlreadyMigratingError,
-  BackendUnavailableError,
   MigrationNotFoundError,
   RefusedError,
   type FerryService,
@@ -64,6 +63,7 @@ import {
 import type { ClosedMigration, MigrationMetricsSource } from './metrics';
 import { endedEarly, memoOf, secondsBetween, summaryOf, viewFromInfo, withLiveProgress, type ExecInfo } from './migration-views';
 import { UUID_PATTERN } from './schemas';
+import { guardTemporal } from './temporal-unavailable';
 import { migrationQuery, quote, runIdQuery } from './visibility-query';
 
 /** A running migration's status query gets this long; then its memo answers. */
@@ -83,14 +83,6 @@ const LIST_STALE_MS = 3_000;
 const SLOTS_QUERY_TIMEOUT_MS = 3_000;
 /** How long a look-up of an instance the inventory does not know waits for its agent's report, ms. */
 const LOCATE_WAIT_MS = 2_000;
-
-function isUnavailable(err: unknown): boolean {
-  for (let e = err as { code?: unknown; cause?: unknown; message?: unknown } | undefined; e; e = e.cause as typeof e) {
-    if (e.code === 14 || e.code === 4) return true; // UNAVAILABLE, DEADLINE_EXCEEDED
-    if (typeof e.message === 'string' && /ECONNREFUSED|UNAVAILABLE|Deadline exceeded|transport/i.test(e.message)) return true;
-  }
-  return false;
-}
 
 function failureReason(err: unknown): string {
   const cause = (err as { cause?: { message?: string } }).cause;
@@ -152,19 +144,10 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
     await this.connection?.close();
   }
 
-  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      if (isUnavailable(err)) throw new BackendUnavailableError(`Temporal did not answer (${what}): ${(err as Error).message}`);
-      throw err;
-    }
-  }
-
   async startMigration(request: LiveMigrationRequest): Promise<StartedMigration> {
     const input = LiveMigrationInputSchema.parse(request);
     const workflowId = liveMigrationWorkflowId(input.instanceUuid.toLowerCase());
-    return this.guard('start', async () => {
+    return guardTemporal('start', async () => {
       try {
         const handle = await this.client.workflow.start(LIVE_MIGRATION_WORKFLOW, {
           workflowId,
@@ -277,7 +260,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
   }
 
   async getMigration(id: string): Promise<MigrationStatusView | null> {
-    return this.guard('getMigration', async () => {
+    return guardTemporal('getMigration', async () => {
       const kept = UUID_PATTERN.test(id) ? this.closedViews.get(id.toLowerCase()) : undefined;
       if (kept) return kept;
       try {
@@ -326,7 +309,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
 
   /** One visibility query (shared for a second, see listRows()); no row asks its workflow (see listed()). */
   async listMigrations(filter: MigrationFilter): Promise<MigrationStatusView[]> {
-    return this.guard('listMigrations', async () => {
+    return guardTemporal('listMigrations', async () => {
       const views = (await this.listRows(filter)).map((info) => this.listed(info));
       // A run that recorded its final status is closing: it is no longer in progress.
       return filter.open === true ? views.filter((v) => !FINAL_STATUSES.has(v.status)) : views;
@@ -334,14 +317,14 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
   }
 
   async listMigrationSummaries(filter: MigrationFilter): Promise<MigrationSummary[]> {
-    return this.guard('listMigrationSummaries', async () => (await this.rows(filter)).map(summaryOf).filter((m) => filter.open !== true || m.running));
+    return guardTemporal('listMigrationSummaries', async () => (await this.rows(filter)).map(summaryOf).filter((m) => filter.open !== true || m.running));
   }
 
   // ---- what /metrics reads (MigrationMetricsSource) ----------------------------------------
 
   /** Migrations by Nova status, counted by visibility; a run closed without a final status counts as error. */
   async countMigrations(): Promise<Record<NovaMigrationStatus, number>> {
-    return this.guard('countMigrations', async () => {
+    return guardTemporal('countMigrations', async () => {
       const all = migrationQuery({});
       const count = async (query: string) => (await this.client.workflow.count(query)).count;
       const finals = [...FINAL_STATUSES].map(quote).join(', ');
@@ -361,7 +344,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
 
   /** Migrations closed since `since`, with their figures: duration, bytes and downtime (the run's result), queue wait (the memo's timeline). */
   async closedMigrationsSince(since: Date, skip: (runId: string) => boolean = () => false): Promise<ClosedMigration[]> {
-    return this.guard('closedMigrationsSince', async () => {
+    return guardTemporal('closedMigrationsSince', async () => {
       const query = `${migrationQuery({ open: false })} AND CloseTime >= ${quote(since.toISOString())}`;
       const rows = (await this.rows({ limit: 10_000 }, query)).filter((info) => !skip(info.runId));
       const out: ClosedMigration[] = [];
@@ -406,7 +389,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
 
   /** The migrationSlots entity's leases (system namespace); null when there is no entity. */
   async slotUsage(): Promise<SlotsState | null> {
-    return this.guard('slotUsage', async () => {
+    return guardTemporal('slotUsage', async () => {
       try {
         return await this.system.withDeadline(Date.now() + SLOTS_QUERY_TIMEOUT_MS, () =>
           this.system.workflow.getHandle(MIGRATION_SLOTS_WORKFLOW_ID).query(slotsQuery),
@@ -419,7 +402,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
   }
 
   private async control(id: string, action: 'abort' | 'force-complete', reason?: string): Promise<ControlAccepted> {
-    return this.guard(action, async () => {
+    return guardTemporal(action, async () => {
       const found = await this.resolve(id);
       if (!found) throw new MigrationNotFoundError(`Migration ${id} could not be found.`);
       const handle = this.client.workflow.getHandle(found.workflowId, found.runId);
@@ -451,17 +434,17 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
 
   /** The host inventory (every agent's latest report); `fresh` lists it again instead of using the cache. */
   describeCluster(options: { fresh?: boolean } = {}): Promise<ClusterView> {
-    return this.guard('host inventory', () => this.inventory.view(options));
+    return guardTemporal('host inventory', () => this.inventory.view(options));
   }
 
   /** Through the inventory's index; a miss lists again for a moment, so that a VM created a moment ago is found. */
   locateInstance(uuid: string): Promise<Located | null> {
-    return this.guard('host inventory', () => this.inventory.locate(uuid, { waitMs: LOCATE_WAIT_MS }));
+    return guardTemporal('host inventory', () => this.inventory.locate(uuid, { waitMs: LOCATE_WAIT_MS }));
   }
 
   /** One host as its inventory entity holds it now (its agent's latest report), for decisions that refuse. */
   hostNow(name: string): Promise<InventoryHost | null> {
-    return this.guard('host inventory', () => this.inventory.hostNow(name));
+    return guardTemporal('host inventory', () => this.inventory.hostNow(name));
   }
 
   /**
@@ -486,7 +469,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
    * The inventory is read fresh on the next look, since the agent reported before answering.
    */
   updateHostService(host: string, change: HostServiceChange): Promise<HostServiceState> {
-    return this.guard('host service', async () => {
+    return guardTemporal('host service', async () => {
       const workflowId = hostServiceWorkflowId(host);
       for (let attempt = 0; ; attempt++) {
         try {
@@ -531,7 +514,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
 
   /** One visibility query (every run of the instance's workflow id); no history is read. */
   async listInstanceActions(instanceUuid: string): Promise<InstanceAction[]> {
-    return this.guard('listInstanceActions', async () => {
+    return guardTemporal('listInstanceActions', async () => {
       const rows = await this.rows({ instanceUuid: instanceUuid.toLowerCase(), limit: 1000 });
       return rows.map((info) => this.instanceAction(this.listed(info)));
     });
@@ -541,7 +524,7 @@ export class TemporalFerryService implements FerryService, MigrationMetricsSourc
   async getInstanceAction(instanceUuid: string, requestId: string): Promise<InstanceAction | null> {
     const runId = migrationUuidOf(requestId);
     if (!runId) return null;
-    return this.guard('getInstanceAction', async () => {
+    return guardTemporal('getInstanceAction', async () => {
       const run = await this.resolve(runId).catch((err: unknown) => {
         if (err instanceof WorkflowNotFoundError) return null;
         throw err;

@@ -3,7 +3,7 @@
 // search attributes `temporal workflow list` filters on, and the run's current details in the web UI.
 import { setCurrentDetails, upsertMemo, upsertSearchAttributes } from '@temporalio/workflow';
 import { DestHost, InstanceUuid, MigrationStatus, SourceHost } from '../lib/search-attributes';
-import type { ColdMigrationStatus, ColdMigrationStep, ColdMigrationView, Flavor, InstanceSize } from './cold-migration-definitions';
+import type { ColdMigrationStatus, ColdMigrationStep, ColdMigrationView, InstanceSize } from './cold-migration-definitions';
 
 /** What a cold migration's memo holds. */
 export interface ColdMigrationMemo {
@@ -16,39 +16,6 @@ export interface ColdMigrationMemo {
   view: ColdMigrationView;
   /** When the migration entered each status (ISO 8601). */
   timeline: Partial<Record<ColdMigrationStatus, string>>;
-}
-
-export function newColdMigrationView(init: {
-  workflowId: string;
-  runId: string;
-  instanceUuid: string;
-  flavor: Flavor | null;
-  createdAt: string;
-  requestedBy?: { userId: string; projectId: string } | undefined;
-}): ColdMigrationView {
-  return {
-    workflowId: init.workflowId,
-    uuid: init.runId,
-    instanceUuid: init.instanceUuid,
-    migrationType: init.flavor ? 'resize' : 'migration',
-    status: 'pre-migrating',
-    step: 'checking',
-    sourceHost: null,
-    destHost: null,
-    destInstanceUuid: null,
-    oldSize: null,
-    newFlavor: init.flavor,
-    newSize: null,
-    diskProcessedBytes: 0,
-    diskTotalBytes: null,
-    downtimeMs: null,
-    autoConfirmAt: null,
-    error: null,
-    userId: init.requestedBy?.userId ?? null,
-    projectId: init.requestedBy?.projectId ?? null,
-    createdAt: init.createdAt,
-    updatedAt: init.createdAt,
-  };
 }
 
 export class ColdMigrationBoard {

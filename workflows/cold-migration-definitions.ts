@@ -127,6 +127,47 @@ export interface ColdMigrationView {
   updatedAt: string;
 }
 
+/**
+ * The view a run starts with: the workflow's first, and the API's answer to a start before the
+ * workflow answers its query (one home for the shape).
+ */
+export function newColdMigrationView(init: {
+  runId: string;
+  instanceUuid: string;
+  flavor: Flavor | null;
+  createdAt: string;
+  requestedBy?: { userId: string; projectId: string } | undefined;
+  /** By default coldMigrationWorkflowId(instanceUuid). */
+  workflowId?: string;
+  sourceHost?: string | null;
+  destHost?: string | null;
+}): ColdMigrationView {
+  const instanceUuid = init.instanceUuid.toLowerCase();
+  return {
+    workflowId: init.workflowId ?? coldMigrationWorkflowId(instanceUuid),
+    uuid: init.runId,
+    instanceUuid,
+    migrationType: init.flavor ? 'resize' : 'migration',
+    status: 'pre-migrating',
+    step: 'checking',
+    sourceHost: init.sourceHost ?? null,
+    destHost: init.destHost ?? null,
+    destInstanceUuid: null,
+    oldSize: null,
+    newFlavor: init.flavor,
+    newSize: null,
+    diskProcessedBytes: 0,
+    diskTotalBytes: null,
+    downtimeMs: null,
+    autoConfirmAt: null,
+    error: null,
+    userId: init.requestedBy?.userId ?? null,
+    projectId: init.requestedBy?.projectId ?? null,
+    createdAt: init.createdAt,
+    updatedAt: init.createdAt,
+  };
+}
+
 /** Confirm and revert answer at once with the view; refused (with why) in a status that does not allow them. */
 export const confirmResizeUpdate = defineUpdate<ColdMigrationView>('confirmResize');
 export const revertResizeUpdate = defineUpdate<ColdMigrationView>('revertResize');

@@ -24,12 +24,13 @@ import type { HostSummary } from '../activities/types';
 import type { FerryConfig } from '../lib/config';
 import { InstanceUuid } from '../lib/search-attributes';
 import { conductorLocal, hostChecks, hostStepsWithin } from './activities';
-import { ColdMigrationBoard, newColdMigrationView } from './cold-migration-board';
+import { ColdMigrationBoard } from './cold-migration-board';
 import { COLD_MIGRATION_CLEANUP_WORKFLOW, type ColdCleanupStep } from './cold-migration-cleanup';
 import { checkFlavor } from './cold-migration-flavor';
 import {
   coldMigrationStatusQuery,
   confirmResizeUpdate,
+  newColdMigrationView,
   revertResizeUpdate,
   type ColdMigrationRequest,
   type ColdMigrationStatus,
