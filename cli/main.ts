@@ -72,6 +72,32 @@ function apiUrl(invocation: Invocation, config: FerryConfig | null, env: NodeJS.
 /** How long watch keeps reconnecting without receiving an event (a Temporal restart takes a while). */
 export const RECONNECT_FOR_MS = 120_000;
 
+/**
+ * Polls a show route every second for a watch, yielding each view: an API that answers 5xx or
+ * not at all is asked again every 2 s for up to RECONNECT_FOR_MS (a Temporal restart), saying so on
+ * stderr; a 4xx or an answer that does not match the schema ends the watch with that error.
+ */
+async function* pollView<T>(s: Session, what: string, read: () => Promise<T>): AsyncGenerator<T> {
+  let brokenSince: number | null = null;
+  for (;;) {
+    let view: T;
+    try {
+      view = await read();
+      brokenSince = null;
+    } catch (err) {
+      if (err instanceof UnexpectedAnswerError) throw err;
+      if (err instanceof ApiCallError && err.status < 500) throw err;
+      brokenSince ??= Date.now();
+      if (Date.now() - brokenSince > RECONNECT_FOR_MS) throw err;
+      s.io.stderr.write(`(${what}: ${(err as Error).message}; still watching)\n`);
+      await new Promise((r) => setTimeout(r, 2000));
+      continue;
+    }
+    yield view;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
 /** Follows a migration to its end; returns its last view. */
 async function watch(s: Session, id: string): Promise<Migration> {
   const tty = Boolean(s.io.stdout.isTTY) && !s.json;
@@ -148,21 +174,7 @@ async function watchMaintenance(s: Session, host: string): Promise<Maintenance> 
   let lastLine = '';
   let lastAt = 0;
   const vmStates = new Map<string, string>();
-  let brokenSince: number | null = null;
-  for (;;) {
-    let view: Maintenance;
-    try {
-      view = (await s.client.get(MaintenanceSchema, `/v1/hosts/${host}/maintenance`)).body;
-      brokenSince = null;
-    } catch (err) {
-      if (err instanceof UnexpectedAnswerError) throw err;
-      if (err instanceof ApiCallError && err.status < 500) throw err;
-      brokenSince ??= Date.now();
-      if (Date.now() - brokenSince > RECONNECT_FOR_MS) throw err;
-      s.io.stderr.write(`(maintenance of ${host}: ${(err as Error).message}; still watching)\n`);
-      await new Promise((r) => setTimeout(r, 2000));
-      continue;
-    }
+  for await (const view of pollView(s, `maintenance of ${host}`, async () => (await s.client.get(MaintenanceSchema, `/v1/hosts/${host}/maintenance`)).body)) {
     const settled = MAINTENANCE_SETTLED.has(view.status);
     if (s.json) s.io.stdout.write(`${JSON.stringify({ event: settled ? 'end' : 'maintenance', data: view })}\n`);
     else if (tty) {
@@ -193,8 +205,8 @@ async function watchMaintenance(s: Session, host: string): Promise<Maintenance> 
       if (!s.json && view.reason) out(s, view.reason);
       return view;
     }
-    await new Promise((r) => setTimeout(r, 1000));
   }
+  throw new Error('unreachable: the poll never ends by itself');
 }
 
 /** Where a watch of a resize or cold migration stops: it waits for the user (finished), or it ended. */
@@ -208,21 +220,7 @@ async function watchCold(s: Session, id: string, settled: (view: ColdMigration) 
   const tty = Boolean(s.io.stdout.isTTY) && !s.json;
   let lastKey = '';
   let lastAt = 0;
-  let brokenSince: number | null = null;
-  for (;;) {
-    let view: ColdMigration;
-    try {
-      view = (await s.client.get(ColdMigrationSchema, `/v1/cold-migrations/${id}`)).body;
-      brokenSince = null;
-    } catch (err) {
-      if (err instanceof UnexpectedAnswerError) throw err;
-      if (err instanceof ApiCallError && err.status < 500) throw err;
-      brokenSince ??= Date.now();
-      if (Date.now() - brokenSince > RECONNECT_FOR_MS) throw err;
-      s.io.stderr.write(`(cold migration ${id}: ${(err as Error).message}; still watching)\n`);
-      await new Promise((r) => setTimeout(r, 2000));
-      continue;
-    }
+  for await (const view of pollView(s, `cold migration ${id}`, async () => (await s.client.get(ColdMigrationSchema, `/v1/cold-migrations/${id}`)).body)) {
     const done = settled(view) || view.status === 'error';
     if (s.json) s.io.stdout.write(`${JSON.stringify({ event: done ? 'end' : 'cold-migration', data: view })}\n`);
     else {
@@ -242,8 +240,8 @@ async function watchCold(s: Session, id: string, settled: (view: ColdMigration) 
       if (!s.json) out(s, coldOutcomeLine(view));
       return view;
     }
-    await new Promise((r) => setTimeout(r, 1000));
   }
+  throw new Error('unreachable: the poll never ends by itself');
 }
 
 function coldExit(view: ColdMigration): ExitCode {
