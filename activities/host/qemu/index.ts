@@ -1,12 +1,14 @@
 // The host activities of a QEMU host (temporal.yaml `driver: qemu`): the same names, inputs and
 // results as the Xen host's (activities/host/index.ts), so that liveMigration runs unchanged.
-// Cold migration and host maintenance are not implemented for QEMU hosts: their activities are
-// not registered, and a workflow asking for one fails with Temporal's "not registered" error.
+// Host maintenance works as on Xen (maintenance.ts). Resize and cold migration are not implemented
+// for QEMU hosts: their first step refuses them at once (cold-migration.ts).
 import type { HostConfig } from '../../../lib/config';
 import type { Logger } from '../../../lib/logger';
 import type { ProgressReporter } from '../migration';
+import { createQemuColdMigration } from './cold-migration';
 import { QemuHost } from './host';
 import { createQemuInventory } from './inventory';
+import { createQemuMaintenance } from './maintenance';
 import { createQemuMigration } from './migration';
 
 export interface QemuHostActivityDeps {
@@ -30,7 +32,8 @@ export function createQemuHostActivities({ host, peers, logger, reportProgress, 
       void reportInventory?.().catch((err: unknown) => logger.warn({ err }, 'inventory report after a step failed'));
       return result;
     };
-  const { instanceView: _instanceView, ...inventorySteps } = inventory;
+  const maintenance = createQemuMaintenance(qh, inventory);
+  const { instanceView: _instanceView, maintenanceState: _maintenanceState, setMaintenanceMode: _setMaintenanceMode, ...inventorySteps } = inventory;
   const { reapStaleIncoming, ...migrationSteps } = migration;
   /** Each report also ends destinations left waiting by a candidate that was not chosen. */
   const describeHost = async () => {
@@ -42,8 +45,11 @@ export function createQemuHostActivities({ host, peers, logger, reportProgress, 
     activities: {
       ...inventorySteps,
       ...migrationSteps,
+      ...createQemuColdMigration(qh),
       describeHost,
       setHostService: thenReport(inventory.setHostService),
+      disableHostForMaintenance: thenReport(maintenance.disableHostForMaintenance),
+      enableHostAfterMaintenance: thenReport(maintenance.enableHostAfterMaintenance),
       postLiveMigration: thenReport(migration.postLiveMigration),
       postLiveMigrationAtDestination: thenReport(migration.postLiveMigrationAtDestination),
       rollbackLiveMigrationAtDestination: thenReport(migration.rollbackLiveMigrationAtDestination),

@@ -17,15 +17,30 @@ const OWNED_STATES = new Set(['running', 'paused', 'suspended', 'prelaunch', 'de
 /** An instance of a QEMU host: Nova's view, plus the guest's spec that travels with it. */
 export type QemuInstanceView = InstanceView & { hypervisorType: 'QEMU'; qemu: TravellingGuest };
 
-const serviceSchema = z.object({ enabled: z.boolean(), disabledReason: z.string().nullable(), forcedDown: z.boolean() });
+/**
+ * service.json: Nova's os-services state of this host, and the maintenance mark (what the Xen side
+ * keeps as XenCenter's other_config:MAINTENANCE_MODE), absent in files written before it existed.
+ */
+const serviceSchema = z.object({ enabled: z.boolean(), disabledReason: z.string().nullable(), forcedDown: z.boolean(), maintenanceMode: z.boolean().default(false) });
+type ServiceFile = z.infer<typeof serviceSchema>;
 
 export function createQemuInventory(qh: QemuHost) {
   const serviceFile = () => join(qh.qemu.stateDir, 'service.json');
 
-  async function serviceState(): Promise<HostServiceState> {
+  async function readServiceFile(): Promise<ServiceFile> {
     const text = await readFile(serviceFile(), 'utf8').catch(() => null);
-    const state = text === null ? { enabled: true, disabledReason: null, forcedDown: false } : serviceSchema.parse(JSON.parse(text));
-    return { host: qh.host.name, ...state, disabledReason: state.enabled ? null : state.disabledReason };
+    return text === null ? { enabled: true, disabledReason: null, forcedDown: false, maintenanceMode: false } : serviceSchema.parse(JSON.parse(text));
+  }
+
+  /** Written whole, then renamed: a crash leaves the old or the new state, never half of one. */
+  async function writeServiceFile(next: ServiceFile): Promise<void> {
+    await writeFile(`${serviceFile()}.tmp`, JSON.stringify(next));
+    await rename(`${serviceFile()}.tmp`, serviceFile());
+  }
+
+  async function serviceState(): Promise<HostServiceState> {
+    const { enabled, disabledReason, forcedDown } = await readServiceFile();
+    return { host: qh.host.name, enabled, disabledReason: enabled ? null : disabledReason, forcedDown };
   }
 
   /** The guest's view, when it belongs to this host (null: none here, or a migration's other half). */
@@ -49,6 +64,16 @@ export function createQemuInventory(qh: QemuHost) {
       hypervisorType: 'QEMU',
       qemu,
     };
+  }
+
+  async function setService(change: HostServiceChange): Promise<void> {
+    const now = await readServiceFile();
+    await writeServiceFile({
+      enabled: change.enabled ?? now.enabled,
+      disabledReason: change.enabled === false ? (change.disabledReason ?? null) : change.enabled === true ? null : now.disabledReason,
+      forcedDown: change.forcedDown ?? now.forcedDown,
+      maintenanceMode: change.enabled === true ? false : now.maintenanceMode,
+    });
   }
 
   return {
@@ -90,17 +115,25 @@ export function createQemuInventory(qh: QemuHost) {
       return serviceState();
     },
 
-    /** Nova's os-services update, kept in the host's state directory (it outlives the agent). */
+    /**
+     * Nova's os-services update, kept in the host's state directory (it outlives the agent). An
+     * enable also drops the maintenance mark, as `xe host-enable` drops MAINTENANCE_MODE on Xen.
+     */
     async setHostService(change: HostServiceChange): Promise<HostServiceState> {
-      const now = await serviceState();
-      const next = {
-        enabled: change.enabled ?? now.enabled,
-        disabledReason: change.enabled === false ? (change.disabledReason ?? null) : change.enabled === true ? null : now.disabledReason,
-        forcedDown: change.forcedDown ?? now.forcedDown,
-      };
-      await writeFile(`${serviceFile()}.tmp`, JSON.stringify(next));
-      await rename(`${serviceFile()}.tmp`, serviceFile());
+      await setService(change);
       return serviceState();
+    },
+
+    /** Whether the host is enabled, and marked in maintenance (activities/host/maintenance.ts's answer). */
+    async maintenanceState(): Promise<{ enabled: boolean; maintenanceMode: boolean }> {
+      const { enabled, maintenanceMode } = await readServiceFile();
+      return { enabled, maintenanceMode };
+    },
+
+    /** Marks (or unmarks) the host in maintenance, leaving its os-services state as it is. */
+    async setMaintenanceMode(on: boolean): Promise<void> {
+      const now = await readServiceFile();
+      if (now.maintenanceMode !== on) await writeServiceFile({ ...now, maintenanceMode: on });
     },
   };
 }
