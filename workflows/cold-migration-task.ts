@@ -61,6 +61,9 @@ export interface ColdMigrationOutcome {
   transfers: Array<{ seqNum: number; bytes: number; followed: boolean; plugin: Record<string, unknown> }>;
 }
 
+/** Without an auto-confirm window, how long a wait for confirm or revert lasts before it looks again. */
+const DECISION_WAIT = '1 day';
+
 /** The statuses before `finished`: confirm and revert have nothing to act on yet. */
 const NOT_FINISHED: ReadonlySet<ColdMigrationStatus> = new Set(['pre-migrating', 'migrating', 'post-migrating']);
 
@@ -303,7 +306,9 @@ export class ColdMigrationTask {
           this.decide('confirm');
         }
       } else {
-        await condition(() => this.decision !== null);
+        // Nova's VERIFY_RESIZE waits for the user without end; here every wait has a bound, so it
+        // looks again each day (a timer a day in the history while nobody decides).
+        while (!(await condition(() => this.decision !== null, DECISION_WAIT))) log.info('still waiting for confirm or revert');
       }
     } catch (err) {
       // A Temporal cancel request while the user decides: the safe way back is a revert.
