@@ -77,6 +77,8 @@ export class FakeCluster {
   assertCanMigrate: (input: AssertCanMigrateInput) => void = () => undefined;
   /** Where the VM runs as each host sees it (instancePresence); default: from runsOn. */
   presence: (host: string) => InstancePresence = (host) => presence(host, host === this.runsOn);
+  /** The workflow id of a resize or cold migration of the instance that runs, or null. */
+  coldMigrationRunning: string | null = null;
   private readonly silent = new Set<string>();
   private waiters: Array<{ host: string; resume: () => void }> = [];
   private pendingGrant: string | null = null;
@@ -183,6 +185,10 @@ export class FakeCluster {
         const requested = input.requestedHost ? views.find((h) => h.name === input.requestedHost) : null;
         if (requested === undefined) throw ApplicationFailure.nonRetryable(`requested host ${input.requestedHost} is not a host of this cluster`, 'ComputeHostNotFound');
         return { policy: this.policy, source: summaryOf(source), requested: requested && summaryOf(requested) };
+      },
+      runningColdMigration: async (input) => {
+        rec('runningColdMigration', [input]);
+        return this.coldMigrationRunning;
       },
       scheduleDestinations: async (input) => {
         rec('scheduleDestinations', [input]);

@@ -288,6 +288,18 @@ describe('LiveMigrationTask on the test server with fake agents', () => {
     expect(w.callsOf('releaseMigrationSlot').length).toBeGreaterThanOrEqual(1);
   });
 
+  it('a resize or cold migration of the instance runs: refused with InstanceInvalidState before any host is asked', async () => {
+    const w = newWorld();
+    w.coldMigrationRunning = `cold-migration-${w.instance.uuid}`;
+    const failure = await failureOf(await start(w));
+    expect(failure.type).toBe('InstanceInvalidState');
+    expect(failure.message).toContain(`being resized or cold-migrated (workflow cold-migration-${w.instance.uuid})`);
+    expect(w.callsOf('runningColdMigration')).toHaveLength(1);
+    expect(w.callsOf('planLiveMigration')).toEqual([]);
+    expect(w.callsOf('checkInstanceActive')).toEqual([]);
+    expect(w.callsOf('requestMigrationSlotNow')).toEqual([]);
+  });
+
   it('force-complete requested while queued is applied once, when the transfer starts', async () => {
     const w = newWorld();
     w.autoGrant = false;
