@@ -14,7 +14,7 @@
 //     pages), and M/(1−D/B) bytes.
 // Pre-copy only (no auto-converge, no post-copy: bench/qemu-precopy.ts compares those on bare
 // QEMU); a case that does not converge meets the completion timeout (abort: cancelled, source runs on).
-//   npx tsx bench/qemu-live.ts [--region-mib 32] [--bandwidth 32] [--ratios 0,0.3,0.7,0.95] [--timeout-s 30]
+//   npx tsx bench/qemu-live.ts [--region-mib 32] [--bandwidth 32] [--ratios 0,0.3,0.7,0.95] [--timeout-s 60]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
   const regionMiB = Number(values['region-mib'] ?? 32);
   const bandwidthMiBps = Number(values.bandwidth ?? 32);
   const ratios = (values.ratios ?? '0,0.3,0.7,0.95').split(',').map(Number);
-  const timeoutS = Number(values['timeout-s'] ?? 30);
+  const timeoutS = Number(values['timeout-s'] ?? 60);
   const memoryMiB = regionMiB * 2;
   const M = regionMiB * MiB;
   const B = bandwidthMiBps * MiB;
