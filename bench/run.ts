@@ -25,6 +25,7 @@ const BENCHMARKS: { name: string; args?: string[]; limitS: number }[] = [
   { name: 'drain', limitS: 180 },
   { name: 'cold-migration', limitS: 300 },
   { name: 'qemu-precopy', limitS: 300 },
+  { name: 'qemu-live', limitS: 300 },
 ];
 
 const BUDGET_S = 900;
