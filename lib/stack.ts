@@ -48,6 +48,8 @@ export interface StackOptions {
   bandwidthMiBps?: number;
   /** Overrides of temporal.yaml's migration section. */
   migration?: Record<string, unknown>;
+  /** temporal.yaml's flavors (what a resize may ask for); none by default. */
+  flavors?: unknown[];
   /** Serve the Temporal web UI. */
   ui?: boolean;
   /** Pre-copy round limit of every simulated host (default libxc's 5; 0 = unlimited). */
@@ -144,6 +146,7 @@ async function generatedConfig(opts: StackOptions, workDir: string): Promise<unk
     simulator: { bandwidthMiBps: opts.bandwidthMiBps ?? 512 },
     hosts,
     migration: opts.migration ?? {},
+    ...(opts.flavors ? { flavors: opts.flavors } : {}),
     inventory: opts.inventory ?? {},
     pools: opts.pools ?? {},
     api: { listen: `127.0.0.1:${await freePort()}`, auth: opts.apiAuth ?? { mode: 'none' } },

@@ -21,7 +21,7 @@ import { noAuthenticator, tokenAuthenticator } from '../api/auth';
 import { startApi, type RunningApi } from '../api/main';
 import { webUiUrl } from '../cli/render';
 import { createQemuGuest } from '../activities/host/qemu/admin';
-import { findHost, parseConfig } from '../lib/config';
+import { findHost, loadConfig, parseConfig } from '../lib/config';
 import { HostInventory } from '../lib/host-inventory';
 import { startKeystone, type RunningKeystone } from '../lib/keystone';
 import { createLogger } from '../lib/logger';
@@ -74,7 +74,7 @@ async function main(): Promise<number> {
             hosts: ['qemu-a', 'qemu-b'].map((name) => ({ name, pool: 'qemu-1', driver: 'qemu' as const, qemu: { bandwidthMiBps: bandwidth } })),
           }
         : values['free-ports']
-          ? { ui: true }
+          ? { ui: true, flavors: loadConfig(resolve(root, 'temporal.yaml')).flavors }
           : { configPath: resolve(root, 'temporal.yaml'), ui: true, workDir: resolve(root, '.data', 'demo') },
     );
   } catch (err) {
