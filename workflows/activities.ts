@@ -22,6 +22,9 @@ export const conductorLocal = proxyLocalActivities<ConductorActivities>({
 /** Seconds a host's agent has to take a check: a live agent takes it at once, a gone one never. */
 export const CHECK_START_SECONDS = 15;
 
+/** Destination candidates asked of the scheduler at a time (live and cold migrations alike). */
+export const CANDIDATES_PER_ASK = 5;
+
 /**
  * Look-ups and checks on a host: a host whose agent does not take the check within 15 s, or does
  * not answer within a minute, counts as unusable.

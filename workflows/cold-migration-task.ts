@@ -23,7 +23,7 @@ import type {
 import type { HostSummary } from '../activities/types';
 import type { FerryConfig } from '../lib/config';
 import { InstanceUuid } from '../lib/search-attributes';
-import { conductorLocal, hostChecks, hostStepsWithin } from './activities';
+import { CANDIDATES_PER_ASK, conductorLocal, hostChecks, hostStepsWithin } from './activities';
 import { ColdMigrationBoard } from './cold-migration-board';
 import { COLD_MIGRATION_CLEANUP_WORKFLOW, type ColdCleanupStep } from './cold-migration-cleanup';
 import { checkFlavor } from './cold-migration-flavor';
@@ -43,8 +43,6 @@ import { SlotLease } from './slot-lease';
 
 type Policy = FerryConfig['migration'];
 
-/** Candidates asked of the scheduler at a time. */
-const CANDIDATES_PER_ASK = 5;
 /** The slowest transfer a VHD may take, as a rate (bytes per second), on top of hostTimeout: a bound, not a forecast. */
 const SLOWEST_TRANSFER_BPS = 2 ** 20;
 

@@ -22,7 +22,7 @@ import type { DestinationFacts, HostSummary, InstancePresence, MigrateSendResult
 import { policyOtherConfigKeys, resolveMigrationPolicy } from '../activities/conductor/migration-policy';
 import type { FerryConfig } from '../lib/config';
 import { InstanceUuid } from '../lib/search-attributes';
-import { CHECK_START_SECONDS, conductor, conductorLocal, hostChecks, hostStepsWithin, hostTransferWithin } from './activities';
+import { CANDIDATES_PER_ASK, CHECK_START_SECONDS, conductor, conductorLocal, hostChecks, hostStepsWithin, hostTransferWithin } from './activities';
 import { collectClusterView, type ClusterHost, type ClusterSnapshot } from './cluster';
 import type { ConvergencePolicy } from './convergence';
 import {
@@ -47,8 +47,6 @@ import { StatusBoard } from './status-board';
 
 type Policy = FerryConfig['migration'];
 
-/** Candidates asked of the scheduler at a time (unless migrate_max_retries bounds the tries). */
-const CANDIDATES_PER_ASK = 5;
 /** How often the instance is looked for again when the host the index named says it is not there. */
 const MAX_RELOCATIONS = 2;
 
