@@ -21,7 +21,7 @@ const BENCHMARKS: { name: string; args?: string[]; limitS: number }[] = [
   { name: 'concurrency', limitS: 180 },
   { name: 'history-events', limitS: 300 },
   { name: 'api', limitS: 300 },
-  { name: 'hosts-scale', limitS: 420 },
+  { name: 'hosts-scale', limitS: 720 },
   { name: 'drain', limitS: 180 },
   { name: 'cold-migration', limitS: 300 },
   { name: 'qemu-precopy', limitS: 300 },

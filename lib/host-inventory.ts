@@ -20,6 +20,7 @@ import {
   type InstanceView,
 } from '../workflows/definitions';
 import { hostQueue, type FerryConfig } from './config';
+import { HostReportedAt } from './search-attributes';
 
 export interface InventoryHost extends HostView {
   queue: string;
@@ -44,6 +45,13 @@ interface Snapshot {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** How often a look-up that waits for the reports lists them again, ms. */
 const RELIST_MS = 50;
+/**
+ * How long after a report arrives (the entity's workflow task starts) visibility may show it, ms: a
+ * listing asks for the reports since the previous listing started, less this much. The dev server
+ * shows a report within milliseconds, tens of them under load; Elasticsearch within its refresh
+ * interval (1 s). A report shown later still arrives: with the host's next report, or the full listing.
+ */
+const VISIBILITY_LAG_MS = 5000;
 
 /** A VM seen on two hosts (a cross-pool migration lists it in both pools for a moment): the running copy wins. */
 function better(a: Located, b: Located): Located {
@@ -55,6 +63,13 @@ function better(a: Located, b: Located): Located {
 export class HostInventory {
   private snapshot: Snapshot | null = null;
   private listing: Promise<Snapshot> | null = null;
+  /** Every host's latest state listed so far: listings only add to it. */
+  private readonly states = new Map<string, HostInventoryState>();
+  /** The newest report seen, by the entities' clock (ms), and when (performance.now()) it was seen. */
+  private newestReport: { at: number; seenAt: number } | null = null;
+  /** The entities' clock when the last listing started: the next one asks for the reports since then. */
+  private listedFrom: number | null = null;
+  private fullListingAt = 0;
 
   /** `client` is bound to the system namespace, where the hostInventory entities run. */
   constructor(
@@ -130,20 +145,54 @@ export class HostInventory {
     return this.listing;
   }
 
+  /**
+   * The first listing reads every running entity; later ones only the entities whose report arrived
+   * since the newest one seen (HostReportedAt, less the visibility lag), so that a listing costs
+   * what changed, not the size of the cluster. Once per report interval a full listing runs in the
+   * background as a safety net (a report that visibility showed later than the lag allows, an
+   * entity that ran before HostReportedAt existed).
+   */
   private async list(): Promise<Snapshot> {
     const at = Date.now();
-    // An entity continuing as new is briefly not listed as running: keep what it last said.
-    const states = new Map(this.snapshot?.states);
-    const query = `WorkflowType = '${HOST_INVENTORY_WORKFLOW}' AND ExecutionStatus = 'Running'`;
+    const started = performance.now();
+    const since = this.listedFrom;
+    if (!this.snapshot || since === null) {
+      await this.listAll();
+    } else {
+      await this.listQuery(`WorkflowType = '${HOST_INVENTORY_WORKFLOW}' AND ${HostReportedAt.name} >= '${new Date(since - VISIBILITY_LAG_MS).toISOString()}'`);
+      if (at - this.fullListingAt >= this.config.inventory.reportSeconds * 1000) void this.listAll().catch(() => undefined);
+    }
+    this.listedFrom = this.entitiesAt(started) ?? since;
+    this.snapshot = { at, states: this.states };
+    return this.snapshot;
+  }
+
+  private async listAll(): Promise<void> {
+    this.fullListingAt = Date.now();
+    await this.listQuery(`WorkflowType = '${HOST_INVENTORY_WORKFLOW}' AND ExecutionStatus = 'Running'`);
+  }
+
+  /**
+   * A lower bound of the entities' clock (the server's) at `t` (a performance.now()), or null before
+   * any report was seen: the newest report seen, moved by the time from when it was seen to `t`. A
+   * report arrives before it is seen, so unlike this machine's clock this one cannot run ahead of
+   * the server's, and a listing from it never skips a report.
+   */
+  private entitiesAt(t: number): number | null {
+    return this.newestReport ? this.newestReport.at + (t - this.newestReport.seenAt) : null;
+  }
+
+  /** Merges the entities' memos: the latest report of each host wins (an entity continuing as new is briefly listed twice, or not at all). */
+  private async listQuery(query: string): Promise<void> {
     for await (const execution of this.client.workflow.list({ query, pageSize: 1000 })) {
       const state = execution.memo?.host as HostInventoryState | undefined;
       const name = state?.report?.host;
       if (!state || !name) continue;
-      const known = states.get(name);
-      if (!known || (known.receivedAt ?? '') <= (state.receivedAt ?? '')) states.set(name, state);
+      const known = this.states.get(name);
+      if (!known || (known.receivedAt ?? '') <= (state.receivedAt ?? '')) this.states.set(name, state);
+      const received = state.receivedAt ? Date.parse(state.receivedAt) : NaN;
+      if (!Number.isNaN(received) && received > (this.entitiesAt(performance.now()) ?? -Infinity)) this.newestReport = { at: received, seenAt: performance.now() };
     }
-    this.snapshot = { at, states };
-    return this.snapshot;
   }
 
   private hostView(name: string, pool: string, state: HostInventoryState | undefined, now: number): InventoryHost {

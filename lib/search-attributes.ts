@@ -9,4 +9,17 @@ export const MigrationStatus = defineSearchAttributeKey('MigrationStatus', 'KEYW
 export const MaintenanceHost = defineSearchAttributeKey('MaintenanceHost', 'KEYWORD');
 export const MaintenanceState = defineSearchAttributeKey('MaintenanceStatus', 'KEYWORD');
 
+/**
+ * hostInventory entities (system namespace): when the host's last report arrived, so that a reader
+ * lists only the hosts whose report changed since its last listing (lib/host-inventory.ts).
+ */
+export const HostReportedAt = defineSearchAttributeKey('HostReportedAt', 'DATETIME');
+
+/** The Keyword attributes, registered as such on the dev server and on the test environment. */
 export const searchAttributeNames = ['InstanceUuid', 'SourceHost', 'DestHost', 'MigrationStatus', 'MaintenanceHost', 'MaintenanceStatus'] as const;
+
+/** Every attribute with the type `temporal operator search-attribute create --type` takes. */
+export const searchAttributeTypes: Record<string, 'Keyword' | 'Datetime'> = {
+  ...Object.fromEntries(searchAttributeNames.map((name) => [name, 'Keyword'])),
+  [HostReportedAt.name]: 'Datetime',
+};

@@ -5,7 +5,7 @@ import { mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { temporalCliPath } from './paths';
-import { searchAttributeNames } from './search-attributes';
+import { searchAttributeTypes } from './search-attributes';
 
 export interface DevServerOptions {
   port: number;
@@ -33,7 +33,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const ip = options.ip ?? '127.0.0.1';
   const args = ['server', 'start-dev', '--ip', ip, '--port', String(options.port), '--log-level', 'warn'];
   for (const namespace of [options.namespace ?? 'default', ...(options.extraNamespaces ?? [])]) args.push('--namespace', namespace);
-  for (const name of searchAttributeNames) args.push('--search-attribute', `${name}=Keyword`);
+  for (const [name, type] of Object.entries(searchAttributeTypes)) args.push('--search-attribute', `${name}=${type}`);
   if (options.dbFile) {
     mkdirSync(dirname(options.dbFile), { recursive: true });
     args.push('--db-filename', options.dbFile);

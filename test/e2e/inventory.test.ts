@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type RunningApi } from '../../api/main';
 import type { InventoryView } from '../../lib/host-inventory';
 import { startStack, type Stack, type StackHost } from '../../lib/stack';
+import { HostReportedAt } from '../../lib/search-attributes';
 import { XenApiClient } from '../../xenapi/client';
 import type { MigrationOutcome } from '../../workflows/outcome';
 import { inventoryWhen, listsInstance, placements, startMigration, status } from './helpers';
@@ -111,5 +112,25 @@ describe('a 30-host cluster', () => {
     const outcome = await completedMigrationOf(vm.uuid);
     expect(outcome.status).toBe('completed');
     expect(['h10', 'h11']).toContain(outcome.destHost);
+  });
+
+  it('each host entity carries its last report’s time as HostReportedAt, so that a reader lists only what changed', async () => {
+    // Reports every 2 s: after 5 s of quiet, a listing since "now" holds only the hosts reporting since.
+    const since = new Date(Date.now() - 1_000).toISOString();
+    const listed: { host: string; receivedAt: string; reportedAt: string }[] = [];
+    for await (const e of stack.systemClient.workflow.list({ query: `WorkflowType = 'hostInventory' AND HostReportedAt >= '${since}'` })) {
+      const memo = e.memo?.host as { report?: { host?: string }; receivedAt?: string } | undefined;
+      const reportedAt = e.typedSearchAttributes.get(HostReportedAt);
+      listed.push({ host: memo?.report?.host ?? '?', receivedAt: memo?.receivedAt ?? '?', reportedAt: reportedAt?.toISOString() ?? '?' });
+    }
+    expect(listed.length).toBeGreaterThan(0);
+    for (const l of listed) {
+      expect(l.reportedAt).toBe(l.receivedAt);
+      expect(l.reportedAt >= since).toBe(true);
+    }
+    // A report of long ago is not in it: the listing is not every host each time.
+    const old: string[] = [];
+    for await (const e of stack.systemClient.workflow.list({ query: `WorkflowType = 'hostInventory' AND HostReportedAt >= '${new Date(Date.now() + 60_000).toISOString()}'` })) old.push(e.workflowId);
+    expect(old).toEqual([]);
   });
 });

@@ -6,7 +6,8 @@
 // receive-session-logout; v3/*.before-one-operation-per-instance.json: before a live migration
 // asked whether a resize of the instance runs; maintenance/*.before-no-valid-host-retried.json).
 // hostMaintenance and coldMigration record theirs from test/e2e/maintenance.test.ts and
-// test/e2e/cold-migration.test.ts. Recording decodes the payloads through the stack's codec server, so a
+// test/e2e/cold-migration.test.ts. inventory/ holds a hostInventory entity's history from before the
+// patch host-reported-at (*.before-host-reported-at.json) and after it. Recording decodes the payloads through the stack's codec server, so a
 // fixture replays without the key of the stack that recorded it.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
