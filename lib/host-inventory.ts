@@ -19,7 +19,7 @@ import {
   type HostView,
   type InstanceView,
 } from '../workflows/definitions';
-import { hostQueue, type FerryConfig } from './config';
+import { hostQueue, type FerryConfig, type HostConfig } from './config';
 import { HostReportedAt } from './search-attributes';
 
 export interface InventoryHost extends HostView {
@@ -65,6 +65,9 @@ export class HostInventory {
   private listing: Promise<Snapshot> | null = null;
   /** Every host's latest state listed so far: listings only add to it. */
   private readonly states = new Map<string, HostInventoryState>();
+  /** The index: instance uuid -> the hosts whose latest report lists it (two while a VM moves between pools). */
+  private readonly hostsOf = new Map<string, Set<string>>();
+  private readonly configured: Map<string, HostConfig>;
   /** The newest report seen, by the entities' clock (ms), and when (performance.now()) it was seen. */
   private newestReport: { at: number; seenAt: number } | null = null;
   /** The entities' clock when the last listing started: the next one asks for the reports since then. */
@@ -75,7 +78,9 @@ export class HostInventory {
   constructor(
     private readonly client: Client,
     private readonly config: FerryConfig,
-  ) {}
+  ) {
+    this.configured = new Map(config.hosts.map((h) => [h.name, h]));
+  }
 
   /** Every host of temporal.yaml with its latest report; `fresh` lists again instead of using the cache. */
   async view(options: { fresh?: boolean } = {}): Promise<InventoryView> {
@@ -98,7 +103,7 @@ export class HostInventory {
     const wanted = uuid.toLowerCase();
     const deadline = Date.now() + (options.waitMs ?? 0);
     for (let fresh = options.fresh ?? (options.notOn?.length ?? 0) > 0; ; fresh = true) {
-      const found = this.find(await this.view({ fresh }), wanted);
+      const found = this.find(await this.read(fresh), wanted);
       if (found && !options.notOn?.includes(found.host.name)) {
         if (!options.confirm) return found;
         const host = await this.hostNow(found.host.name);
@@ -115,7 +120,7 @@ export class HostInventory {
    * so it is as fresh as the agent's last report (visibility may lag it by a moment).
    */
   async hostNow(name: string): Promise<InventoryHost | null> {
-    const config = this.config.hosts.find((h) => h.name === name);
+    const config = this.configured.get(name);
     if (!config) return null;
     let state: HostInventoryState | undefined;
     try {
@@ -126,9 +131,14 @@ export class HostInventory {
     return this.hostView(config.name, config.pool, state, Date.now());
   }
 
-  private find(view: InventoryView, uuid: string): Located | null {
+  /** The hosts whose latest report lists the instance (the index), the running copy first. */
+  private find(snapshot: Snapshot, uuid: string): Located | null {
     let found: Located | null = null;
-    for (const host of view.hosts) {
+    const now = Date.now();
+    for (const name of this.hostsOf.get(uuid) ?? []) {
+      const config = this.configured.get(name);
+      if (!config) continue;
+      const host = this.hostView(name, config.pool, snapshot.states.get(name), now);
       const instance = host.instances.find((i) => i.uuid === uuid);
       if (instance) found = found ? better(found, { host, instance }) : { host, instance };
     }
@@ -172,6 +182,17 @@ export class HostInventory {
     await this.listQuery(`WorkflowType = '${HOST_INVENTORY_WORKFLOW}' AND ExecutionStatus = 'Running'`);
   }
 
+  /** Keeps a host's newer state, and moves the index of its instances from the old state to it. */
+  private remember(name: string, state: HostInventoryState, known: HostInventoryState | undefined): void {
+    for (const i of known?.report?.state?.instances ?? []) this.hostsOf.get(i.uuid)?.delete(name);
+    for (const i of state.report?.state?.instances ?? []) {
+      const hosts = this.hostsOf.get(i.uuid) ?? new Set<string>();
+      this.hostsOf.set(i.uuid, hosts.add(name));
+    }
+    for (const i of known?.report?.state?.instances ?? []) if (this.hostsOf.get(i.uuid)?.size === 0) this.hostsOf.delete(i.uuid);
+    this.states.set(name, state);
+  }
+
   /**
    * A lower bound of the entities' clock (the server's) at `t` (a performance.now()), or null before
    * any report was seen: the newest report seen, moved by the time from when it was seen to `t`. A
@@ -189,7 +210,7 @@ export class HostInventory {
       const name = state?.report?.host;
       if (!state || !name) continue;
       const known = this.states.get(name);
-      if (!known || (known.receivedAt ?? '') <= (state.receivedAt ?? '')) this.states.set(name, state);
+      if (!known || (known.receivedAt ?? '') <= (state.receivedAt ?? '')) this.remember(name, state, known);
       const received = state.receivedAt ? Date.parse(state.receivedAt) : NaN;
       if (!Number.isNaN(received) && received > (this.entitiesAt(performance.now()) ?? -Infinity)) this.newestReport = { at: received, seenAt: performance.now() };
     }

@@ -128,4 +128,19 @@ describe('HostInventory listings', () => {
     vis.report('h1', now - 1_000, { vms: [] });
     expect((await inventory.locate('vm-1', { fresh: true }))?.host.name).toBe('h1');
   });
+
+  it('the index follows a VM that moved: its old host’s newer report drops it, its new host’s adds it', async () => {
+    const vis = new FakeVisibility();
+    const now = Date.now();
+    for (const h of HOSTS) vis.report(h, now - 10_000, { vms: h === 'h1' ? ['vm-moving'] : [] });
+    const inventory = new HostInventory(vis.client(), config());
+    expect((await inventory.locate('vm-moving', { fresh: true }))?.host.name).toBe('h1');
+    vis.report('h1', now - 5_000, { vms: [] });
+    expect(await inventory.locate('vm-moving', { fresh: true })).toBeNull();
+    vis.report('h3', now, { vms: ['vm-moving'] });
+    expect((await inventory.locate('vm-moving', { fresh: true }))?.host.name).toBe('h3');
+    // A host that is not in temporal.yaml (an entity left from an older configuration) is not an answer.
+    vis.report('h9', now + 10, { vms: ['vm-elsewhere'] });
+    expect(await inventory.locate('vm-elsewhere', { fresh: true })).toBeNull();
+  });
 });
