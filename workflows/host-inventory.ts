@@ -1,7 +1,7 @@
 // hostInventory: one entity workflow per host, in the system namespace, to which the host's agent
 // reports its host (free memory, enabled, versions, its VMs) when something changes and at least
 // every inventory.reportSeconds. The latest report is the entity's memo, so that readers (the
-// scheduler, the API) list every host in one visibility call and no request fans out to the hosts.
+// scheduler, the API) read every host from visibility and no request fans out to the hosts.
 // Liveness is judged by readers from when the last report arrived (lib/host-inventory.ts). The
 // same moment is the search attribute HostReportedAt, so that a reader lists only the hosts whose
 // report arrived since its last listing, not every host each time (issue 16).

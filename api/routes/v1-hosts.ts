@@ -1,5 +1,5 @@
-// Hosts and instances, from the describeCluster workflow (which asks every host agent), joined with
-// the running migrations from Temporal visibility.
+// Hosts and instances, from the host inventory (each agent's latest report, lib/host-inventory.ts),
+// joined with the running migrations from Temporal visibility.
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
