@@ -1,10 +1,11 @@
 // The conductor worker: runs ferry's workflows and the cluster-side activities on the conductor queue,
 // and the housekeeping entities (migrationSlots, hostInventory) on the same queue in the system namespace.
 //   npx tsx workers/conductor.ts [--config temporal.yaml] [--metrics 127.0.0.1:9464]
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { createConductorActivities } from '../activities/conductor';
-import { loadConfig } from '../lib/config';
+import { loadConfig, type FerryConfig } from '../lib/config';
+import { HostReportedAt, missingSearchAttributes, searchAttributeNames } from '../lib/search-attributes';
 import { createLogger, type Logger } from '../lib/logger';
 import { MIGRATION_SLOTS_WORKFLOW_ID } from '../workflows/definitions';
 import { connectClients, workerDataConverter } from '../lib/temporal-connection';
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   const { failureConverterPath } = workerDataConverter(config);
   const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), failureConverterPath });
   const activities = createConductorActivities({ config, client, systemClient });
+  await requireSearchAttributes(clientConnection, config);
   await retireSlotsEntityOfMainNamespace(client, logger);
   try {
     await runWorkers(config, logger, [
@@ -40,6 +42,15 @@ async function main(): Promise<void> {
   } finally {
     await clientConnection.close();
   }
+}
+
+/** The migrations' attributes in the main namespace, the inventory's in the system namespace. */
+async function requireSearchAttributes(connection: Connection, config: FerryConfig): Promise<void> {
+  const missing = [
+    ...(await missingSearchAttributes(connection, config.temporal.namespace, searchAttributeNames)),
+    ...(await missingSearchAttributes(connection, config.temporal.systemNamespace, [HostReportedAt.name])),
+  ];
+  if (missing.length > 0) throw new Error(`ferry's search attributes are missing on the Temporal server; register them:\n  ${missing.join('\n  ')}`);
 }
 
 /**
