@@ -49,6 +49,11 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   // migration waits ~40 ms to be dispatched. The same for the visibility queue (memos, search
   // attributes). A dev server on one machine can read them as often as tasks come.
   for (const queue of ['transfer', 'visibility']) args.push('--dynamic-config-value', `history.${queue}ProcessorMaxPollRPS=1000`);
+  // Visibility calls (workflow lists, and DescribeTaskQueue, which the scheduler asks of each
+  // candidate) are limited to 10 a second per namespace by default; beyond that the server answers
+  // ResourceExhausted and the client retries after a backoff of about 2 s. ferry's readers and a
+  // few migrations at once go past 10 a second. The Temporal CLI's own tests raise it the same way.
+  args.push('--dynamic-config-value', 'frontend.namespaceRPS.visibility=10000');
 
   let stdio: 'ignore' | number = 'ignore';
   if (options.logFile) {
