@@ -157,8 +157,8 @@ export class HostInventory {
 
   /**
    * The first listing reads every running entity; later ones only the entities whose report arrived
-   * since the newest one seen (HostReportedAt, less the visibility lag), so that a listing costs
-   * what changed, not the size of the cluster. Once per report interval a full listing runs in the
+   * since the previous listing started (HostReportedAt, by the entities' clock, less the visibility
+   * lag), so that a listing costs what changed, not the size of the cluster. Once per report interval a full listing runs in the
    * background as a safety net (a report that visibility showed later than the lag allows, an
    * entity that ran before HostReportedAt existed).
    */
@@ -184,12 +184,12 @@ export class HostInventory {
 
   /** Keeps a host's newer state, and moves the index of its instances from the old state to it. */
   private remember(name: string, state: HostInventoryState, known: HostInventoryState | undefined): void {
-    for (const i of known?.report?.state?.instances ?? []) this.hostsOf.get(i.uuid)?.delete(name);
-    for (const i of state.report?.state?.instances ?? []) {
-      const hosts = this.hostsOf.get(i.uuid) ?? new Set<string>();
-      this.hostsOf.set(i.uuid, hosts.add(name));
+    for (const i of known?.report?.state?.instances ?? []) {
+      const hosts = this.hostsOf.get(i.uuid);
+      hosts?.delete(name);
+      if (hosts?.size === 0) this.hostsOf.delete(i.uuid);
     }
-    for (const i of known?.report?.state?.instances ?? []) if (this.hostsOf.get(i.uuid)?.size === 0) this.hostsOf.delete(i.uuid);
+    for (const i of state.report?.state?.instances ?? []) this.hostsOf.set(i.uuid, (this.hostsOf.get(i.uuid) ?? new Set<string>()).add(name));
     this.states.set(name, state);
   }
 
@@ -212,7 +212,8 @@ export class HostInventory {
       const known = this.states.get(name);
       if (!known || (known.receivedAt ?? '') <= (state.receivedAt ?? '')) this.remember(name, state, known);
       const received = state.receivedAt ? Date.parse(state.receivedAt) : NaN;
-      if (!Number.isNaN(received) && received > (this.entitiesAt(performance.now()) ?? -Infinity)) this.newestReport = { at: received, seenAt: performance.now() };
+      const seenAt = performance.now();
+      if (!Number.isNaN(received) && received > (this.entitiesAt(seenAt) ?? -Infinity)) this.newestReport = { at: received, seenAt };
     }
   }
 

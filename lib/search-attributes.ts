@@ -1,4 +1,5 @@
-// The search attributes ferry registers on the dev server and sets on every migration.
+// The search attributes ferry registers on the dev server and sets on its workflows (migrations,
+// maintenance runs, the host inventory's entities), and the conductor's check that a server has them.
 import type { Connection } from '@temporalio/client';
 import { defineSearchAttributeKey } from '@temporalio/common';
 
