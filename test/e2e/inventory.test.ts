@@ -115,7 +115,8 @@ describe('a 30-host cluster', () => {
   });
 
   it('each host entity carries its last report’s time as HostReportedAt, so that a reader lists only what changed', async () => {
-    // Reports every 2 s: after 5 s of quiet, a listing since "now" holds only the hosts reporting since.
+    // Hosts report every 2 s here: the listing since a second ago holds those that reported since, each
+    // with its memo's receivedAt as HostReportedAt, the moment the readers' incremental listing asks by.
     const since = new Date(Date.now() - 1_000).toISOString();
     const listed: { host: string; receivedAt: string; reportedAt: string }[] = [];
     for await (const e of stack.systemClient.workflow.list({ query: `WorkflowType = 'hostInventory' AND HostReportedAt >= '${since}'` })) {
